@@ -1,0 +1,210 @@
+//! Network values found in answer files and guest definitions: addresses with a prefix, MACs,
+//! host names and interface names.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An IPv4 address with its prefix length, `192.0.2.10/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(
+            u32::MAX
+                .checked_shl(32 - u32::from(self.prefix))
+                .unwrap_or(0),
+        )
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let m = u32::from(self.netmask());
+        u32::from(ip) & m == u32::from(self.addr) & m
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let accepted = "an IPv4 address with a prefix length, e.g. 192.0.2.10/24";
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` has no prefix length; expected {accepted}"))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("`{a}` is not an IP address; expected {accepted}"))?;
+        let IpAddr::V4(addr) = addr else {
+            return Err(format!(
+                "`{s}` is IPv6, which is not supported here yet; expected {accepted}"
+            ));
+        };
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|p| (1..=32).contains(p))
+            .ok_or_else(|| {
+                format!("`/{p}` is not a prefix length from 1 to 32; expected {accepted}")
+            })?;
+        let c = Cidr { addr, prefix };
+        if prefix < 31 {
+            let host = u32::from(addr) & !u32::from(c.netmask());
+            if host == 0 || host == !u32::from(c.netmask()) {
+                return Err(format!(
+                    "`{s}` is the network or broadcast address of its subnet, not a host address"
+                ));
+            }
+        }
+        Ok(c)
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Serialize for Cidr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Cidr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Cidr".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "pattern": r"^[0-9.]+/[0-9]{1,2}$", "description": "IPv4 address/prefix"})
+    }
+}
+
+/// An IPv4 unicast address usable as a gateway or name server.
+pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
+    match s.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) if !a.is_unspecified() && !a.is_broadcast() && !a.is_multicast() => Ok(a),
+        Ok(IpAddr::V4(_)) => Err(format!("`{s}` is not a unicast address")),
+        Ok(IpAddr::V6(_)) => Err(format!(
+            "`{s}` is IPv6, which is not supported here yet; expected an IPv4 address"
+        )),
+        Err(_) => Err(format!(
+            "`{s}` is not an IP address; expected e.g. 192.0.2.1"
+        )),
+    }
+}
+
+/// A MAC address, written `aa:bb:cc:dd:ee:ff` (either case); returned in lower case.
+pub fn parse_mac(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        let mac = s.to_ascii_lowercase();
+        let first = u8::from_str_radix(parts[0], 16).unwrap_or(0);
+        if first & 1 == 1 {
+            return Err(format!(
+                "`{s}` is a multicast MAC address; a NIC needs a unicast one"
+            ));
+        }
+        Ok(mac)
+    } else {
+        Err(format!(
+            "`{s}` is not a MAC address; expected six hex pairs, e.g. 00:16:3e:12:34:56"
+        ))
+    }
+}
+
+/// A host name: RFC 1123 labels, the first being the short name.
+pub fn check_hostname(s: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "`{s}` is not a valid host name: {why}; expected e.g. xen1 or xen1.example.org"
+        ))
+    };
+    if s.is_empty() || s.len() > 253 {
+        return bad("it must be 1 to 253 characters");
+    }
+    for label in s.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return bad("each dot-separated part must be 1 to 63 characters");
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return bad("only letters, digits and '-' are allowed");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad("a part may not start or end with '-'");
+        }
+    }
+    Ok(())
+}
+
+/// A Linux network interface name (what `ip link` accepts, at most 15 bytes).
+pub fn check_ifname(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 15 || s == "." || s == ".." {
+        return Err(format!(
+            "`{s}` is not an interface name: it must be 1 to 15 characters"
+        ));
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "`{s}` is not an interface name: only letters, digits, '-', '_' and '.' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        let c: Cidr = "192.0.2.10/24".parse().unwrap();
+        assert_eq!(c.netmask(), Ipv4Addr::new(255, 255, 255, 0));
+        assert!(c.contains(Ipv4Addr::new(192, 0, 2, 1)));
+        assert!(!c.contains(Ipv4Addr::new(192, 0, 3, 1)));
+        for bad in [
+            "192.0.2.10",
+            "192.0.2.10/33",
+            "192.0.2.0/24",
+            "192.0.2.255/24",
+            "fe80::1/64",
+            "x/24",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+        assert!("10.0.0.1/32".parse::<Cidr>().is_ok());
+    }
+
+    #[test]
+    fn names_and_macs() {
+        assert!(check_hostname("xen1.example.org").is_ok());
+        assert!(check_hostname("-bad").is_err());
+        assert!(check_hostname("bad_name").is_err());
+        assert_eq!(parse_mac("00:16:3E:AA:bb:01").unwrap(), "00:16:3e:aa:bb:01");
+        assert!(parse_mac("01:00:5e:00:00:01").is_err());
+        assert!(parse_mac("00:16:3e").is_err());
+        assert!(check_ifname("xenbr0").is_ok());
+        assert!(check_ifname("a-very-long-bridge-name").is_err());
+    }
+}
