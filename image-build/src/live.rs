@@ -1,0 +1,188 @@
+//! The live environment the installer runs in: the dom0 root file system itself as a read-only squashfs,
+//! a small live-only layer over it, a tmpfs on top, assembled by a `boot=xenprov` initrd that the root
+//! file system's own initramfs-tools builds. Reusing the dom0 root gives the installer systemd, udev, lvm2,
+//! GRUB and the very kernel it installs, at the cost of one more compressed copy on the medium.
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::chroot::Chroot;
+use crate::exec;
+use crate::rootfs::{Base, write};
+
+pub const VMLINUZ: &str = "vmlinuz";
+pub const INITRD: &str = "initrd.img";
+pub const ROOT_SQUASHFS: &str = "root.squashfs";
+pub const LAYER_SQUASHFS: &str = "layer.squashfs";
+
+const HOOK: &str = include_str!("../live/initramfs/hook");
+const SCRIPT: &str = include_str!("../live/initramfs/script");
+const RECIPE: &str = include_str!("live.rs");
+
+/// Compressor of both squashfs images (see the README for the TCG measurements behind it).
+const SQUASHFS_COMP: &[&str] = &["-comp", "zstd", "-Xcompression-level", "15"];
+
+/// Not needed to run the installer; the payload keeps them.
+const LIVE_EXCLUDES: &[&str] = &[
+    "boot/*",
+    "usr/share/doc/*",
+    "usr/share/man/*",
+    "usr/share/info/*",
+    "usr/share/locale/*",
+];
+
+/// Files of the live layer: (path, text, mode).
+const LAYER_FILES: &[(&str, &str, u32)] = &[
+    (
+        "etc/systemd/system/xenprov-live.service",
+        include_str!("../live/layer/etc/systemd/system/xenprov-live.service"),
+        0o644,
+    ),
+    (
+        "etc/systemd/system/xenprov-dhcp.service",
+        include_str!("../live/layer/etc/systemd/system/xenprov-dhcp.service"),
+        0o644,
+    ),
+    (
+        "etc/xenprov/dhclient.conf",
+        include_str!("../live/layer/etc/xenprov/dhclient.conf"),
+        0o644,
+    ),
+    (
+        "usr/lib/xenprov/live",
+        include_str!("../live/layer/usr/lib/xenprov/live"),
+        0o755,
+    ),
+];
+
+/// Units enabled in the live layer: (wants directory, unit).
+const LAYER_ENABLED: &[(&str, &str)] = &[
+    ("multi-user.target.wants", "xenprov-live.service"),
+    ("network-online.target.wants", "xenprov-dhcp.service"),
+];
+
+/// Units masked in the live layer: nothing else may read the console, serve SSH without host keys, start
+/// Xen's daemons outside Xen, or run maintenance while the installer works.
+const LAYER_MASKED: &[&str] = &[
+    "serial-getty@ttyS0.service",
+    "getty@tty1.service",
+    "ssh.service",
+    "xen.service",
+    "xendomains.service",
+    "lvm2-monitor.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "dpkg-db-backup.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+];
+
+/// Inputs of the cached part (kernel, initrd, root squashfs): the root file system and this recipe.
+#[derive(Serialize)]
+pub struct Inputs<'a> {
+    pub rootfs_key: &'a str,
+    pub recipe_sha256: String,
+    pub hook_sha256: String,
+    pub script_sha256: String,
+}
+
+impl<'a> Inputs<'a> {
+    pub fn new(rootfs_key: &'a str) -> Inputs<'a> {
+        let sha = |text: &str| hex::encode(Sha256::digest(text));
+        Inputs {
+            rootfs_key,
+            recipe_sha256: sha(RECIPE),
+            hook_sha256: sha(HOOK),
+            script_sha256: sha(SCRIPT),
+        }
+    }
+}
+
+/// Builds the kernel, the live initrd and the root squashfs into `entry`.
+pub fn build_base(base: &Base, entry: &Path) -> Result<()> {
+    let kernel = &base.info.kernel;
+    fs::copy(
+        base.rootfs.join(kernel.image.trim_start_matches('/')),
+        entry.join(VMLINUZ),
+    )
+    .context("copying the kernel")?;
+    exec::timed("live initrd", || build_initrd(base, entry))?;
+    exec::timed("live root squashfs", || {
+        let mut cmd = Command::new("mksquashfs");
+        cmd.arg(&base.rootfs).arg(entry.join(ROOT_SQUASHFS)).args([
+            "-noappend",
+            "-quiet",
+            "-no-progress",
+        ]);
+        cmd.args(SQUASHFS_COMP)
+            .arg("-wildcards")
+            .arg("-e")
+            .args(LIVE_EXCLUDES);
+        exec::run(&mut cmd).context("running mksquashfs")
+    })
+}
+
+/// The rootfs's own mkinitramfs, in a chroot on an overlay so the hook and script never touch the cached
+/// root file system (and so never reach the payload).
+fn build_initrd(base: &Base, entry: &Path) -> Result<()> {
+    let scratch = entry.join("initrd-build");
+    let chroot = Chroot::enter_overlay(&base.rootfs, &scratch)?;
+    let root = chroot.root().to_path_buf();
+    write(&root, "etc/initramfs-tools/hooks/xenprov", HOOK, 0o755)?;
+    write(
+        &root,
+        "usr/share/initramfs-tools/scripts/xenprov",
+        SCRIPT,
+        0o644,
+    )?;
+    exec::run(chroot.command("mkinitramfs").args([
+        "-o",
+        "/tmp/xenprov-initrd.img",
+        &base.info.kernel.version,
+    ]))
+    .context("running mkinitramfs")?;
+    fs::copy(root.join("tmp/xenprov-initrd.img"), entry.join(INITRD))
+        .context("copying the initrd")?;
+    chroot.leave()?;
+    crate::cache::remove(&scratch)
+}
+
+/// Builds the live-only layer: our units and scripts, the masks, and the installer at /usr/sbin/xenprov-install.
+pub fn build_layer(installer: &Path, out: &Path) -> Result<()> {
+    let stage = out.with_extension("d");
+    crate::cache::remove(&stage)?;
+    for (path, text, mode) in LAYER_FILES {
+        write(&stage, path, text, *mode)?;
+    }
+    let units = stage.join("etc/systemd/system");
+    for (wants, unit) in LAYER_ENABLED {
+        fs::create_dir_all(units.join(wants))?;
+        symlink(format!("../{unit}"), units.join(wants).join(unit))?;
+    }
+    for unit in LAYER_MASKED {
+        symlink("/dev/null", units.join(unit))?;
+    }
+    // No LVM auto-activation on the machine's disks while the installer may be wiping them.
+    fs::create_dir_all(stage.join("etc/udev/rules.d"))?;
+    symlink("/dev/null", stage.join("etc/udev/rules.d/69-lvm.rules"))?;
+    let bin = stage.join("usr/sbin/xenprov-install");
+    fs::create_dir_all(bin.parent().unwrap())?;
+    fs::copy(installer, &bin)
+        .with_context(|| format!("copying the installer {}", installer.display()))?;
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))?;
+
+    let mut cmd = Command::new("mksquashfs");
+    cmd.arg(&stage)
+        .arg(out)
+        .args(["-noappend", "-quiet", "-no-progress", "-all-root"])
+        .args(SQUASHFS_COMP);
+    exec::run(&mut cmd).context("running mksquashfs")?;
+    crate::cache::remove(&stage)
+}
