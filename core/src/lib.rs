@@ -7,3 +7,4 @@ pub mod password;
 pub mod reader;
 pub mod render;
 pub mod size;
+pub mod guest;

@@ -1,1 +1,481 @@
-fn main() {}
+//! xenprov-guest: define, install and run Xen guests on this dom0.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use xenprov_core::guest::{Family, Guest, Host};
+use xenprov_core::render::Templates;
+use xenprov_guest::config::{self, Config};
+use xenprov_guest::context::{Output, RENDER_ONLY_TOKEN, Source, render};
+use xenprov_guest::machine::Dom0;
+use xenprov_guest::ops::{self, Env};
+use xenprov_guest::registry::Registry;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Define, install and run Xen guests (PV, PVH, HVM) on this dom0"
+)]
+struct Cli {
+    /// Host settings for guests.
+    #[arg(long, default_value = config::DEFAULT_PATH, global = true)]
+    config: PathBuf,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum What {
+    Kickstart,
+    Preseed,
+    Xl,
+    Libvirt,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Phase {
+    Install,
+    Run,
+}
+
+#[derive(clap::Args, Default)]
+struct DefinitionFlags {
+    /// OS profile, e.g. debian12, rocky9.
+    #[arg(long)]
+    os: Option<String>,
+    /// pv, pvh or hvm.
+    #[arg(long = "type")]
+    kind: Option<String>,
+    #[arg(long)]
+    memory: Option<String>,
+    #[arg(long)]
+    vcpus: Option<u32>,
+    /// Size of its disk, e.g. 20G.
+    #[arg(long)]
+    disk: Option<String>,
+    #[arg(long)]
+    vg: Option<String>,
+    #[arg(long)]
+    bridge: Option<String>,
+    #[arg(long)]
+    mac: Option<String>,
+    /// A crypt(3) hash ($6$, $y$); without it a terminal asks for a password and hashes it.
+    #[arg(long)]
+    root_password_hash: Option<String>,
+    #[arg(long = "ssh-key")]
+    ssh_keys: Vec<String>,
+    #[arg(long = "package")]
+    packages: Vec<String>,
+    /// Static address with prefix, e.g. 192.0.2.20/24 (default: DHCP).
+    #[arg(long)]
+    ip: Option<String>,
+    #[arg(long)]
+    gateway: Option<String>,
+    #[arg(long)]
+    dns: Vec<String>,
+    /// A script run in the installed system at the end of the install.
+    #[arg(long)]
+    post_install: Option<PathBuf>,
+    #[arg(long)]
+    autostart: bool,
+}
+
+// Parsed once per run; boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum Verb {
+    /// Print a guest's kickstart, preseed, xl config or libvirt XML; touches nothing.
+    Render {
+        #[arg(long)]
+        from: PathBuf,
+        what: What,
+        /// For xl and libvirt: the install phase (installer kernel) or the run phase (own disk).
+        #[arg(long, value_enum, default_value = "install")]
+        phase: Phase,
+        /// The repo server URL as guests see it (default: repo-url from the config).
+        #[arg(long)]
+        repo_url: Option<String>,
+    },
+    /// Create a guest and install it; prompts for what is missing when on a terminal.
+    New {
+        name: String,
+        /// A guest definition file instead of flags.
+        #[arg(long, conflicts_with_all = ["os", "kind", "memory", "disk"])]
+        from: Option<PathBuf>,
+        #[command(flatten)]
+        flags: DefinitionFlags,
+        /// Return once the installer boots; `xenprov-guest wait NAME` finishes the job.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Follow an install to its end and start the guest from its own disk.
+    Wait { name: String },
+    /// Guests with their state, memory, vCPUs and uptime.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Destroy a guest and delete its configs and (unless kept) its disk.
+    Rm {
+        name: String,
+        #[arg(long)]
+        keep_disk: bool,
+    },
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn templates(cfg: &Config) -> Result<Templates> {
+    Ok(match &cfg.templates {
+        Some(dir) => Templates::with_overrides(dir)?,
+        None => Templates::builtin(),
+    })
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let cfg = Config::load(&cli.config)?;
+    let registry = Registry::open(&cfg.paths.registry, templates(&cfg)?)?;
+    let env = Env {
+        config: &cfg,
+        registry: &registry,
+        machine: &Dom0,
+        now: &now,
+    };
+    match cli.verb {
+        Verb::Render {
+            from,
+            what,
+            phase,
+            repo_url,
+        } => render_cmd(&env, &from, what, phase, repo_url),
+        Verb::New {
+            name,
+            from,
+            flags,
+            no_wait,
+        } => new(&env, &name, from.as_deref(), flags, no_wait),
+        Verb::Wait { name } => wait(&env, &name),
+        Verb::List { json } => list(&env, json),
+        Verb::Show { name, json } => show(&env, &name, json),
+        Verb::Rm { name, keep_disk } => {
+            ops::remove(&env, &name, keep_disk)?;
+            println!(
+                "removed guest {name}{}",
+                if keep_disk { " (disk kept)" } else { "" }
+            );
+            Ok(())
+        }
+    }
+}
+
+fn render_cmd(
+    env: &Env<'_>,
+    from: &Path,
+    what: What,
+    phase: Phase,
+    repo_url: Option<String>,
+) -> Result<()> {
+    let src =
+        std::fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
+    let host = Host {
+        vg: env.config.vg.clone(),
+        ..Host::default()
+    };
+    let guest = Guest::parse(&src, env.registry.catalog(), &host)
+        .map_err(|e| anyhow::anyhow!("{}:\n{e}", from.display()))?;
+    let os = env
+        .registry
+        .catalog()
+        .get(&guest.os)
+        .expect("parse checked the OS");
+    let repo_url = repo_url
+        .or_else(|| env.config.repo_url.clone())
+        .unwrap_or_else(|| format!("http://dom0:{}", env.config.repo_port));
+    let source = Source {
+        tree_url: env.config.tree_url(&os.id, &os.tree, &repo_url),
+        kernel: env.config.repo_root.join(&os.kernel).display().to_string(),
+        ramdisk: env.config.repo_root.join(&os.initrd).display().to_string(),
+        repo_url,
+    };
+    let out = match (what, phase, os.family) {
+        (What::Kickstart, _, Family::Rhel) | (What::Preseed, _, Family::Debian) => Output::Answer,
+        (What::Kickstart | What::Preseed, _, f) => bail!(
+            "{} is installed from a {}, not a {}",
+            os.title,
+            if f == Family::Debian {
+                "preseed"
+            } else {
+                "kickstart"
+            },
+            if f == Family::Debian {
+                "kickstart"
+            } else {
+                "preseed"
+            },
+        ),
+        (What::Xl, Phase::Install, _) => Output::XlInstall,
+        (What::Xl, Phase::Run, _) => Output::XlRun,
+        (What::Libvirt, Phase::Install, _) => Output::LibvirtInstall,
+        (What::Libvirt, Phase::Run, _) => Output::LibvirtRun,
+    };
+    let text = render(
+        env.registry.templates(),
+        &guest,
+        os,
+        &source,
+        RENDER_ONLY_TOKEN,
+        out,
+    )?;
+    print!("{text}");
+    Ok(())
+}
+
+/// A definition from flags, asking on a terminal for the required values that are missing.
+fn definition(env: &Env<'_>, name: &str, f: DefinitionFlags) -> Result<String> {
+    use dialoguer::{Input, Password, Select};
+    let ask = std::io::stdin().is_terminal();
+    let mut t = toml::Table::new();
+    let mut set = |k: &str, v: toml::Value| {
+        t.insert(k.to_string(), v);
+    };
+    set("name", name.into());
+    let catalog = env.registry.catalog();
+    let os = match f.os {
+        Some(o) => Some(o),
+        None if ask => {
+            let items: Vec<String> = catalog
+                .iter()
+                .map(|p| format!("{} ({})", p.id, p.title))
+                .collect();
+            let i = Select::new()
+                .with_prompt("OS")
+                .items(&items)
+                .default(0)
+                .interact()?;
+            catalog.iter().nth(i).map(|p| p.id.clone())
+        }
+        None => None,
+    };
+    let profile = os.as_deref().and_then(|o| catalog.get(o));
+    let kind = match (f.kind, profile) {
+        (Some(k), _) => Some(k),
+        (None, Some(p)) if ask => {
+            let items: Vec<String> = p.types.iter().map(|t| t.to_string()).collect();
+            let i = Select::new()
+                .with_prompt("type")
+                .items(&items)
+                .default(items.len() - 1)
+                .interact()?;
+            Some(items[i].clone())
+        }
+        _ => None,
+    };
+    let size = |given: Option<String>, what: &str, default: String| -> Result<Option<String>> {
+        Ok(match given {
+            Some(s) => Some(s),
+            None if ask => Some(
+                Input::new()
+                    .with_prompt(what)
+                    .default(default)
+                    .interact_text()?,
+            ),
+            None => None,
+        })
+    };
+    let memory = size(
+        f.memory,
+        "memory",
+        profile.map_or("1G".into(), |p| {
+            p.min_memory
+                .max(xenprov_core::size::Size::gib(1))
+                .to_string()
+        }),
+    )?;
+    let disk = size(
+        f.disk,
+        "disk",
+        profile.map_or("10G".into(), |p| {
+            p.min_disk
+                .max(xenprov_core::size::Size::gib(10))
+                .to_string()
+        }),
+    )?;
+    let hash = match f.root_password_hash {
+        Some(h) => Some(h),
+        None if ask => {
+            let pw = Password::new()
+                .with_prompt("root password")
+                .with_confirmation("again", "the passwords differ")
+                .interact()?;
+            Some(xenprov_core::password::sha512_crypt(&pw))
+        }
+        None => None,
+    };
+    for (k, v) in [
+        ("os", os),
+        ("type", kind),
+        ("memory", memory),
+        ("disk", disk),
+        ("vg", f.vg),
+        ("bridge", f.bridge),
+        ("mac", f.mac),
+        ("root-password-hash", hash),
+    ] {
+        if let Some(v) = v {
+            set(k, v.into());
+        }
+    }
+    if let Some(n) = f.vcpus {
+        set("vcpus", i64::from(n).into());
+    }
+    let strings = |v: Vec<String>| toml::Value::Array(v.into_iter().map(Into::into).collect());
+    if !f.ssh_keys.is_empty() {
+        set("ssh-authorized-keys", strings(f.ssh_keys));
+    }
+    if !f.packages.is_empty() {
+        set("packages", strings(f.packages));
+    }
+    if let Some(p) = f.post_install {
+        let script =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        set("post-install", script.into());
+    }
+    if f.autostart {
+        set("autostart", true.into());
+    }
+    if let Some(ip) = f.ip {
+        let mut n = toml::Table::new();
+        n.insert("mode".into(), "static".into());
+        n.insert("address".into(), ip.into());
+        if let Some(g) = f.gateway {
+            n.insert("gateway".into(), g.into());
+        }
+        n.insert("dns".into(), strings(f.dns));
+        set("network", n.into());
+    }
+    Ok(toml::to_string(&t)?)
+}
+
+fn new(
+    env: &Env<'_>,
+    name: &str,
+    from: Option<&Path>,
+    flags: DefinitionFlags,
+    no_wait: bool,
+) -> Result<()> {
+    let (src, origin) = match from {
+        Some(p) => {
+            let src =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            (src, p.display().to_string())
+        }
+        None => (
+            definition(env, name, flags)?,
+            "the command line".to_string(),
+        ),
+    };
+    let guest = ops::check(env, &src, &origin)?;
+    if guest.name != name {
+        bail!("{origin} defines guest `{}`, not `{name}`", guest.name);
+    }
+    let guest = ops::create(env, &src, &origin)?;
+    println!(
+        "{}: installer started ({} {}, {} memory, {} disk on {}); console: xl console {}",
+        guest.name, guest.os, guest.kind, guest.memory, guest.disk, guest.vg, guest.name
+    );
+    if no_wait {
+        return Ok(());
+    }
+    wait(env, name)
+}
+
+fn wait(env: &Env<'_>, name: &str) -> Result<()> {
+    ops::wait(
+        env,
+        name,
+        Duration::from_secs(5),
+        &mut std::thread::sleep,
+        &mut |line| println!("{line}"),
+    )?;
+    println!("{name}: running");
+    Ok(())
+}
+
+fn duration(secs: Option<u64>) -> String {
+    secs.map_or("-".into(), |s| {
+        humantime::format_duration(Duration::from_secs(s)).to_string()
+    })
+}
+
+fn list(env: &Env<'_>, json: bool) -> Result<()> {
+    let rows = ops::list(env)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<16} {:<5} {:<11} {:>8} {:>5}  uptime",
+        "name", "os", "type", "state", "mem(MiB)", "vcpus"
+    );
+    for r in rows {
+        println!(
+            "{:<20} {:<16} {:<5} {:<11} {:>8} {:>5}  {}",
+            r.name,
+            r.os,
+            r.kind,
+            r.state,
+            r.memory_mib,
+            r.vcpus,
+            duration(r.uptime_secs)
+        );
+    }
+    Ok(())
+}
+
+fn show(env: &Env<'_>, name: &str, json: bool) -> Result<()> {
+    let d = ops::show(env, name)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+        return Ok(());
+    }
+    println!("state: {}", d.state);
+    if let Some(m) = &d.status.message {
+        println!("reason: {m}");
+    }
+    for e in &d.status.events {
+        println!(
+            "event: {:?} at {}",
+            e.event,
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(e.at))
+        );
+    }
+    if let Some(dom) = &d.domain {
+        println!(
+            "domain: id {}, {} MiB, {} vCPUs, up {}",
+            dom.domid,
+            dom.memory_mib,
+            dom.vcpus,
+            duration(dom.uptime_secs)
+        );
+    }
+    println!("run config: {}", d.run_config.display());
+    println!("console log: {}", d.console_log.display());
+    if let Some(l) = &d.install_log {
+        println!("installer log: {}", l.display());
+    }
+    print!("\n{}", d.definition.to_toml());
+    Ok(())
+}

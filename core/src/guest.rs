@@ -1,0 +1,832 @@
+//! Guest definitions (one TOML file per guest) and the OS profiles they name.
+//!
+//! A definition is read with the same spanned reader as the answer file, so every problem is
+//! reported at once with its line and column. What a guest may be depends on its OS profile
+//! (`kickstarts/os/ID.toml`): which Xen types its kernel supports, whether it has a balloon
+//! driver, how much memory and disk its installer needs. Checks that need the host (free space in
+//! the volume group, names and MACs already taken) take a [`Host`] snapshot, so they stay pure.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::answer::{NetMode, check_lvm_name};
+use crate::net::{self, Cidr};
+use crate::password;
+use crate::reader::{Diags, Reader, Table};
+use crate::render::Templates;
+use crate::size::Size;
+
+/// How Xen runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestType {
+    Pv,
+    Pvh,
+    Hvm,
+}
+
+const GUEST_TYPES: [(&str, GuestType); 3] = [
+    ("pv", GuestType::Pv),
+    ("pvh", GuestType::Pvh),
+    ("hvm", GuestType::Hvm),
+];
+
+impl fmt::Display for GuestType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = GUEST_TYPES.iter().find(|(_, t)| t == self).unwrap().0;
+        f.write_str(name)
+    }
+}
+
+impl std::str::FromStr for GuestType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<GuestType, String> {
+        GUEST_TYPES
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| format!("`{s}` is not a guest type; expected pv, pvh or hvm"))
+    }
+}
+
+/// The installer an OS uses, which decides the answer format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// debian-installer, answered by a preseed.
+    Debian,
+    /// Anaconda, answered by a kickstart.
+    Rhel,
+}
+
+impl Family {
+    /// The repo server path that serves this family's answer file.
+    pub fn answer_route(self) -> &'static str {
+        match self {
+            Family::Debian => "preseed",
+            Family::Rhel => "ks",
+        }
+    }
+}
+
+/// One installable OS, read from `kickstarts/os/ID.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OsProfile {
+    pub id: String,
+    pub title: String,
+    pub family: Family,
+    /// Template of the answer file (preseed or kickstart).
+    pub answer: String,
+    /// The pykickstart syntax version its kickstart must validate against (`RHEL9`).
+    pub ksversion: Option<String>,
+    /// The guest types its kernel can run as, and why the others cannot.
+    pub types: Vec<GuestType>,
+    pub types_why: Option<String>,
+    /// Without a balloon driver an HVM guest that starts below `maxmem` crashes (xl.cfg(5)).
+    pub balloon: bool,
+    pub min_memory: Size,
+    pub min_disk: Size,
+    /// Installer kernel and initrd, and the install tree, relative to the repo server's root.
+    pub kernel: String,
+    pub initrd: String,
+    pub tree: String,
+    /// Release name the installer asks for (Debian suite), if any.
+    pub release: Option<String>,
+}
+
+const PROFILE_DIR: &str = "kickstarts/os/";
+
+impl OsProfile {
+    pub fn parse(id: &str, src: &str) -> Result<OsProfile, Diags> {
+        let r = Reader::new(src);
+        let doc = r.parse();
+        let t = r.root(&doc);
+        let title = t.req_str("title", "a human name for the OS");
+        let family = t.choice(
+            "family",
+            &[("debian", Family::Debian), ("rhel", Family::Rhel)],
+        );
+        if !t.has("family") {
+            t.error("family", 0, "missing: debian (preseed) or rhel (kickstart)");
+        }
+        let answer = t.req_str("answer", "the answer file template");
+        let ksversion = t.str("ksversion").map(|a| a.value);
+        let types = t.array("types", |it| {
+            let a = it.str()?;
+            a.value
+                .parse::<GuestType>()
+                .map_err(|e| r.report_at(a.offset, &a.key, e))
+                .ok()
+        });
+        if !t.has("types") {
+            t.error("types", 0, "missing: the guest types this OS can run as");
+        }
+        let types_why = t.str("types-why").map(|a| a.value);
+        let balloon = t.bool("balloon").unwrap_or(true);
+        let size = |key| t.parsed(key, str::parse::<Size>).map(|a| a.value);
+        let min_memory = size("min-memory").unwrap_or(Size::mib(512));
+        let min_disk = size("min-disk").unwrap_or(Size::gib(4));
+        let path = |key, what| t.req_str(key, what).map(|a| a.value);
+        let kernel = path("kernel", "the installer kernel under the repo root");
+        let initrd = path("initrd", "the installer initrd under the repo root");
+        let tree = path("tree", "the install tree under the repo root");
+        let release = t.str("release").map(|a| a.value);
+        t.finish();
+        r.finish()?;
+        let profile = OsProfile {
+            id: id.to_string(),
+            title: title.unwrap().value,
+            family: family.unwrap(),
+            answer: answer.unwrap().value,
+            ksversion,
+            types: types.unwrap_or_default(),
+            types_why,
+            balloon,
+            min_memory,
+            min_disk,
+            kernel: kernel.unwrap(),
+            initrd: initrd.unwrap(),
+            tree: tree.unwrap(),
+            release,
+        };
+        Ok(profile)
+    }
+}
+
+/// Every OS profile the templates hold: adding `kickstarts/os/NAME.toml` adds an OS.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    profiles: BTreeMap<String, OsProfile>,
+}
+
+impl Catalog {
+    pub fn from_templates(t: &Templates) -> Result<Catalog, String> {
+        let mut profiles = BTreeMap::new();
+        let names: Vec<String> = t
+            .names()
+            .filter(|n| n.starts_with(PROFILE_DIR) && n.ends_with(".toml"))
+            .map(str::to_string)
+            .collect();
+        for name in names {
+            let id = &name[PROFILE_DIR.len()..name.len() - ".toml".len()];
+            // Profiles are plain TOML; rendering without variables returns them unchanged.
+            let src = t
+                .render(&name, &serde_json::json!({}))
+                .map_err(|e| e.to_string())?;
+            let p = OsProfile::parse(id, &src).map_err(|e| format!("{name}:\n{e}"))?;
+            if !t.contains(&p.answer) {
+                return Err(format!("{name}: answer template {} is missing", p.answer));
+            }
+            profiles.insert(id.to_string(), p);
+        }
+        Ok(Catalog { profiles })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&OsProfile> {
+        self.profiles.get(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &OsProfile> {
+        self.profiles.values()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GuestNetwork {
+    pub mode: NetMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Cidr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<Ipv4Addr>,
+}
+
+impl Default for GuestNetwork {
+    fn default() -> GuestNetwork {
+        GuestNetwork {
+            mode: NetMode::Dhcp,
+            address: None,
+            gateway: None,
+            dns: Vec::new(),
+        }
+    }
+}
+
+/// A guest definition with every default filled in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Guest {
+    pub name: String,
+    pub os: String,
+    #[serde(rename = "type")]
+    pub kind: GuestType,
+    pub memory: Size,
+    /// At least `memory`; above it only for OSes with a balloon driver.
+    pub maxmem: Size,
+    pub vcpus: u32,
+    pub disk: Size,
+    pub vg: String,
+    pub bridge: String,
+    pub mac: String,
+    pub root_password_hash: String,
+    pub ssh_authorized_keys: Vec<String>,
+    pub packages: Vec<String>,
+    pub network: GuestNetwork,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_install: Option<String>,
+    pub autostart: bool,
+}
+
+/// A guest that already exists on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    pub name: String,
+    pub mac: String,
+}
+
+/// What the host looks like, for the checks a definition alone cannot make.
+#[derive(Debug, Clone, Default)]
+pub struct Host {
+    /// The volume group guests go in unless they say otherwise.
+    pub vg: String,
+    /// Free space per volume group; `None` when not known (rendering only), which skips the check.
+    pub vg_free: Option<BTreeMap<String, Size>>,
+    pub guests: Vec<Existing>,
+}
+
+pub const DEFAULT_BRIDGE: &str = "xenbr0";
+
+/// A MAC in Xen's OUI that stays the same for a name, so a re-created guest keeps its DHCP lease.
+pub fn derived_mac(name: &str) -> String {
+    let h = Sha256::digest(name.as_bytes());
+    // libxl clears the top bit of the fourth byte in the MACs it makes; do the same.
+    format!("00:16:3e:{:02x}:{:02x}:{:02x}", h[0] & 0x7f, h[1], h[2])
+}
+
+/// A guest name is its Xen domain name, its host name and part of its LV name: one DNS label.
+pub fn check_guest_name(s: &str) -> Result<(), String> {
+    if s.contains('.') {
+        return Err(format!(
+            "`{s}` is not a guest name: a single label without dots, e.g. web1"
+        ));
+    }
+    net::check_hostname(s)?;
+    check_lvm_name(&format!("{s}-disk"), "logical volume")
+}
+
+/// Keys and package names are put into kickstarts and preseeds verbatim; refuse what would break
+/// out of the line or the quoting they are placed in.
+fn check_word(s: &str, what: &str, extra: &str) -> Result<(), String> {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not {what}: letters, digits and {} only",
+            extra
+                .chars()
+                .map(|c| format!("'{c}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))
+    }
+}
+
+fn check_ssh_key_line(s: &str) -> Result<(), String> {
+    let fields: Vec<&str> = s.split(' ').collect();
+    if fields.len() < 2 || !fields[1].starts_with("AAAA") {
+        return Err(
+            "not an SSH public key; expected `TYPE BASE64 [comment]`, e.g. `ssh-ed25519 AAAA... me@host`"
+                .into(),
+        );
+    }
+    check_word(fields[0], "an SSH key type", "-@.")?;
+    check_word(fields[1], "SSH key data", "+/=")?;
+    // The comment lands inside double quotes in the kickstart and single quotes in the preseed.
+    check_word(&fields[2..].join(" "), "an SSH key comment", " -_.@:+=,/")
+        .or_else(|e| if fields.len() == 2 { Ok(()) } else { Err(e) })
+}
+
+impl Guest {
+    /// Reads a definition; with `host`, also refuses what cannot work on that host.
+    pub fn parse(src: &str, catalog: &Catalog, host: &Host) -> Result<Guest, Diags> {
+        let r = Reader::new(src);
+        let doc = r.parse();
+        let root = r.root(&doc);
+        let guest = read_guest(&root, catalog, host);
+        root.finish();
+        r.finish()?;
+        Ok(guest.expect("no diagnostics means every required key was read"))
+    }
+
+    /// The definition as TOML, in the format `parse` reads.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a guest serializes to TOML")
+    }
+
+    pub fn lv_name(&self) -> String {
+        format!("{}-disk", self.name)
+    }
+
+    pub fn disk_path(&self) -> String {
+        format!("/dev/{}/{}", self.vg, self.lv_name())
+    }
+}
+
+fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest> {
+    let name = t.req_str("name", "the guest's name (Xen domain and host name)");
+    let name = name.and_then(|a| {
+        check_guest_name(&a.value)
+            .map_err(|e| t.error("name", a.offset, e))
+            .ok()?;
+        if host.guests.iter().any(|g| g.name == a.value) {
+            t.error(
+                "name",
+                a.offset,
+                format!("a guest named `{}` already exists on this host", a.value),
+            );
+            return None;
+        }
+        Some(a.value)
+    });
+
+    let os = t.req_str("os", "the OS profile, e.g. debian12");
+    let profile = os.and_then(|a| match catalog.get(&a.value) {
+        Some(p) => Some(p),
+        None => {
+            let ids: Vec<&str> = catalog.ids().collect();
+            let hint = crate::reader::suggest(&a.value, &ids)
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            t.error(
+                "os",
+                a.offset,
+                format!(
+                    "`{}` is not a known OS; {hint}known: {}",
+                    a.value,
+                    ids.join(", ")
+                ),
+            );
+            None
+        }
+    });
+
+    if !t.has("type") {
+        t.error("type", t.offset(), "missing: pv, pvh or hvm");
+    }
+    let kind = t.parsed("type", str::parse::<GuestType>);
+    let kind = match (kind, profile) {
+        (Some(k), Some(p)) if !p.types.contains(&k.value) => {
+            let allowed: Vec<String> = p.types.iter().map(|t| format!("\"{t}\"")).collect();
+            let why = p
+                .types_why
+                .as_deref()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default();
+            t.error(
+                "type",
+                k.offset,
+                format!(
+                    "{} cannot run as {}{why}; use type = {}",
+                    p.title,
+                    k.value,
+                    allowed.join(" or ")
+                ),
+            );
+            None
+        }
+        (k, _) => k.map(|k| k.value),
+    };
+
+    let size = |key: &'static str, min: Option<(Size, &str)>| {
+        let a = t.parsed(key, str::parse::<Size>)?;
+        match min {
+            Some((m, why)) if a.value < m => {
+                t.error(
+                    key,
+                    a.offset,
+                    format!("{} is less than the {m} {why}", a.value),
+                );
+                None
+            }
+            _ => Some(a),
+        }
+    };
+    if !t.has("memory") {
+        t.error("memory", t.offset(), "missing: e.g. memory = \"1G\"");
+    }
+    let memory = size(
+        "memory",
+        profile.map(|p| (p.min_memory, "its installer needs")),
+    )
+    .map(|a| a.value);
+    if let Some(m) = memory
+        && m.bytes() % crate::size::MIB != 0
+    {
+        t.error("memory", t.offset(), "xl counts memory in whole MiB");
+    }
+    let maxmem = match (t.parsed("maxmem", str::parse::<Size>), memory) {
+        (Some(a), Some(m)) if a.value < m => {
+            t.error(
+                "maxmem",
+                a.offset,
+                format!("{} is less than memory = {m}", a.value),
+            );
+            None
+        }
+        (Some(a), Some(m)) if a.value > m && profile.is_some_and(|p| !p.balloon) => {
+            t.error(
+                "maxmem",
+                a.offset,
+                format!(
+                    "{} has no balloon driver, and a guest started below maxmem without one crashes; remove maxmem or set it to {m}",
+                    profile.unwrap().title
+                ),
+            );
+            None
+        }
+        (Some(a), _) => Some(a.value),
+        (None, m) => m,
+    };
+    let vcpus = match t.int("vcpus") {
+        Some(a) if (1..=128).contains(&a.value) => Some(a.value as u32),
+        Some(a) => {
+            t.error("vcpus", a.offset, format!("{} is not 1 to 128", a.value));
+            None
+        }
+        None => Some(1),
+    };
+
+    if !t.has("disk") {
+        t.error(
+            "disk",
+            t.offset(),
+            "missing: the size of its disk, e.g. disk = \"20G\"",
+        );
+    }
+    let disk = size("disk", profile.map(|p| (p.min_disk, "the OS needs")));
+
+    let vg = t
+        .parsed("vg", |s| {
+            check_lvm_name(s, "volume group").map(|_| s.to_string())
+        })
+        .map(|a| a.value)
+        .unwrap_or_else(|| host.vg.clone());
+    if let (Some(d), Some(free)) = (&disk, &host.vg_free) {
+        match free.get(&vg) {
+            None => t.error(
+                "vg",
+                d.offset,
+                format!("there is no volume group `{vg}` on this host"),
+            ),
+            Some(f) if d.value > *f => t.error(
+                "disk",
+                d.offset,
+                format!(
+                    "{} does not fit: volume group `{vg}` has {} free",
+                    d.value,
+                    crate::size::human(f.bytes())
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    let bridge = t
+        .parsed("bridge", |s| net::check_ifname(s).map(|_| s.to_string()))
+        .map(|a| a.value)
+        .unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
+
+    let mac = match t.parsed("mac", net::parse_mac) {
+        Some(a) => Some((a.value, a.offset)),
+        None if t.has("mac") => None,
+        None => name.as_deref().map(|n| (derived_mac(n), t.offset())),
+    };
+    let mac = mac.and_then(|(m, at)| match host.guests.iter().find(|g| g.mac == m) {
+        Some(g) => {
+            t.error(
+                "mac",
+                at,
+                format!(
+                    "MAC {m} is already used by guest `{}`; set another mac",
+                    g.name
+                ),
+            );
+            None
+        }
+        None => Some(m),
+    });
+
+    if !t.has("root-password-hash") {
+        t.error(
+            "root-password-hash",
+            t.offset(),
+            "missing: root's password hash ($6$ or $y$, or \"!\" to lock root)",
+        );
+    }
+    let root_password_hash = t
+        .parsed("root-password-hash", |s| {
+            password::check_crypt_hash(s).map(|_| s.to_string())
+        })
+        .map(|a| a.value);
+
+    let words = |key: &'static str, check: &dyn Fn(&str) -> Result<(), String>| {
+        t.str_array(key)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|a| {
+                check(&a.value)
+                    .map_err(|e| t.reader().report_at(a.offset, &a.key, e))
+                    .ok()
+                    .map(|_| a.value)
+            })
+            .collect::<Vec<_>>()
+    };
+    let ssh_authorized_keys = words("ssh-authorized-keys", &check_ssh_key_line);
+    let packages = words("packages", &|s| check_word(s, "a package name", "-_.+:@^"));
+
+    let network = match t.table("network") {
+        Some(n) => {
+            let v = read_network(&n);
+            n.finish();
+            v
+        }
+        None => GuestNetwork::default(),
+    };
+
+    let post_install = t.parsed("post-install", |s| {
+        if s.trim().is_empty() {
+            Err("an empty script; remove the key instead".to_string())
+        } else if s.lines().any(|l| l.trim_start().starts_with('%')) {
+            Err("a line starting with % would end the kickstart section the script runs in".into())
+        } else {
+            Ok(s.to_string())
+        }
+    });
+    let autostart = t.bool("autostart").unwrap_or(false);
+
+    Some(Guest {
+        name: name?,
+        os: profile?.id.clone(),
+        kind: kind?,
+        memory: memory?,
+        maxmem: maxmem?,
+        vcpus: vcpus?,
+        disk: disk?.value,
+        vg,
+        bridge,
+        mac: mac?,
+        root_password_hash: root_password_hash?,
+        ssh_authorized_keys,
+        packages,
+        network,
+        post_install: post_install.map(|a| a.value),
+        autostart,
+    })
+}
+
+fn read_network(t: &Table<'_, '_>) -> GuestNetwork {
+    let mode = t
+        .choice(
+            "mode",
+            &[("dhcp", NetMode::Dhcp), ("static", NetMode::Static)],
+        )
+        .unwrap_or(NetMode::Dhcp);
+    let address = t.parsed("address", str::parse::<Cidr>);
+    let gateway = t.parsed("gateway", net::parse_ipv4);
+    let dns: Vec<Ipv4Addr> = t
+        .str_array("dns")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|a| {
+            net::parse_ipv4(&a.value)
+                .map_err(|e| t.reader().report_at(a.offset, &a.key, e))
+                .ok()
+        })
+        .collect();
+    let statics = [("address", t.has("address")), ("gateway", t.has("gateway"))];
+    for (key, present) in statics {
+        match (mode, present) {
+            (NetMode::Static, false) => t.error(
+                key,
+                t.offset(),
+                format!("missing: mode = \"static\" needs {key}"),
+            ),
+            (NetMode::Dhcp, true) => t.error(
+                key,
+                t.offset(),
+                "only used with mode = \"static\"; remove it or set mode = \"static\"",
+            ),
+            _ => {}
+        }
+    }
+    if mode == NetMode::Static && dns.is_empty() {
+        t.error(
+            "dns",
+            t.offset(),
+            "missing: mode = \"static\" needs dns servers",
+        );
+    }
+    if let (Some(a), Some(g)) = (&address, &gateway)
+        && !a.value.contains(g.value)
+    {
+        t.error(
+            "gateway",
+            g.offset,
+            format!("{} is not in the subnet of address {}", g.value, a.value),
+        );
+    }
+    GuestNetwork {
+        mode,
+        address: address.map(|a| a.value),
+        gateway: gateway.map(|a| a.value),
+        dns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+
+    fn catalog() -> Catalog {
+        Catalog::from_templates(&Templates::builtin()).unwrap()
+    }
+
+    fn host() -> Host {
+        Host {
+            vg: "dsk".into(),
+            vg_free: Some(BTreeMap::from([("dsk".to_string(), Size::gib(30))])),
+            guests: vec![Existing {
+                name: "old".into(),
+                mac: "00:16:3e:00:00:01".into(),
+            }],
+        }
+    }
+
+    fn def(extra: &str) -> String {
+        format!(
+            "name = \"web1\"\nos = \"debian12\"\ntype = \"pvh\"\nmemory = \"1G\"\ndisk = \"10G\"\nroot-password-hash = '{HASH}'\n{extra}"
+        )
+    }
+
+    #[test]
+    fn catalog_holds_the_shipped_profiles() {
+        let c = catalog();
+        let ids: Vec<&str> = c.ids().collect();
+        assert_eq!(ids, ["alma9", "centos-stream9", "debian12", "rocky9"]);
+        let rocky = c.get("rocky9").unwrap();
+        assert_eq!(rocky.types, [GuestType::Hvm]);
+        assert!(!rocky.balloon);
+        assert_eq!(rocky.ksversion.as_deref(), Some("RHEL9"));
+        assert_eq!(c.get("debian12").unwrap().family, Family::Debian);
+    }
+
+    #[test]
+    fn minimal_definition_takes_defaults() {
+        let g = Guest::parse(&def(""), &catalog(), &host()).unwrap();
+        assert_eq!(g.vg, "dsk");
+        assert_eq!(g.bridge, "xenbr0");
+        assert_eq!(g.vcpus, 1);
+        assert_eq!(g.maxmem, g.memory);
+        assert_eq!(g.mac, derived_mac("web1"));
+        assert!(g.mac.starts_with("00:16:3e:"));
+        assert_eq!(g.network.mode, NetMode::Dhcp);
+        assert_eq!(g.disk_path(), "/dev/dsk/web1-disk");
+        assert!(!g.autostart);
+    }
+
+    #[test]
+    fn serialized_definition_reads_back_the_same() {
+        let mut g = Guest::parse(&def(""), &catalog(), &host()).unwrap();
+        g.network = GuestNetwork {
+            mode: NetMode::Static,
+            address: Some("192.0.2.20/24".parse().unwrap()),
+            gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            dns: vec![Ipv4Addr::new(192, 0, 2, 53)],
+        };
+        g.packages = vec!["openssh-server".into()];
+        g.ssh_authorized_keys = vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB me@x".into()];
+        g.post_install = Some("#!/bin/sh\necho 'hi' > /etc/motd\n".into());
+        g.autostart = true;
+        let text = g.to_toml();
+        assert_eq!(
+            Guest::parse(&text, &catalog(), &host()).unwrap(),
+            g,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_work_and_says_why() {
+        let src = "name = \"old\"\nos = \"rocky9\"\ntype = \"pv\"\nmemory = \"2G\"\nmaxmem = \"4G\"\ndisk = \"40G\"\nmac = \"00:16:3E:00:00:01\"\nroot-password-hash = \"hunter2\"\ncolour = 1\n";
+        let e = Guest::parse(src, &catalog(), &host()).unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|d| d.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "name",
+                "type",
+                "maxmem",
+                "disk",
+                "mac",
+                "root-password-hash",
+                "colour"
+            ],
+            "{e}"
+        );
+        let text = e.to_string();
+        for want in [
+            "1:8: name: a guest named `old` already exists",
+            "3:8: type: Rocky Linux 9 cannot run as pv: ",
+            "CONFIG_XEN_PV",
+            "use type = \"hvm\"",
+            "maxmem: Rocky Linux 9 has no balloon driver",
+            "6:8: disk: 40G does not fit: volume group `dsk` has 30 GiB free",
+            "MAC 00:16:3e:00:00:01 is already used by guest `old`",
+            "plaintext passwords are refused",
+            "9:1: colour: unknown key",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_os_gets_a_suggestion_and_network_is_checked() {
+        let src = def(
+            "[network]\nmode = \"static\"\naddress = \"10.0.0.5/24\"\ngateway = \"10.0.1.1\"\n",
+        )
+        .replace("debian12", "debain12");
+        let e = Guest::parse(&src, &catalog(), &host())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `debian12`?"), "{e}");
+        assert!(
+            e.contains("network.gateway: 10.0.1.1 is not in the subnet"),
+            "{e}"
+        );
+        assert!(e.contains("network.dns: missing"), "{e}");
+        let e = Guest::parse(&def("").replace("1G", "256M"), &catalog(), &host()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "4:10: memory: 256M is less than the 512M its installer needs"
+        );
+        let e = Guest::parse(
+            &def("post-install = \"true\\n%end\\n\""),
+            &catalog(),
+            &host(),
+        );
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("would end the kickstart section")
+        );
+    }
+
+    #[test]
+    fn without_host_facts_space_is_not_checked() {
+        let h = Host {
+            vg: "dsk".into(),
+            ..Host::default()
+        };
+        let g = Guest::parse(
+            &def("disk = \"9T\"\n").replace("disk = \"10G\"\n", ""),
+            &catalog(),
+            &h,
+        );
+        assert_eq!(g.unwrap().disk, Size(9 << 40));
+        let h = Host {
+            vg_free: Some(BTreeMap::new()),
+            ..h
+        };
+        let e = Guest::parse(&def(""), &catalog(), &h)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no volume group `dsk`"), "{e}");
+    }
+
+    #[test]
+    fn names_keys_and_packages_that_would_break_templates_are_refused() {
+        assert!(check_guest_name("web1").is_ok());
+        assert!(check_guest_name("web.1").is_err());
+        assert!(check_guest_name("-x").is_err());
+        assert!(check_ssh_key_line("ssh-ed25519 AAAAC3Nz me@host").is_ok());
+        assert!(check_ssh_key_line("ssh-ed25519 AAAAC3Nz me\"; rm -rf /").is_err());
+        assert!(check_word("@^minimal-environment", "a package name", "-_.+:@^").is_ok());
+        assert!(check_word("a b", "a package name", "-_.+:@^").is_err());
+    }
+}

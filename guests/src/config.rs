@@ -1,0 +1,211 @@
+//! Host settings for guests (`/etc/xenprov/guests.toml`, optional): where the registry, the xl
+//! configs and the repo server's files are, how guests reach the repo server, and which URL serves
+//! each OS's install tree when it is not the repo server's own copy.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use xenprov_core::reader::{Diags, Reader};
+
+pub const DEFAULT_PATH: &str = "/etc/xenprov/guests.toml";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The volume group guests go in unless their definition names one.
+    pub vg: String,
+    /// How guests reach the repo server, e.g. `http://192.0.2.10:8080`; by default the dom0's
+    /// address on the guest's bridge and `repo-port`.
+    pub repo_url: Option<String>,
+    pub repo_port: u16,
+    /// The repo server's root on this host: installer kernels are read from here by xl.
+    pub repo_root: PathBuf,
+    /// Install tree URLs by OS id, overriding `REPO_URL/TREE` from the OS profile.
+    pub trees: Vec<(String, String)>,
+    /// An install with no event for this long is failed.
+    pub install_timeout: Duration,
+    pub paths: Paths,
+    /// A directory whose files replace the built-in templates of the same name.
+    pub templates: Option<PathBuf>,
+}
+
+/// Where guests live on the dom0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paths {
+    /// One directory per guest: definition, state, install config, install log.
+    pub registry: PathBuf,
+    /// Run-phase xl configs (`NAME.cfg`), as xendomains expects.
+    pub xen: PathBuf,
+    /// Links here are started at boot by xendomains.
+    pub auto: PathBuf,
+    /// xenconsoled's per-guest logs (`guest-NAME.log`).
+    pub console_log: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Paths {
+        Paths {
+            registry: "/var/lib/xenprov/guests".into(),
+            xen: "/etc/xen".into(),
+            auto: "/etc/xen/auto".into(),
+            console_log: "/var/log/xen/console".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            vg: "dsk".into(),
+            repo_url: None,
+            repo_port: 8080,
+            repo_root: "/srv/xenprov/repo".into(),
+            trees: Vec::new(),
+            install_timeout: Duration::from_secs(2 * 3600),
+            paths: Paths::default(),
+            templates: None,
+        }
+    }
+}
+
+fn check_url(s: &str) -> Result<String, String> {
+    let ok = s.starts_with("http://") && s.len() > 7 && !s.contains(char::is_whitespace);
+    if ok && !s.contains(['"', '\'', '\\']) {
+        Ok(s.trim_end_matches('/').to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not an http:// URL (installers fetch over plain HTTP; no spaces or quotes)"
+        ))
+    }
+}
+
+impl Config {
+    /// Reads the settings file; a missing file means every default.
+    pub fn load(path: &Path) -> Result<Config> {
+        match std::fs::read_to_string(path) {
+            Ok(src) => Config::parse(&src).with_context(|| format!("{}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn parse(src: &str) -> Result<Config, Diags> {
+        let d = Config::default();
+        let r = Reader::new(src);
+        let doc = r.parse();
+        let t = r.root(&doc);
+        let path = |key| t.str(key).map(|a| PathBuf::from(a.value));
+        let vg = t
+            .parsed("vg", |s| {
+                xenprov_core::answer::check_lvm_name(s, "volume group").map(|_| s.to_string())
+            })
+            .map_or(d.vg, |a| a.value);
+        let repo_url = t.parsed("repo-url", check_url).map(|a| a.value);
+        let repo_port = t
+            .int("repo-port")
+            .and_then(|a| {
+                u16::try_from(a.value).ok().filter(|p| *p > 0).or_else(|| {
+                    t.error("repo-port", a.offset, "not a TCP port");
+                    None
+                })
+            })
+            .unwrap_or(d.repo_port);
+        let repo_root = path("repo-root").unwrap_or(d.repo_root);
+        let trees = t
+            .array("trees", |it| {
+                let e = it.table()?;
+                let os = e.req_str("os", "the OS id");
+                let url = e.parsed("url", check_url);
+                if !e.has("url") {
+                    e.error("url", e.offset(), "missing: the install tree's URL");
+                }
+                e.finish();
+                Some((os?.value, url?.value))
+            })
+            .unwrap_or_default();
+        let install_timeout = t
+            .parsed("install-timeout", |s| {
+                humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}; e.g. \"90m\""))
+            })
+            .map_or(d.install_timeout, |a| a.value);
+        let paths = match t.table("paths") {
+            Some(p) => {
+                let get = |key, def: PathBuf| p.str(key).map_or(def, |a| a.value.into());
+                let dp = Paths::default();
+                let v = Paths {
+                    registry: get("registry", dp.registry),
+                    xen: get("xen", dp.xen),
+                    auto: get("auto", dp.auto),
+                    console_log: get("console-log", dp.console_log),
+                };
+                p.finish();
+                v
+            }
+            None => d.paths,
+        };
+        let templates = path("templates");
+        t.finish();
+        r.finish()?;
+        Ok(Config {
+            vg,
+            repo_url,
+            repo_port,
+            repo_root,
+            trees,
+            install_timeout,
+            paths,
+            templates,
+        })
+    }
+
+    /// The install tree URL for an OS profile's tree, given the repo server's URL.
+    pub fn tree_url(&self, os: &str, tree: &str, repo_url: &str) -> String {
+        self.trees
+            .iter()
+            .find(|(id, _)| id == os)
+            .map(|(_, u)| u.clone())
+            .unwrap_or_else(|| format!("{repo_url}/{}", tree.trim_matches('/')))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn reads_every_key_and_reports_bad_ones() {
+        let c = Config::parse(
+            "vg = \"vg0\"\nrepo-url = \"http://10.0.2.15:8080/\"\ninstall-timeout = \"90m\"\n\
+             trees = [{ os = \"debian12\", url = \"http://10.0.2.2:3142/debian\" }]\n\
+             [paths]\nregistry = \"/tmp/r\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.vg, "vg0");
+        assert_eq!(c.repo_url.as_deref(), Some("http://10.0.2.15:8080"));
+        assert_eq!(c.install_timeout, Duration::from_secs(5400));
+        assert_eq!(c.paths.registry, PathBuf::from("/tmp/r"));
+        assert_eq!(c.paths.xen, PathBuf::from("/etc/xen"));
+        assert_eq!(
+            c.tree_url("debian12", "debian", "http://h:8080"),
+            "http://10.0.2.2:3142/debian"
+        );
+        assert_eq!(
+            c.tree_url("rocky9", "rocky/9", "http://h:8080"),
+            "http://h:8080/rocky/9"
+        );
+        let e = Config::parse("repo-url = \"ftp://x\"\nrepo-port = 0\ninstall_timeout = \"1h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1:12: repo-url: `ftp://x` is not an http:// URL"),
+            "{e}"
+        );
+        assert!(e.contains("repo-port: not a TCP port"), "{e}");
+        assert!(e.contains("did you mean `install-timeout`?"), "{e}");
+    }
+}

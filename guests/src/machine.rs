@@ -1,0 +1,202 @@
+//! The side effects on the dom0 — LVM and xl — behind one trait, so the guest verbs are tested
+//! without a hypervisor and the real commands run in the end-to-end test inside QEMU.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use xenprov_core::size::Size;
+
+/// A running domain, as `xl list -l` and `xl uptime` describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Domain {
+    pub name: String,
+    pub domid: u32,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub uptime_secs: Option<u64>,
+}
+
+pub trait Machine {
+    /// Free space of every volume group.
+    fn vg_free(&self) -> Result<BTreeMap<String, Size>>;
+    fn lv_create(&self, vg: &str, lv: &str, size: Size) -> Result<()>;
+    fn lv_remove(&self, vg: &str, lv: &str) -> Result<()>;
+    /// The dom0's IPv4 address on a bridge, which guests on it use to reach the repo server.
+    fn bridge_address(&self, bridge: &str) -> Result<Option<Ipv4Addr>>;
+    fn xl_create(&self, config: &Path) -> Result<()>;
+    fn xl_destroy(&self, name: &str) -> Result<()>;
+    fn domains(&self) -> Result<Vec<Domain>>;
+}
+
+/// The real dom0: lvm2 and xl.
+pub struct Dom0;
+
+fn run(cmd: &mut Command) -> Result<String> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().with_context(|| format!("running {shown}"))?;
+    if !out.status.success() {
+        bail!(
+            "{shown} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Machine for Dom0 {
+    fn vg_free(&self) -> Result<BTreeMap<String, Size>> {
+        let out = run(Command::new("vgs").args([
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "-o",
+            "vg_name,vg_free",
+        ]))?;
+        parse_vgs(&out)
+    }
+
+    fn lv_create(&self, vg: &str, lv: &str, size: Size) -> Result<()> {
+        // -W y --yes: a disk left over from an earlier guest must not keep its signatures.
+        run(Command::new("lvcreate").args([
+            "--yes",
+            "-W",
+            "y",
+            "-n",
+            lv,
+            "-L",
+            &format!("{}b", size.bytes()),
+            vg,
+        ]))
+        .map(drop)
+    }
+
+    fn lv_remove(&self, vg: &str, lv: &str) -> Result<()> {
+        run(Command::new("lvremove").args(["--yes", &format!("{vg}/{lv}")])).map(drop)
+    }
+
+    fn bridge_address(&self, bridge: &str) -> Result<Option<Ipv4Addr>> {
+        let out = run(Command::new("ip").args(["-4", "-o", "addr", "show", "dev", bridge]))?;
+        Ok(parse_ip_addr(&out))
+    }
+
+    fn xl_create(&self, config: &Path) -> Result<()> {
+        run(Command::new("xl").arg("create").arg(config)).map(drop)
+    }
+
+    fn xl_destroy(&self, name: &str) -> Result<()> {
+        run(Command::new("xl").args(["destroy", name])).map(drop)
+    }
+
+    fn domains(&self) -> Result<Vec<Domain>> {
+        let list = run(Command::new("xl").args(["list", "-l"]))?;
+        let uptime = run(Command::new("xl").arg("uptime"))?;
+        parse_domains(&list, &uptime)
+    }
+}
+
+fn parse_vgs(out: &str) -> Result<BTreeMap<String, Size>> {
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            match (f.next(), f.next().and_then(|b| b.parse::<u64>().ok())) {
+                (Some(vg), Some(bytes)) => Ok((vg.to_string(), Size(bytes))),
+                _ => bail!("unexpected line from vgs: {l:?}"),
+            }
+        })
+        .collect()
+}
+
+fn parse_ip_addr(out: &str) -> Option<Ipv4Addr> {
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next()?.parse().ok())
+}
+
+/// `xl uptime` prints `NAME ID [N day(s), ]H:MM:SS`.
+fn parse_uptime(s: &str) -> Option<u64> {
+    let (days, clock) = match s.split_once(',') {
+        Some((d, c)) => (d.split_whitespace().next()?.parse::<u64>().ok()?, c.trim()),
+        None => (0, s.trim()),
+    };
+    let hms: Vec<u64> = clock
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let secs = hms.iter().fold(0, |acc, x| acc * 60 + x);
+    Some(days * 86400 + secs)
+}
+
+fn parse_domains(list_json: &str, uptime: &str) -> Result<Vec<Domain>> {
+    let v: serde_json::Value =
+        serde_json::from_str(list_json).context("reading the JSON of `xl list -l`")?;
+    let mut ups = BTreeMap::new();
+    for line in uptime.lines().skip(1) {
+        let mut f = line.split_whitespace();
+        if let (Some(name), Some(_id)) = (f.next(), f.next()) {
+            let rest: Vec<&str> = f.collect();
+            if let Some(s) = parse_uptime(&rest.join(" ")) {
+                ups.insert(name.to_string(), s);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in v.as_array().into_iter().flatten() {
+        let cfg = &d["config"];
+        let Some(name) = cfg["c_info"]["name"].as_str() else {
+            continue;
+        };
+        let b = &cfg["b_info"];
+        out.push(Domain {
+            name: name.to_string(),
+            domid: d["domid"].as_u64().unwrap_or(0) as u32,
+            memory_mib: b["target_memkb"].as_u64().unwrap_or(0) / 1024,
+            vcpus: b["max_vcpus"].as_u64().unwrap_or(0) as u32,
+            uptime_secs: ups.get(name).copied(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_lvm_ip_and_xl_output() {
+        let vgs = parse_vgs("  dsk 21474836480\n  vg1 0\n").unwrap();
+        assert_eq!(vgs["dsk"], Size::gib(20));
+        assert_eq!(vgs["vg1"], Size(0));
+        assert!(parse_vgs("dsk many\n").is_err());
+        assert_eq!(
+            parse_ip_addr(
+                "5: xenbr0    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic xenbr0\n"
+            ),
+            Some(Ipv4Addr::new(10, 0, 2, 15))
+        );
+        assert_eq!(parse_ip_addr(""), None);
+        let list = r#"[{"domid":0,"config":{"c_info":{"type":"pv","name":"Domain-0"},"b_info":{"max_vcpus":2,"max_memkb":1048576,"target_memkb":1048576}}},
+                      {"domid":3,"config":{"c_info":{"type":"pvh","name":"web1"},"b_info":{"max_vcpus":1,"max_memkb":524288,"target_memkb":524288}}}]"#;
+        let up = "Name                                ID Uptime\nDomain-0                             0  1 day,  2:03:04\nweb1                                 3  0:01:02\n";
+        let d = parse_domains(list, up).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].uptime_secs, Some(86400 + 7384));
+        assert_eq!(
+            d[1],
+            Domain {
+                name: "web1".into(),
+                domid: 3,
+                memory_mib: 512,
+                vcpus: 1,
+                uptime_secs: Some(62)
+            }
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! The guest verbs — create and install, wait and switch to the run phase, list, show, remove —
+//! over the registry and a [`Machine`].
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use xenprov_core::guest::{Guest, Host, OsProfile};
+
+use crate::config::Config;
+use crate::context::{Output, Source, render};
+use crate::machine::{Domain, Machine};
+use crate::registry::{Registry, State, Status};
+
+pub struct Env<'a> {
+    pub config: &'a Config,
+    pub registry: &'a Registry,
+    pub machine: &'a dyn Machine,
+    /// Unix seconds.
+    pub now: &'a dyn Fn() -> u64,
+}
+
+impl Env<'_> {
+    fn run_config(&self, name: &str) -> PathBuf {
+        self.config.paths.xen.join(format!("{name}.cfg"))
+    }
+
+    fn auto_link(&self, name: &str) -> PathBuf {
+        self.config.paths.auto.join(format!("{name}.cfg"))
+    }
+
+    fn console_log(&self, name: &str) -> PathBuf {
+        self.config
+            .paths
+            .console_log
+            .join(format!("guest-{name}.log"))
+    }
+
+    fn os(&self, guest: &Guest) -> Result<&OsProfile> {
+        self.registry.catalog().get(&guest.os).ok_or_else(|| {
+            anyhow!(
+                "guest `{}` names OS `{}`, which is no longer known",
+                guest.name,
+                guest.os
+            )
+        })
+    }
+
+    fn domain(&self, name: &str) -> Result<Option<Domain>> {
+        Ok(self.machine.domains()?.into_iter().find(|d| d.name == name))
+    }
+
+    /// Where this guest's install comes from: the repo server as the guest sees it.
+    fn source(&self, guest: &Guest, os: &OsProfile) -> Result<Source> {
+        let repo_url = match &self.config.repo_url {
+            Some(u) => u.clone(),
+            None => {
+                let ip = self.machine.bridge_address(&guest.bridge)?.ok_or_else(|| {
+                    anyhow!(
+                        "the dom0 has no IPv4 address on bridge {}, so guests cannot reach its repo server; set repo-url in {}",
+                        guest.bridge,
+                        crate::config::DEFAULT_PATH
+                    )
+                })?;
+                format!("http://{ip}:{}", self.config.repo_port)
+            }
+        };
+        let local = |rel: &str| -> Result<String> {
+            let p = self.config.repo_root.join(rel);
+            if !p.is_file() {
+                bail!(
+                    "the {} installer file {} is missing; put it in the repo server's root",
+                    os.title,
+                    p.display()
+                );
+            }
+            Ok(p.display().to_string())
+        };
+        Ok(Source {
+            tree_url: self.config.tree_url(&os.id, &os.tree, &repo_url),
+            kernel: local(&os.kernel)?,
+            ramdisk: local(&os.initrd)?,
+            repo_url,
+        })
+    }
+}
+
+/// Reads a definition and refuses what cannot work on this host, naming the file in errors.
+pub fn check(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
+    let host = Host {
+        vg: env.config.vg.clone(),
+        vg_free: Some(env.machine.vg_free()?),
+        guests: env.registry.existing()?,
+    };
+    Guest::parse(src, env.registry.catalog(), &host).map_err(|e| anyhow!("{origin}:\n{e}"))
+}
+
+/// Creates the guest and starts its install: LV, configs, registry entry armed with a token,
+/// `xl create` of the install phase. Returns once the installer is booting.
+pub fn create(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
+    let guest = check(env, src, origin)?;
+    let os = env.os(&guest)?;
+    let source = env.source(&guest, os)?;
+    let templates = env.registry.templates();
+    let run_cfg = render(templates, &guest, os, &source, "", Output::XlRun)?;
+    let now = (env.now)();
+    env.registry.create(&guest, now)?;
+    if let Err(e) = env
+        .machine
+        .lv_create(&guest.vg, &guest.lv_name(), guest.disk)
+    {
+        env.registry.remove(&guest.name)?;
+        return Err(e.context(format!("creating the disk of guest `{}`", guest.name)));
+    }
+    fs::create_dir_all(&env.config.paths.xen)?;
+    fs::write(env.run_config(&guest.name), run_cfg)
+        .with_context(|| format!("writing {}", env.run_config(&guest.name).display()))?;
+    let timeout = env.config.install_timeout.as_secs();
+    let token = env
+        .registry
+        .arm(&guest.name, source.clone(), timeout, now)?;
+    let install_cfg = render(templates, &guest, os, &source, &token, Output::XlInstall)?;
+    let path = env.registry.install_config_path(&guest.name)?;
+    fs::write(&path, install_cfg).with_context(|| format!("writing {}", path.display()))?;
+    if let Err(e) = env.machine.xl_create(&path) {
+        env.registry
+            .fail(&guest.name, &format!("xl create failed: {e:#}"), now)?;
+        return Err(e.context(format!("starting the installer of guest `{}`", guest.name)));
+    }
+    Ok(guest)
+}
+
+/// Follows an install until the guest runs from its own disk: reports installer events, and once
+/// the installer has reported done and its domain has gone, starts the run-phase config (and
+/// links it into the autostart directory when asked). Fails on a failed or stalled install.
+pub fn wait(
+    env: &Env<'_>,
+    name: &str,
+    poll: Duration,
+    sleep: &mut dyn FnMut(Duration),
+    say: &mut dyn FnMut(String),
+) -> Result<()> {
+    let guest = env.registry.guest(name)?;
+    let mut seen = 0;
+    loop {
+        let st = env.registry.status(name, (env.now)())?;
+        for e in &st.events[seen.min(st.events.len())..] {
+            say(format!("{name}: installer reported {:?}", e.event).to_lowercase());
+        }
+        seen = st.events.len();
+        let running = env.domain(name)?.is_some();
+        match st.state {
+            State::Defined => bail!("guest `{name}` is not installing; nothing to wait for"),
+            State::Failed => {
+                if running {
+                    env.machine.xl_destroy(name)?;
+                }
+                bail!("{}", failure(env, name, &st));
+            }
+            State::Installing if !running => {
+                // Re-read: `done` may have come in just before the domain went away.
+                let st = env.registry.status(name, (env.now)())?;
+                if st.state == State::Installing {
+                    let why = format!(
+                        "the installer's domain ended before it reported done; its console is in {}",
+                        env.console_log(name).display()
+                    );
+                    env.registry.fail(name, &why, (env.now)())?;
+                    bail!("guest `{name}`: {why}");
+                }
+                continue;
+            }
+            State::Installed if st.switched.is_some() => return Ok(()),
+            State::Installed if !running => {
+                start_run(env, &guest, sleep)?;
+                say(format!("{name}: installed; started from its own disk"));
+                return Ok(());
+            }
+            State::Installing | State::Installed => {}
+        }
+        sleep(poll);
+    }
+}
+
+fn failure(env: &Env<'_>, name: &str, st: &Status) -> String {
+    let mut msg = format!(
+        "guest `{name}`: install failed: {}",
+        st.message.as_deref().unwrap_or("no reason recorded")
+    );
+    if let Ok(p) = env.registry.log_path(name)
+        && p.exists()
+    {
+        msg.push_str(&format!("; installer log: {}", p.display()));
+    }
+    msg
+}
+
+fn start_run(env: &Env<'_>, guest: &Guest, sleep: &mut dyn FnMut(Duration)) -> Result<()> {
+    let cfg = env.run_config(&guest.name);
+    // A domain that has just been destroyed can hold its name for a moment while it dies.
+    let mut tries = 0;
+    while let Err(e) = env.machine.xl_create(&cfg) {
+        tries += 1;
+        if tries >= 5 {
+            return Err(e.context(format!("starting guest `{}` from its disk", guest.name)));
+        }
+        sleep(Duration::from_secs(2));
+    }
+    env.registry.mark_switched(&guest.name, (env.now)())?;
+    if guest.autostart {
+        fs::create_dir_all(&env.config.paths.auto)?;
+        let link = env.auto_link(&guest.name);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&cfg, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    Ok(())
+}
+
+/// One line of `list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub os: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// defined, installing, installed, running or failed.
+    pub state: String,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub uptime_secs: Option<u64>,
+}
+
+fn shown_state(st: &Status, dom: Option<&Domain>) -> &'static str {
+    match (st.state, dom) {
+        (State::Installed, Some(_)) if st.switched.is_some() => "running",
+        (State::Defined, _) => "defined",
+        (State::Installing, _) | (State::Installed, Some(_)) => "installing",
+        (State::Installed, None) => "installed",
+        (State::Failed, _) => "failed",
+    }
+}
+
+pub fn list(env: &Env<'_>) -> Result<Vec<Row>> {
+    let domains = env.machine.domains()?;
+    let now = (env.now)();
+    env.registry
+        .names()?
+        .into_iter()
+        .map(|name| {
+            let r = env.registry.record(&name, now)?;
+            let dom = domains.iter().find(|d| d.name == name);
+            Ok(Row {
+                state: shown_state(&r.status, dom).to_string(),
+                os: r.guest.os.clone(),
+                kind: r.guest.kind.to_string(),
+                memory_mib: dom.map_or(r.guest.memory.as_mib(), |d| d.memory_mib),
+                vcpus: dom.map_or(r.guest.vcpus, |d| d.vcpus),
+                uptime_secs: dom.and_then(|d| d.uptime_secs),
+                name,
+            })
+        })
+        .collect()
+}
+
+/// Everything known about one guest, for `show`.
+#[derive(Debug, Serialize)]
+pub struct Details {
+    pub state: String,
+    pub definition: Guest,
+    pub status: Status,
+    pub domain: Option<Domain>,
+    pub run_config: PathBuf,
+    pub console_log: PathBuf,
+    pub install_log: Option<PathBuf>,
+}
+
+pub fn show(env: &Env<'_>, name: &str) -> Result<Details> {
+    let r = env.registry.record(name, (env.now)())?;
+    let domain = env.domain(name)?;
+    let log = env.registry.log_path(name)?;
+    Ok(Details {
+        state: shown_state(&r.status, domain.as_ref()).to_string(),
+        definition: r.guest,
+        status: r.status,
+        domain,
+        run_config: env.run_config(name),
+        console_log: env.console_log(name),
+        install_log: log.exists().then_some(log),
+    })
+}
+
+/// Stops and forgets a guest: its domain, configs, autostart link, registry entry and (unless
+/// kept) its disk.
+pub fn remove(env: &Env<'_>, name: &str, keep_disk: bool) -> Result<()> {
+    let guest = env.registry.guest(name)?;
+    if env.domain(name)?.is_some() {
+        env.machine.xl_destroy(name)?;
+    }
+    for p in [env.auto_link(name), env.run_config(name)] {
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", p.display()));
+            }
+            _ => {}
+        }
+    }
+    if !keep_disk {
+        env.machine.lv_remove(&guest.vg, &guest.lv_name())?;
+    }
+    env.registry.remove(name)
+}

@@ -1,0 +1,382 @@
+//! The guest registry: one directory per guest under `/var/lib/xenprov/guests/NAME/` with its
+//! definition (`guest.toml`), its state (`status.json`), its install-phase xl config and the log
+//! tail of a failed install. `xenprov-guest` writes it; the repo server reads it to render answer
+//! files and records install events in it, both only with the install's token.
+//!
+//! States: defined → installing (armed: a token exists) → installed | failed. An install with no
+//! event for its timeout becomes failed. "running" is not stored: it is an installed guest whose
+//! domain exists.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use xenprov_core::guest::{Catalog, Existing, Guest, Host, check_guest_name};
+use xenprov_core::render::Templates;
+
+use crate::context::{Output, Source, render};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Defined,
+    Installing,
+    Installed,
+    Failed,
+}
+
+/// What an installer reports, as the first line of a `POST /events/NAME` body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    Started,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logged {
+    pub at: u64,
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub state: State,
+    /// When the state last changed (Unix seconds).
+    pub since: u64,
+    /// SHA-256 of the install token, only while installing; the token itself is not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// When the install started, and how long it may go without an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_started: Option<u64>,
+    #[serde(default)]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub events: Vec<Logged>,
+    /// Why the install failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the run-phase config was first started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched: Option<u64>,
+}
+
+impl Status {
+    fn new(now: u64) -> Status {
+        Status {
+            state: State::Defined,
+            since: now,
+            token_sha256: None,
+            source: None,
+            install_started: None,
+            timeout_secs: 0,
+            events: Vec::new(),
+            message: None,
+            switched: None,
+        }
+    }
+
+    fn last_activity(&self) -> u64 {
+        self.events
+            .last()
+            .map(|e| e.at)
+            .into_iter()
+            .chain(self.install_started)
+            .max()
+            .unwrap_or(self.since)
+    }
+
+    fn fail(&mut self, message: String, now: u64) {
+        self.state = State::Failed;
+        self.since = now;
+        self.token_sha256 = None;
+        self.message = Some(message);
+    }
+}
+
+/// A failed install's log is kept up to this size (its tail), like Foreman's build errors.
+pub const LOG_CAP: usize = 64 * 1024;
+
+/// Why the repo server refuses an event: 404 hides whether the guest exists.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    NotFound,
+    BadEvent(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub guest: Guest,
+    pub status: Status,
+}
+
+pub struct Registry {
+    dir: PathBuf,
+    templates: Templates,
+    catalog: Catalog,
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// 128 random bits, as hex: unguessable, and safe in URLs and kernel command lines.
+pub fn new_token() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the kernel's random source is unavailable");
+    hex::encode(b)
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+impl Registry {
+    pub fn open(dir: &Path, templates: Templates) -> Result<Registry> {
+        let catalog = Catalog::from_templates(&templates).map_err(anyhow::Error::msg)?;
+        Ok(Registry {
+            dir: dir.to_path_buf(),
+            templates,
+            catalog,
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    /// The guest's directory; the name is checked first, as it may come from a URL.
+    pub fn guest_dir(&self, name: &str) -> Result<PathBuf> {
+        check_guest_name(name).map_err(anyhow::Error::msg)?;
+        Ok(self.dir.join(name))
+    }
+
+    pub fn names(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.dir.display())),
+        };
+        for e in entries {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if check_guest_name(&name).is_ok() && self.dir.join(&name).join("guest.toml").exists() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Names and MACs already taken, for [`Guest::parse`].
+    pub fn existing(&self) -> Result<Vec<Existing>> {
+        self.names()?
+            .into_iter()
+            .map(|n| {
+                let g = self.guest(&n)?;
+                Ok(Existing {
+                    name: g.name,
+                    mac: g.mac,
+                })
+            })
+            .collect()
+    }
+
+    pub fn guest(&self, name: &str) -> Result<Guest> {
+        let path = self.guest_dir(name)?.join("guest.toml");
+        let src = fs::read_to_string(&path).with_context(|| format!("no guest `{name}`"))?;
+        Guest::parse(&src, &self.catalog, &Host::default())
+            .map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))
+    }
+
+    /// Adds a guest in state `defined`; refuses a name that exists.
+    pub fn create(&self, guest: &Guest, now: u64) -> Result<()> {
+        let dir = self.guest_dir(&guest.name)?;
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                bail!("a guest named `{}` already exists", guest.name)
+            }
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+        write_atomic(&dir.join("guest.toml"), guest.to_toml().as_bytes())?;
+        self.save(&guest.name, &Status::new(now))
+    }
+
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let dir = self.guest_dir(name)?;
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+    }
+
+    fn save(&self, name: &str, st: &Status) -> Result<()> {
+        let path = self.guest_dir(name)?.join("status.json");
+        let json = serde_json::to_vec_pretty(st).expect("a status serializes");
+        write_atomic(&path, &json)
+    }
+
+    fn load_status(&self, name: &str) -> Result<Status> {
+        let path = self.guest_dir(name)?.join("status.json");
+        let data = fs::read(&path).with_context(|| format!("no guest `{name}`"))?;
+        serde_json::from_slice(&data).with_context(|| format!("reading {}", path.display()))
+    }
+
+    /// Reads, changes and writes a guest's status under an exclusive lock, so the repo server's
+    /// events and xenprov-guest's timeouts cannot overwrite each other.
+    fn update<T>(&self, name: &str, f: impl FnOnce(&mut Status) -> T) -> Result<T> {
+        let lock = File::create(self.guest_dir(name)?.join(".lock"))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
+        let mut st = self.load_status(name)?;
+        let before = st.clone();
+        let out = f(&mut st);
+        if st != before {
+            self.save(name, &st)?;
+        }
+        Ok(out)
+    }
+
+    /// The guest's status now: a stalled install is failed here, and stays failed.
+    pub fn status(&self, name: &str, now: u64) -> Result<Status> {
+        self.update(name, |st| {
+            let quiet = now.saturating_sub(st.last_activity());
+            if st.state == State::Installing && quiet > st.timeout_secs {
+                st.fail(
+                    format!(
+                        "no install event for {}; the install stalled",
+                        humantime::format_duration(std::time::Duration::from_secs(quiet))
+                    ),
+                    now,
+                );
+            }
+            st.clone()
+        })
+    }
+
+    pub fn record(&self, name: &str, now: u64) -> Result<Record> {
+        Ok(Record {
+            guest: self.guest(name)?,
+            status: self.status(name, now)?,
+        })
+    }
+
+    /// Starts an install window: a new token (returned, never stored), state `installing`.
+    pub fn arm(&self, name: &str, source: Source, timeout_secs: u64, now: u64) -> Result<String> {
+        let token = new_token();
+        let hash = sha256_hex(&token);
+        self.update(name, |st| {
+            *st = Status {
+                state: State::Installing,
+                since: now,
+                token_sha256: Some(hash),
+                source: Some(source),
+                install_started: Some(now),
+                timeout_secs,
+                ..Status::new(now)
+            };
+        })?;
+        Ok(token)
+    }
+
+    pub fn fail(&self, name: &str, message: &str, now: u64) -> Result<()> {
+        self.update(name, |st| st.fail(message.to_string(), now))
+    }
+
+    pub fn mark_switched(&self, name: &str, now: u64) -> Result<()> {
+        self.update(name, |st| st.switched = Some(now))
+    }
+
+    pub fn install_config_path(&self, name: &str) -> Result<PathBuf> {
+        Ok(self.guest_dir(name)?.join("install.cfg"))
+    }
+
+    pub fn log_path(&self, name: &str) -> Result<PathBuf> {
+        Ok(self.guest_dir(name)?.join("install.log"))
+    }
+
+    /// The status, if `token` is this guest's current install token; `None` otherwise, whether
+    /// the guest is unknown, not installing, timed out or the token is wrong.
+    fn armed(&self, name: &str, token: &str, now: u64) -> Option<Status> {
+        let st = self.status(name, now).ok()?;
+        // Comparing hashes: the time taken says nothing about the token's characters.
+        let ok = st.state == State::Installing
+            && st.token_sha256.as_deref() == Some(sha256_hex(token).as_str());
+        ok.then_some(st)
+    }
+
+    /// The kickstart or preseed for `GET /ks/NAME?token=` or `/preseed/NAME?token=`: rendered
+    /// now from the definition, and only for the installing guest's token.
+    pub fn render_for(&self, route: &str, name: &str, token: &str, now: u64) -> Option<String> {
+        let st = self.armed(name, token, now)?;
+        let guest = self.guest(name).ok()?;
+        let os = self.catalog.get(&guest.os)?;
+        if os.family.answer_route() != route {
+            return None;
+        }
+        let src = st.source?;
+        render(&self.templates, &guest, os, &src, token, Output::Answer).ok()
+    }
+
+    /// `POST /events/NAME?token=`: the body's first line is started, done or failed; after
+    /// failed comes the installer's log, of which the last [`LOG_CAP`] bytes are kept.
+    pub fn record_event(
+        &self,
+        name: &str,
+        token: &str,
+        body: &[u8],
+        now: u64,
+    ) -> Result<State, Refused> {
+        let text = String::from_utf8_lossy(body);
+        let (first, log) = text.split_once('\n').unwrap_or((&text, ""));
+        let event = match first.trim() {
+            "started" => Event::Started,
+            "done" => Event::Done,
+            "failed" => Event::Failed,
+            other => {
+                return Err(Refused::BadEvent(format!(
+                    "`{}` is not an event; expected started, done or failed",
+                    other.chars().take(40).collect::<String>()
+                )));
+            }
+        };
+        self.armed(name, token, now).ok_or(Refused::NotFound)?;
+        if event == Event::Failed && !log.is_empty() {
+            let tail = &log.as_bytes()[log.len().saturating_sub(LOG_CAP)..];
+            let path = self.log_path(name).map_err(|_| Refused::NotFound)?;
+            write_atomic(&path, tail).map_err(|_| Refused::NotFound)?;
+        }
+        self.update(name, |st| {
+            // Re-checked under the lock: a concurrent event may have ended the install.
+            if st.state != State::Installing {
+                return Err(Refused::NotFound);
+            }
+            st.events.push(Logged { at: now, event });
+            match event {
+                Event::Started => {}
+                Event::Done => {
+                    st.state = State::Installed;
+                    st.since = now;
+                    st.token_sha256 = None;
+                }
+                Event::Failed => st.fail("the installer reported a failure".into(), now),
+            }
+            Ok(st.state)
+        })
+        .map_err(|_| Refused::NotFound)?
+    }
+}

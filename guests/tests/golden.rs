@@ -1,0 +1,75 @@
+//! Every guest definition in `tests/guests/` rendered into every output, compared byte for byte
+//! with `tests/guests/golden/`. `UPDATE_GOLDEN=1` rewrites the goldens; review the diff.
+
+use std::path::{Path, PathBuf};
+
+use xenprov_core::guest::{Family, Guest, Host};
+use xenprov_core::render::Templates;
+use xenprov_guest::config::Config;
+use xenprov_guest::context::{Output, render};
+use xenprov_guest::registry::Registry;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/guests")
+}
+
+pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+#[test]
+fn renders_match_the_goldens() {
+    let reg = Registry::open(Path::new("/nonexistent"), Templates::builtin()).unwrap();
+    let cfg = Config::default();
+    let host = Host {
+        vg: cfg.vg.clone(),
+        ..Host::default()
+    };
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut defs: Vec<PathBuf> = std::fs::read_dir(dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    defs.sort();
+    assert!(defs.len() >= 6, "definitions in {}", dir().display());
+    let mut mismatches = Vec::new();
+    for def in defs {
+        let g = Guest::parse(
+            &std::fs::read_to_string(&def).unwrap(),
+            reg.catalog(),
+            &host,
+        )
+        .unwrap_or_else(|e| panic!("{}:\n{e}", def.display()));
+        let os = reg.catalog().get(&g.os).unwrap();
+        let src = xenprov_guest::context::Source {
+            repo_url: "http://192.0.2.1:8080".into(),
+            tree_url: cfg.tree_url(&os.id, &os.tree, "http://192.0.2.1:8080"),
+            kernel: cfg.repo_root.join(&os.kernel).display().to_string(),
+            ramdisk: cfg.repo_root.join(&os.initrd).display().to_string(),
+        };
+        let answer = if os.family == Family::Debian {
+            "preseed"
+        } else {
+            "ks"
+        };
+        for (out, ext) in [
+            (Output::Answer, answer),
+            (Output::XlInstall, "install.cfg"),
+            (Output::XlRun, "run.cfg"),
+            (Output::LibvirtInstall, "install.xml"),
+            (Output::LibvirtRun, "run.xml"),
+        ] {
+            let text = render(reg.templates(), &g, os, &src, TOKEN, out).unwrap();
+            let golden = dir().join("golden").join(format!("{}.{ext}", g.name));
+            if update {
+                std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+                std::fs::write(&golden, &text).unwrap();
+            } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(text.as_str()) {
+                mismatches.push(golden.display().to_string());
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "differ from the render (UPDATE_GOLDEN=1 to accept): {mismatches:#?}"
+    );
+}
