@@ -1,0 +1,94 @@
+//! Command line of `xenprov-repo`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, ServeArgs};
+use crate::server::Server;
+
+/// Repo server of a xenprov Xen host: serves install trees and package repositories over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "xenprov-repo", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve a directory over HTTP/1.1 and HTTP/2 until SIGTERM or SIGINT
+    Serve(ServeArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args.config()?),
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging(config.access_log);
+    raise_open_files_limit(config.max_connections);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let mut sigterm =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut sigint =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let server = Server::bind(config.clone())?;
+        tracing::info!(
+            "serving {} on http://{}",
+            config.root.display(),
+            server
+                .local_addr()
+                .context("reading the listening address")?
+        );
+        server
+            .run(async move {
+                tokio::select! {
+                    _ = sigterm.recv() => tracing::info!("SIGTERM received"),
+                    _ = sigint.recv() => tracing::info!("SIGINT received"),
+                }
+            })
+            .await;
+        anyhow::Ok(())
+    })?;
+    // Blocking reads still queued must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// `RUST_LOG` wins; otherwise info, with the access log on or off as configured.
+fn init_logging(access_log: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let access = if access_log { "info" } else { "off" };
+        EnvFilter::new(format!("info,xenprov_repo::access={access}"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Each connection is a file descriptor: lift the soft limit to the hard one.
+fn raise_open_files_limit(max_connections: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    if let Err(e) = setrlimit(Resource::Nofile, limit) {
+        tracing::warn!("raising the open-files limit: {e}");
+    }
+    let current = getrlimit(Resource::Nofile).current;
+    if let Some(current) = current
+        && current < max_connections as u64 + 64
+    {
+        tracing::warn!("open-files limit {current} is below max-connections {max_connections}");
+    }
+}

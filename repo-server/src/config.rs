@@ -1,0 +1,208 @@
+//! Settings of `xenprov-repo serve`: defaults, then a TOML file (`--config`), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use serde::{Deserialize, Deserializer};
+
+/// hyper refuses read buffers smaller than this, and requests with longer headers get 431.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory served at `/`.
+    pub root: PathBuf,
+    pub listen: SocketAddr,
+    /// Open connections at most; at the cap, idle connections are closed to make room.
+    pub max_connections: usize,
+    /// Time a client has to send complete request headers, also between keep-alive requests.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no bytes move for this long, and no handler is working, is closed.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// On SIGTERM, time given to responses in progress before the process exits anyway.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// Request line plus headers, in bytes; longer requests get 431.
+    pub max_header_bytes: usize,
+    /// Files up to this size are kept in memory.
+    pub cache_max_file: u64,
+    /// Memory for cached files, in bytes (0 disables the cache).
+    pub cache_capacity: u64,
+    /// Send large file bodies with sendfile(2) on HTTP/1 connections.
+    pub sendfile: bool,
+    /// Write one log line per request (tracing target `xenprov_repo::access`).
+    pub access_log: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            root: PathBuf::from("/srv/xenprov/repo"),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 << 10,
+            cache_max_file: 256 << 10,
+            cache_capacity: 8 << 20,
+            sendfile: true,
+            access_log: true,
+        }
+    }
+}
+
+/// Command-line flags of `serve`; each overrides the key of the same name in the config file.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with the settings below (kebab-case keys)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory to serve [default: /srv/xenprov/repo]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Address and port to listen on [default: 0.0.0.0:8080]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Open connections at most [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Time allowed for request headers, e.g. 30s
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+    /// Close connections idle this long, e.g. 60s
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Grace period for responses in progress on SIGTERM, e.g. 10s
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Option<Duration>,
+    /// Longest request head in bytes [default: 16384]
+    #[arg(long, value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Largest file kept in memory, in bytes [default: 262144]
+    #[arg(long, value_name = "BYTES")]
+    pub cache_max_file: Option<u64>,
+    /// Memory for cached files, in bytes [default: 8388608]
+    #[arg(long, value_name = "BYTES")]
+    pub cache_capacity: Option<u64>,
+    /// Use sendfile(2) for large files on HTTP/1 [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub sendfile: Option<bool>,
+    /// Log every request [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub access_log: Option<bool>,
+}
+
+impl ServeArgs {
+    /// The effective configuration: defaults, the config file if given, then these flags.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! override_with_flags {
+            ($($key:ident),*) => {
+                $(if let Some(value) = &self.$key { config.$key = value.clone(); })*
+            };
+        }
+        override_with_flags!(
+            root,
+            listen,
+            max_connections,
+            header_read_timeout,
+            idle_timeout,
+            shutdown_timeout,
+            max_header_bytes,
+            cache_max_file,
+            cache_capacity,
+            sendfile,
+            access_log
+        );
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        ensure!(
+            self.max_header_bytes >= MIN_HEADER_BYTES,
+            "max-header-bytes must be at least {MIN_HEADER_BYTES}"
+        );
+        ensure!(
+            self.max_connections > 0,
+            "max-connections must be at least 1"
+        );
+        for (key, value) in [
+            ("header-read-timeout", self.header_read_timeout),
+            ("idle-timeout", self.idle_timeout),
+        ] {
+            ensure!(!value.is_zero(), "{key} must be longer than 0s");
+        }
+        Ok(())
+    }
+}
+
+/// Durations are written as in `30s`, `2m`, `500ms`.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("repo.toml");
+        std::fs::write(
+            &file,
+            "root = \"/srv/r\"\nlisten = \"127.0.0.1:9000\"\nidle-timeout = \"2m\"\naccess-log = false\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            listen: Some("[::1]:8081".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let config = args.config().unwrap();
+        assert_eq!(config.root, Path::new("/srv/r"));
+        assert_eq!(config.listen, "[::1]:8081".parse().unwrap());
+        assert_eq!(config.idle_timeout, Duration::from_secs(120));
+        assert!(!config.access_log);
+        assert_eq!(config.max_connections, Config::default().max_connections);
+    }
+
+    #[test]
+    fn refusals_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("repo.toml");
+        for (text, needle) in [
+            ("listen = \"nowhere\"", "listen"),
+            ("idle-timeout = \"soon\"", "idle-timeout"),
+            ("no-such-key = 1", "no-such-key"),
+            ("max-header-bytes = 100", "max-header-bytes"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let args = ServeArgs {
+                config: Some(file.clone()),
+                ..ServeArgs::default()
+            };
+            let err = format!("{:#}", args.config().unwrap_err());
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The I/O of one client connection: a TCP stream that records when bytes last moved (for the idle
+//! timeout) and turns sendfile placeholders into `sendfile` calls (see `sendfile`).
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::sendfile::{SendfileQueue, is_placeholder};
+
+/// When a connection last moved bytes, and how many of its requests are waiting for a handler.
+pub struct Activity {
+    epoch: Instant,
+    last_io_ms: AtomicU64,
+    handlers: AtomicUsize,
+}
+
+impl Activity {
+    pub fn new() -> Activity {
+        Activity {
+            epoch: Instant::now(),
+            last_io_ms: AtomicU64::new(0),
+            handlers: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_io_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Relaxed);
+    }
+
+    /// When the connection becomes idle for `timeout` if nothing moves meanwhile.
+    fn idle_deadline(&self, timeout: Duration) -> Instant {
+        self.epoch + Duration::from_millis(self.last_io_ms.load(Relaxed)) + timeout
+    }
+
+    /// When to look at the connection again: at its idle deadline, or after a full `timeout` while a
+    /// handler works (its end counts as activity).
+    pub fn next_check(&self, timeout: Duration) -> Instant {
+        if self.handlers.load(Relaxed) > 0 {
+            Instant::now() + timeout
+        } else {
+            self.idle_deadline(timeout)
+        }
+    }
+
+    /// Idle for at least `timeout`: no bytes moved and no handler working on a response.
+    pub fn is_idle_for(&self, timeout: Duration) -> bool {
+        self.handlers.load(Relaxed) == 0 && Instant::now() >= self.idle_deadline(timeout)
+    }
+
+    /// Marks a handler as running until the guard is dropped; a slow handler is not an idle client.
+    pub fn handler_running(self: &Arc<Self>) -> HandlerGuard {
+        self.handlers.fetch_add(1, Relaxed);
+        HandlerGuard(self.clone())
+    }
+}
+
+impl Default for Activity {
+    fn default() -> Activity {
+        Activity::new()
+    }
+}
+
+pub struct HandlerGuard(Arc<Activity>);
+
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        self.0.handlers.fetch_sub(1, Relaxed);
+        self.0.touch();
+    }
+}
+
+pub struct ConnIo {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+    sendfile: SendfileQueue,
+}
+
+impl ConnIo {
+    pub fn new(stream: TcpStream, activity: Arc<Activity>, sendfile: SendfileQueue) -> ConnIo {
+        ConnIo {
+            stream,
+            activity,
+            sendfile,
+        }
+    }
+
+    fn moved(&self, result: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = result
+            && n > 0
+        {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = if is_placeholder(buf) {
+            this.sendfile.poll_send(&this.stream, cx, buf.len())
+        } else {
+            Pin::new(&mut this.stream).poll_write(cx, buf)
+        };
+        this.moved(result)
+    }
+
+    /// Writes the leading run of ordinary buffers in one `writev`, or, when the first buffer is a
+    /// placeholder, sends its file range. hyper calls again for the rest.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
+            return Poll::Ready(Ok(0));
+        };
+        let result = if is_placeholder(&bufs[first]) {
+            this.sendfile.poll_send(&this.stream, cx, bufs[first].len())
+        } else {
+            let end = bufs[first..]
+                .iter()
+                .position(|b| is_placeholder(b))
+                .map_or(bufs.len(), |i| first + i);
+            Pin::new(&mut this.stream).poll_write_vectored(cx, &bufs[first..end])
+        };
+        this.moved(result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}

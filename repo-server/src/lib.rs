@@ -1,0 +1,27 @@
+//! xenprov-repo: the HTTP server that installers and package managers fetch from on a xenprov Xen host.
+//!
+//! `server` accepts connections and enforces limits, `router` picks a route, `static_files` serves a
+//! `tree::Tree` (a directory on disk: `fs_tree`), with path safety in `path`.
+
+#![forbid(unsafe_code)]
+
+pub mod access_log;
+pub mod body;
+pub mod cache;
+pub mod cache_policy;
+pub mod cli;
+pub mod conditional;
+pub mod config;
+pub mod conn;
+pub mod content_type;
+pub mod fs_tree;
+pub mod listing;
+pub mod metrics;
+pub mod path;
+pub mod range;
+pub mod responses;
+pub mod router;
+pub mod sendfile;
+pub mod server;
+pub mod static_files;
+pub mod tree;

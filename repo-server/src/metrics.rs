@@ -1,0 +1,186 @@
+//! Server counters, rendered in the Prometheus text exposition format at `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use hyper::StatusCode;
+
+const STATUS_MIN: usize = 100;
+const STATUS_COUNT: usize = 500;
+
+pub struct Metrics {
+    responses: [AtomicU64; STATUS_COUNT],
+    abandoned: AtomicU64,
+    bytes_sent: AtomicU64,
+    in_flight: AtomicI64,
+    open_connections: AtomicI64,
+    accepted_connections: AtomicU64,
+    idle_closed_connections: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            responses: std::array::from_fn(|_| AtomicU64::new(0)),
+            abandoned: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            open_connections: AtomicI64::new(0),
+            accepted_connections: AtomicU64::new(0),
+            idle_closed_connections: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn request_started(&self) {
+        self.in_flight.fetch_add(1, Relaxed);
+    }
+
+    pub fn request_finished(&self, status: Option<StatusCode>, sent: u64) {
+        self.in_flight.fetch_sub(1, Relaxed);
+        self.bytes_sent.fetch_add(sent, Relaxed);
+        match status.and_then(|s| {
+            self.responses
+                .get((s.as_u16() as usize).wrapping_sub(STATUS_MIN))
+        }) {
+            Some(counter) => counter.fetch_add(1, Relaxed),
+            None => self.abandoned.fetch_add(1, Relaxed),
+        };
+    }
+
+    pub fn connection_opened(&self) {
+        self.accepted_connections.fetch_add(1, Relaxed);
+        self.open_connections.fetch_add(1, Relaxed);
+    }
+
+    pub fn connection_closed(&self, idle: bool) {
+        self.open_connections.fetch_sub(1, Relaxed);
+        if idle {
+            self.idle_closed_connections.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn cache_lookup(&self, hit: bool) {
+        let counter = if hit {
+            &self.cache_hits
+        } else {
+            &self.cache_misses
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        header(
+            &mut out,
+            "requests_total",
+            "counter",
+            "Requests answered, by HTTP status.",
+        );
+        for (i, counter) in self.responses.iter().enumerate() {
+            let n = counter.load(Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "xenprov_repo_requests_total{{status=\"{}\"}} {n}",
+                    i + STATUS_MIN
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "xenprov_repo_requests_total{{status=\"abandoned\"}} {}",
+            self.abandoned.load(Relaxed)
+        );
+        let simple: [(&str, &str, &str, i128); 7] = [
+            (
+                "response_bytes_total",
+                "counter",
+                "Response body bytes sent.",
+                self.bytes_sent.load(Relaxed).into(),
+            ),
+            (
+                "requests_in_flight",
+                "gauge",
+                "Requests being answered.",
+                self.in_flight.load(Relaxed).into(),
+            ),
+            (
+                "connections_open",
+                "gauge",
+                "Open client connections.",
+                self.open_connections.load(Relaxed).into(),
+            ),
+            (
+                "connections_total",
+                "counter",
+                "Client connections accepted.",
+                self.accepted_connections.load(Relaxed).into(),
+            ),
+            (
+                "connections_idle_closed_total",
+                "counter",
+                "Connections closed for idleness or to make room under the connection cap.",
+                self.idle_closed_connections.load(Relaxed).into(),
+            ),
+            (
+                "cache_hits_total",
+                "counter",
+                "Small files served from memory.",
+                self.cache_hits.load(Relaxed).into(),
+            ),
+            (
+                "cache_misses_total",
+                "counter",
+                "Small files read from their source.",
+                self.cache_misses.load(Relaxed).into(),
+            ),
+        ];
+        for (name, kind, help, value) in simple {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "xenprov_repo_{name} {value}");
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(
+        out,
+        "# HELP xenprov_repo_{name} {help}\n# TYPE xenprov_repo_{name} {kind}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition() {
+        let m = Metrics::default();
+        m.request_started();
+        m.request_started();
+        m.request_finished(Some(StatusCode::OK), 100);
+        m.request_finished(Some(StatusCode::NOT_FOUND), 9);
+        m.connection_opened();
+        let text = m.render();
+        for line in [
+            "xenprov_repo_requests_total{status=\"200\"} 1",
+            "xenprov_repo_requests_total{status=\"404\"} 1",
+            "xenprov_repo_response_bytes_total 109",
+            "xenprov_repo_requests_in_flight 0",
+            "xenprov_repo_connections_open 1",
+            "# TYPE xenprov_repo_connections_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}

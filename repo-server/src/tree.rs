@@ -1,0 +1,76 @@
+//! What the static handler serves from: a tree of directories and file-like sources.
+//!
+//! The handler sees only these traits, so trees that are not directories on disk (an ISO image read in
+//! place, a verifying cache) plug in beside `FsTree` without touching HTTP code. All methods block; they
+//! are meant for metadata lookups and positional reads, which the handler schedules.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::path::SafePath;
+
+/// Size, modification time and a stable identity (inode-like) of a file or directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub len: u64,
+    pub modified: SystemTime,
+    pub id: u64,
+}
+
+/// A file-like source: fixed size and time, positional reads.
+pub trait Source: Send + Sync + 'static {
+    fn meta(&self) -> &Meta;
+
+    /// Reads up to `buf.len()` bytes at `offset`, like `pread(2)`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// An open regular file holding the bytes at the same offsets, so the kernel can send them directly.
+    fn as_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    /// Fills `buf` from `offset`; a file that shrank since it was opened is an error, never a short body.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being served",
+                    ));
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+pub enum Node {
+    File(Arc<dyn Source>),
+    Dir(Meta),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: OsString,
+    pub is_dir: bool,
+    pub meta: Meta,
+}
+
+/// A tree of files. `NotFound` covers everything a client must not learn about (missing, hidden, outside
+/// the root); `PermissionDenied` is a readable-but-forbidden entry.
+pub trait Tree: Send + Sync + 'static {
+    fn open(&self, path: &SafePath) -> io::Result<Node>;
+
+    /// The visible entries of a directory, unsorted.
+    fn list(&self, path: &SafePath) -> io::Result<Vec<DirEntry>>;
+}

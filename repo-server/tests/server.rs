@@ -1,0 +1,248 @@
+//! Over real loopback sockets: pipelining with sendfile bodies, limits, idle connections, shutdown.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use xenprov_repo::config::Config;
+use xenprov_repo::server::Server;
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(root: &Path, tweak: impl FnOnce(&mut Config)) -> Running {
+        let mut config = Config {
+            root: root.to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            access_log: false,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let server = Server::bind(config).unwrap();
+                addr_tx.send(server.local_addr().unwrap()).unwrap();
+                server
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        Running {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+/// Reads one response; `head_request` responses have no body whatever their Content-Length says.
+fn read_reply(s: &mut TcpStream, head_request: bool) -> Reply {
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).expect("response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; if head_request { 0 } else { len }];
+    s.read_exact(&mut body).expect("response body");
+    Reply { status, head, body }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 253) as u8).collect()
+}
+
+#[test]
+fn pipelined_requests_with_sendfile_bodies_arrive_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = pattern(3 << 20);
+    let other = pattern(1 << 20 | 12345);
+    std::fs::write(dir.path().join("big.iso"), &big).unwrap();
+    std::fs::write(dir.path().join("other.img"), &other[..]).unwrap();
+    std::fs::write(dir.path().join("small.txt"), b"small").unwrap();
+    for sendfile in [true, false] {
+        let server = Running::start(dir.path(), |c| c.sendfile = sendfile);
+        let mut s = server.connect();
+        let requests = "GET /big.iso HTTP/1.1\r\nHost: t\r\n\r\n\
+             HEAD /other.img HTTP/1.1\r\nHost: t\r\n\r\n\
+             GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n\
+             GET /other.img HTTP/1.1\r\nHost: t\r\nRange: bytes=100-200099\r\n\r\n\
+             GET /big.iso HTTP/1.1\r\nHost: t\r\nRange: bytes=0-99,2000000-2199999,-70000\r\n\r\n\
+             GET /other.img HTTP/1.1\r\nHost: t\r\n\r\n";
+        s.write_all(requests.as_bytes()).unwrap();
+        let r = read_reply(&mut s, false);
+        assert_eq!(
+            (r.status, r.body == big),
+            (200, true),
+            "sendfile={sendfile}"
+        );
+        let r = read_reply(&mut s, true);
+        assert_eq!(r.status, 200);
+        assert!(r.head.contains(&format!("content-length: {}", other.len())));
+        let r = read_reply(&mut s, false);
+        assert_eq!((r.status, &r.body[..]), (200, &b"small"[..]));
+        let r = read_reply(&mut s, false);
+        assert_eq!(r.status, 206);
+        assert!(
+            r.body == other[100..200100],
+            "single range, sendfile={sendfile}"
+        );
+        let r = read_reply(&mut s, false);
+        assert_eq!(r.status, 206);
+        for part in [
+            &big[..100],
+            &big[2000000..2200000],
+            &big[big.len() - 70000..],
+        ] {
+            assert!(
+                r.body.windows(part.len()).any(|w| w == part),
+                "multipart part missing"
+            );
+        }
+        let r = read_reply(&mut s, false);
+        assert!(r.status == 200 && r.body == other, "sendfile={sendfile}");
+    }
+}
+
+#[test]
+fn oversized_headers_get_431() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Running::start(dir.path(), |c| c.max_header_bytes = 8192);
+    let mut s = server.connect();
+    let big = "a".repeat(20_000);
+    let req = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n");
+    let _ = s.write_all(req.as_bytes());
+    assert_eq!(read_reply(&mut s, false).status, 431);
+}
+
+#[test]
+fn silent_and_stalled_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"x").unwrap();
+    let server = Running::start(dir.path(), |c| {
+        c.idle_timeout = Duration::from_secs(1);
+        c.header_read_timeout = Duration::from_secs(1);
+    });
+    // connects and never sends
+    let mut silent = server.connect();
+    // sends half a request line
+    let mut partial = server.connect();
+    partial.write_all(b"GET /f HT").unwrap();
+    // keep-alive connection after one request
+    let mut kept = server.connect();
+    kept.write_all(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_reply(&mut kept, false).status, 200);
+    let started = Instant::now();
+    for s in [&mut silent, &mut partial, &mut kept] {
+        let mut buf = Vec::new();
+        // Only the end of the stream (or a timeout answer) may come; then the server closes it.
+        let _ = s.read_to_end(&mut buf);
+        assert!(
+            buf.is_empty() || buf.starts_with(b"HTTP/1.1 408"),
+            "{buf:?}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    // and the server still answers
+    let mut fresh = server.connect();
+    fresh
+        .write_all(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_reply(&mut fresh, false).status, 200);
+}
+
+#[test]
+fn connection_cap_makes_room_by_closing_idle_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"x").unwrap();
+    let server = Running::start(dir.path(), |c| c.max_connections = 8);
+    let mut idle: Vec<TcpStream> = (0..8).map(|_| server.connect()).collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut s = server.connect();
+    s.write_all(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_reply(&mut s, false).status, 200);
+    let closed = idle
+        .iter_mut()
+        .filter_map(|c| {
+            c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            c.read(&mut [0u8; 16]).ok().filter(|&n| n == 0)
+        })
+        .count();
+    assert!(closed >= 1, "no idle connection was closed");
+}
+
+#[test]
+fn shutdown_lets_a_response_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(64 << 20);
+    std::fs::write(dir.path().join("large.img"), &data).unwrap();
+    let mut server = Running::start(dir.path(), |_| {});
+    let mut s = server.connect();
+    s.write_all(b"GET /large.img HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // read a little so the response is under way, then stop the server while the rest is pending
+    let mut first = [0u8; 4096];
+    s.read_exact(&mut first).unwrap();
+    let stopper = std::thread::spawn(move || server.stop());
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    stopper.join().unwrap();
+    let mut all = first.to_vec();
+    all.extend(rest);
+    let body_at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(all[body_at..] == data[..], "response cut short by shutdown");
+}
