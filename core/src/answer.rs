@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::net::{self, Cidr};
 use crate::password;
 use crate::reader::{At, Diags, Reader, Table};
-use crate::size::Size;
+use crate::size::{Size, XenSize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -195,20 +195,20 @@ impl Volume {
 pub struct Xen {
     /// dom0's fixed memory: `dom0_mem=X,max:X`.
     #[serde(default = "Xen::default_dom0_mem")]
-    pub dom0_mem: Size,
+    pub dom0_mem: XenSize,
     #[serde(default = "Xen::default_vcpus")]
     pub dom0_max_vcpus: u32,
     /// Optional cap on the RAM Xen uses (`mem=`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mem: Option<Size>,
+    pub mem: Option<XenSize>,
     /// Further hypervisor options, passed through.
     #[serde(default)]
     pub extra: Vec<String>,
 }
 
 impl Xen {
-    fn default_dom0_mem() -> Size {
-        Size::mib(2048)
+    fn default_dom0_mem() -> XenSize {
+        "2048M".parse().expect("a valid size")
     }
     fn default_vcpus() -> u32 {
         2
@@ -765,20 +765,17 @@ fn check_volumes(t: &Table<'_, '_>, vs: &[At<Volume>]) {
     let mut seen_mounts: Vec<&str> = Vec::new();
     for v in vs {
         if seen_names.contains(&v.value.name.as_str()) {
-            t.error(
-                "volumes",
+            t.reader().report_at(
                 v.offset,
-                format!("{}: duplicate volume name `{}`", v.key, v.value.name),
+                &v.key,
+                format!("duplicate volume name `{}`", v.value.name),
             );
         }
         seen_names.push(&v.value.name);
         if let Some(m) = &v.value.mount {
             if seen_mounts.contains(&m.as_str()) {
-                t.error(
-                    "volumes",
-                    v.offset,
-                    format!("{}: duplicate mount point `{m}`", v.key),
-                );
+                t.reader()
+                    .report_at(v.offset, &v.key, format!("duplicate mount point `{m}`"));
             }
             seen_mounts.push(m);
         }
@@ -794,7 +791,17 @@ fn check_volumes(t: &Table<'_, '_>, vs: &[At<Volume>]) {
 
 fn read_xen(t: &Table<'_, '_>) -> Xen {
     let d = Xen::default();
-    let dom0_mem = min_size(t, "dom0-mem", Size::mib(512)).unwrap_or(d.dom0_mem);
+    let dom0_mem = t
+        .parsed("dom0-mem", |s| {
+            let v: XenSize = s.parse()?;
+            if v.size < Size::mib(512) {
+                Err(format!("{v} is too small; a dom0 needs at least 512M"))
+            } else {
+                Ok(v)
+            }
+        })
+        .map(|a| a.value)
+        .unwrap_or(d.dom0_mem);
     let dom0_max_vcpus = t
         .int("dom0-max-vcpus")
         .and_then(|a| match u32::try_from(a.value) {
@@ -809,9 +816,9 @@ fn read_xen(t: &Table<'_, '_>) -> Xen {
             }
         })
         .unwrap_or(d.dom0_max_vcpus);
-    let mem = t.parsed("mem", str::parse::<Size>).map(|a| a.value);
-    if let Some(m) = mem
-        && m < dom0_mem
+    let mem = t.parsed("mem", str::parse::<XenSize>).map(|a| a.value);
+    if let Some(m) = &mem
+        && m.size < dom0_mem.size
     {
         t.error(
             "mem",
@@ -1207,7 +1214,7 @@ mod tests {
     #[test]
     fn serde_and_reader_agree() {
         let mut a = Answer::parse(&minimal()).unwrap();
-        a.xen.mem = Some(Size::gib(32));
+        a.xen.mem = Some("32G".parse().unwrap());
         a.xen.extra = vec!["ucode=scan".into()];
         a.network.mode = NetMode::Static;
         a.network.address = Some("192.0.2.10/24".parse().unwrap());
@@ -1244,8 +1251,8 @@ mod tests {
                 "xen.dom0-max-vcpus",
                 "console.baud",
                 "lvm.vg",
-                "lvm.volumes",
-                "lvm.volumes",
+                "lvm.volumes[1].name",
+                "lvm.volumes[1].name",
                 "lvm.volumes[2].size",
             ],
             "{e}"

@@ -2,9 +2,12 @@
 //! guest tool. Nothing here touches a disk or the network; templates are the only thing read.
 
 pub mod answer;
+pub mod gpt;
+pub mod inventory;
 pub mod net;
 pub mod password;
+pub mod payload;
+pub mod plan;
 pub mod reader;
 pub mod render;
 pub mod size;
-pub mod guest;

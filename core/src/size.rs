@@ -151,6 +151,73 @@ impl JsonSchema for Size {
     }
 }
 
+/// A size for the Xen command line, kept as the admin spelled it when Xen reads that spelling
+/// (`2048M` stays `2048M`, so the hypervisor's command line matches the answer file); otherwise
+/// (`1.5G`, `2GiB`) it is written in the largest exact unit Xen knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XenSize {
+    pub size: Size,
+    text: String,
+}
+
+impl XenSize {
+    pub fn new(size: Size) -> XenSize {
+        XenSize {
+            size,
+            text: size.to_string(),
+        }
+    }
+}
+
+impl FromStr for XenSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<XenSize, String> {
+        let size: Size = s.parse()?;
+        let t = s.trim();
+        let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let xen_reads = !digits.is_empty()
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && matches!(&t[digits.len()..], "K" | "M" | "G" | "T");
+        Ok(XenSize {
+            size,
+            text: if xen_reads {
+                t.to_string()
+            } else {
+                size.to_string()
+            },
+        })
+    }
+}
+
+impl fmt::Display for XenSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for XenSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for XenSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<XenSize, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for XenSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Size".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Size::json_schema(g)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +263,15 @@ mod tests {
         assert_eq!(Size(3 * GIB / 2).to_string(), "1536M");
         assert_eq!(human(3 * GIB / 2), "1.5 GiB");
         assert_eq!(human(20 * GIB), "20 GiB");
+    }
+
+    #[test]
+    fn xen_sizes_keep_the_admins_spelling_when_xen_reads_it() {
+        let x = |s: &str| s.parse::<XenSize>().unwrap().to_string();
+        assert_eq!(x("2048M"), "2048M");
+        assert_eq!(x("2G"), "2G");
+        assert_eq!(x("1.5G"), "1536M");
+        assert_eq!(x("2GiB"), "2G");
+        assert_eq!("700M".parse::<XenSize>().unwrap().size, Size::mib(700));
     }
 }

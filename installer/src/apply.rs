@@ -1,0 +1,502 @@
+//! `apply`: carries out a plan. The target is checked again right before the first write; after
+//! that, any failure unmounts everything and erases the new partition table, so a disk never
+//! looks installed when it is not.
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use xenprov_core::gpt::Role;
+use xenprov_core::plan::{Content, FsType, On, Plan, PlannedFile, mount_order};
+
+use crate::blockdev::{self, Loop};
+use crate::exec::Cmd;
+use crate::inventory;
+use crate::io::progress::Mode;
+use crate::mount::Mounts;
+use crate::payload;
+
+pub struct Options {
+    /// Directory holding `payload.json` and the archive it names.
+    pub payload_dir: PathBuf,
+    pub progress: Mode,
+    /// Where the target's filesystems are mounted while installing.
+    pub root: PathBuf,
+    /// The install log, copied onto the target at the end.
+    pub log: Option<PathBuf>,
+}
+
+struct Steps {
+    n: usize,
+    total: usize,
+}
+
+impl Steps {
+    fn next(&mut self, what: &str) {
+        self.n += 1;
+        tracing::info!("[{}/{}] {what}", self.n, self.total);
+    }
+}
+
+/// Tools the plan needs, all looked up before anything is written.
+fn required_tools(plan: &Plan) -> Vec<&'static str> {
+    let mut t = vec![
+        "wipefs",
+        "pvcreate",
+        "vgcreate",
+        "lvcreate",
+        "lvs",
+        "vgchange",
+        "mkfs.ext4",
+        "chroot",
+        "blkid",
+    ];
+    if plan.filesystems.iter().any(|f| f.fs == FsType::Swap) {
+        t.push("mkswap");
+    }
+    if plan.bootloader.uefi {
+        t.push("mkfs.vfat");
+    }
+    if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
+        t.push("losetup");
+    }
+    t
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// Re-checks everything the plan assumed about the target and the medium.
+pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
+    let missing: Vec<&str> = required_tools(plan)
+        .into_iter()
+        .filter(|t| !on_path(t))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "missing tools: {} (this environment cannot install)",
+            missing.join(", ")
+        );
+    }
+    let path = Path::new(&plan.disk.path);
+    let f = fs::File::open(path).with_context(|| format!("opening target {}", path.display()))?;
+    let size = blockdev::size(&f, path)?;
+    if size != plan.disk.size {
+        bail!(
+            "{} is {size} bytes now but the plan was made for {} bytes: not the same disk, refusing to write",
+            path.display(),
+            plan.disk.size
+        );
+    }
+    let sector = blockdev::logical_sector(&f, path)?;
+    if sector != plan.disk.sector {
+        bail!(
+            "{} has {sector}-byte sectors now, the plan assumed {}",
+            path.display(),
+            plan.disk.sector
+        );
+    }
+    if blockdev::is_block_device(path) {
+        let inv = inventory::gather();
+        let d = inv.disk(&plan.disk.path).with_context(|| {
+            format!(
+                "{} is no longer listed among this machine's disks",
+                path.display()
+            )
+        })?;
+        if d.serial != plan.disk.serial {
+            bail!(
+                "{} has serial {:?} now, the plan was made for {:?}: refusing to write",
+                path.display(),
+                d.serial,
+                plan.disk.serial
+            );
+        }
+        if let Some(why) = d.never_target() {
+            bail!("{} cannot be written: {why}", path.display());
+        }
+    }
+    if let Some(m) = &plan.payload {
+        let archive = opts.payload_dir.join(&m.file);
+        let len = fs::metadata(&archive)
+            .with_context(|| format!("payload {}", archive.display()))?
+            .len();
+        if len != m.size {
+            bail!(
+                "payload {} is {len} bytes, its manifest says {}",
+                archive.display(),
+                m.size
+            );
+        }
+    } else {
+        bail!("the plan has no payload manifest; give --payload");
+    }
+    Ok(())
+}
+
+/// Runs the whole install. Call `preflight` first.
+pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
+    let mut steps = Steps { n: 0, total: 10 };
+    let image_loop;
+    let disk_dev = if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
+        image_loop = Loop::attach(Path::new(&plan.disk.path))?;
+        image_loop.dev.clone()
+    } else {
+        plan.disk.path.clone()
+    };
+    steps.next(&format!("Erasing {}", plan.disk.path));
+    wipe(plan, &disk_dev)?;
+    let result = install(plan, opts, &disk_dev, &mut steps);
+    if let Err(e) = &result {
+        // Say what failed before cleaning up, so a second error cannot hide it.
+        tracing::error!("install failed: {e:#}");
+        Cmd::new(&["vgchange", "-an", &plan.vg.name]).run().ok();
+        match blockdev::open_rw(Path::new(&disk_dev))
+            .and_then(|mut f| blockdev::zero_ends(&mut f, plan.disk.size))
+        {
+            Ok(()) => tracing::error!(
+                "{} was left blank (partition table erased), not half-installed",
+                plan.disk.path
+            ),
+            Err(z) => tracing::error!(
+                "could not erase the partition table of {}: {z:#}",
+                plan.disk.path
+            ),
+        }
+    }
+    result
+}
+
+/// Tears down what lives on the disk: volume groups, then every signature, then the ends.
+fn wipe(plan: &Plan, dev: &str) -> Result<()> {
+    for vg in &plan.disk.deactivate_vgs {
+        Cmd::new(&["vgchange", "-an", vg]).run()?;
+    }
+    let inv = inventory::gather();
+    if let Some(d) = inv.disk(dev) {
+        for p in &d.partitions {
+            Cmd::new(&["wipefs", "--all", "--quiet", &p.path]).run()?;
+        }
+    }
+    Cmd::new(&["wipefs", "--all", "--quiet", dev]).run()?;
+    let mut f = blockdev::open_rw(Path::new(dev))?;
+    blockdev::zero_ends(&mut f, plan.disk.size)?;
+    Ok(())
+}
+
+fn lvm(args: &[&str]) -> Cmd {
+    let c = Cmd::new(args);
+    // Without udev, device-mapper would wait forever for udev to create the nodes.
+    if Path::new("/run/udev/control").exists() {
+        c
+    } else {
+        c.env("DM_DISABLE_UDEV", "1")
+    }
+}
+
+fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Result<()> {
+    steps.next("Writing the GPT");
+    {
+        let mut f = blockdev::open_rw(Path::new(disk_dev))?;
+        blockdev::write_gpt(&mut f, plan)?;
+        blockdev::reread_partitions(&f, Path::new(disk_dev))?;
+    }
+    let part_devs: Vec<String> = plan
+        .partitions
+        .iter()
+        .map(|p| plan.device(disk_dev, &On::Partition(p.number)))
+        .collect();
+    blockdev::wait_for(&part_devs)?;
+    for (p, dev) in plan.partitions.iter().zip(&part_devs) {
+        // Old data under a new partition must not be mistaken for a filesystem or PV.
+        let mut f = blockdev::open_rw(Path::new(dev))?;
+        blockdev::zero(&mut f, 0, p.size.min(1 << 20))?;
+        blockdev::flush(&f);
+        if p.role != Role::BiosBoot {
+            Cmd::new(&["wipefs", "--all", "--quiet", dev]).run()?;
+        }
+    }
+
+    steps.next(&format!(
+        "Creating volume group {} and its logical volumes",
+        plan.vg.name
+    ));
+    let pv = plan.device(disk_dev, &On::Partition(plan.vg.pv_partition));
+    lvm(&["pvcreate", "-ff", "-y", "--dataalignment", "1m", &pv]).run()?;
+    lvm(&["vgcreate", "-s", "4m", &plan.vg.name, &pv]).run()?;
+    for lv in &plan.vg.volumes {
+        lvm(&[
+            "lvcreate",
+            "-y",
+            "-Wy",
+            "-Zy",
+            "-l",
+            &lv.extents.to_string(),
+            "-n",
+            &lv.name,
+            &plan.vg.name,
+        ])
+        .run()?;
+    }
+    check_lvs(plan)?;
+
+    steps.next("Making filesystems");
+    for f in &plan.filesystems {
+        let dev = plan.device(disk_dev, &f.on);
+        match f.fs {
+            FsType::Ext4 => {
+                Cmd::new(&["mkfs.ext4", "-q", "-F", "-U", &f.uuid, "-L", &f.label, &dev]).run()?
+            }
+            FsType::Vfat => {
+                Cmd::new(&["mkfs.vfat", "-F", "32", "-i", &f.uuid, "-n", &f.label, &dev]).run()?
+            }
+            FsType::Swap => Cmd::new(&["mkswap", "-U", &f.uuid, "-L", &f.label, &dev]).run()?,
+        };
+    }
+
+    steps.next(&format!("Mounting the target on {}", opts.root.display()));
+    let mut mounts = Mounts::new();
+    let mut order: Vec<_> = plan
+        .filesystems
+        .iter()
+        .filter(|f| f.mount.is_some())
+        .collect();
+    order.sort_by_key(|f| mount_order(f.mount.as_deref().unwrap_or("none")));
+    for f in order {
+        let m = f.mount.as_deref().expect("filtered");
+        let fstype = if f.fs == FsType::Vfat { "vfat" } else { "ext4" };
+        mounts.mount(
+            &plan.device(disk_dev, &f.on),
+            &opts.root.join(m.trim_start_matches('/')),
+            fstype,
+        )?;
+    }
+
+    steps.next("Unpacking the dom0 payload");
+    let m = plan.payload.as_ref().context("the plan has no payload")?;
+    let started = std::time::Instant::now();
+    let n = payload::unpack(
+        &opts.payload_dir.join(&m.file),
+        m,
+        &opts.root,
+        opts.progress,
+    )?;
+    tracing::info!(
+        "payload: {} MiB read, {} MiB unpacked in {:.1} s, SHA-256 verified",
+        n >> 20,
+        m.unpacked_size >> 20,
+        started.elapsed().as_secs_f64()
+    );
+
+    steps.next("Writing the host's configuration");
+    for f in &plan.files {
+        write_file(&opts.root, f)?;
+    }
+
+    steps.next("Setting passwords and users");
+    let mut binds = Mounts::new();
+    for d in ["dev", "proc", "sys", "run"] {
+        binds.bind(&Path::new("/").join(d), &opts.root.join(d))?;
+    }
+    let root = &opts.root;
+    Cmd::chroot(root, &["chpasswd", "--encrypted"])
+        .stdin(format!("root:{}\n", plan.users.root_password_hash))
+        .run()
+        .context("setting root's password")?;
+    if let Some(a) = &plan.users.admin {
+        Cmd::chroot(
+            root,
+            &[
+                "useradd",
+                "--create-home",
+                "--shell",
+                "/bin/bash",
+                "--groups",
+                &a.groups.join(","),
+                &a.name,
+            ],
+        )
+        .run()?;
+        Cmd::chroot(root, &["chpasswd", "--encrypted"])
+            .stdin(format!("{}:{}\n", a.name, a.password_hash))
+            .run()
+            .with_context(|| format!("setting {}'s password", a.name))?;
+    }
+    for f in plan.files.iter().filter(|f| f.owner != "root") {
+        Cmd::chroot(
+            root,
+            &["chown", "-h", &format!("{0}:{0}", f.owner), &f.path],
+        )
+        .run()?;
+    }
+    Cmd::chroot(root, &["ssh-keygen", "-A"])
+        .run()
+        .context("making SSH host keys")?;
+
+    steps.next("Installing GRUB");
+    install_grub(plan, root, disk_dev)?;
+
+    steps.next("Checking the result");
+    verify(plan, root)?;
+
+    steps.next("Saving the install log and unmounting");
+    let logdir = root.join("var/log/xenprov");
+    fs::create_dir_all(&logdir)?;
+    fs::write(logdir.join("plan.json"), plan.to_json())?;
+    if let Some(log) = &opts.log {
+        fs::copy(log, logdir.join("install.log"))
+            .with_context(|| format!("copying {}", log.display()))?;
+    }
+    for f in ["plan.json", "install.log"] {
+        fs::set_permissions(logdir.join(f), fs::Permissions::from_mode(0o600)).ok();
+    }
+    binds.unmount_all()?;
+    mounts.unmount_all()?;
+    lvm(&["vgchange", "-an", &plan.vg.name]).run()?;
+    let f = fs::File::open(disk_dev)?;
+    blockdev::flush(&f);
+    Ok(())
+}
+
+/// Compares what LVM made with the plan, extent for extent.
+fn check_lvs(plan: &Plan) -> Result<()> {
+    let out = lvm(&[
+        "lvs",
+        "--reportformat",
+        "json",
+        "--units",
+        "b",
+        "--nosuffix",
+        "-o",
+        "lv_name,lv_size",
+        &plan.vg.name,
+    ])
+    .run()?;
+    let v: serde_json::Value = serde_json::from_str(&out).context("reading lvs output")?;
+    for lv in &plan.vg.volumes {
+        let got = v["report"][0]["lv"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["lv_name"] == lv.name.as_str())
+            .and_then(|x| x["lv_size"].as_str()?.parse::<u64>().ok());
+        let want = lv.extents * plan.vg.extent_size;
+        if got != Some(want) {
+            bail!(
+                "logical volume {} is {got:?} bytes, the plan says {want}",
+                lv.name
+            );
+        }
+    }
+    Ok(())
+}
+
+fn write_file(root: &Path, f: &PlannedFile) -> Result<()> {
+    let p = root.join(f.path.trim_start_matches('/'));
+    let ctx = || format!("writing {}", f.path);
+    if let Some(parent) = p.parent() {
+        fs::create_dir_all(parent).with_context(ctx)?;
+    }
+    let mode = u32::from_str_radix(&f.mode, 8).with_context(ctx)?;
+    match &f.content {
+        Content::File(body) => {
+            fs::write(&p, body).with_context(ctx)?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).with_context(ctx)?;
+        }
+        Content::Symlink(target) => {
+            if p.symlink_metadata().is_ok() {
+                fs::remove_file(&p).with_context(ctx)?;
+            }
+            symlink(target, &p).with_context(ctx)?;
+        }
+        Content::Dir => {
+            fs::create_dir_all(&p).with_context(ctx)?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).with_context(ctx)?;
+        }
+    }
+    Ok(())
+}
+
+/// The GRUB scripts whose entries must stay bootable when a superuser is set.
+const ENTRY_SCRIPTS: [&str; 2] = ["etc/grub.d/10_linux", "etc/grub.d/20_linux_xen"];
+const CLASS_LINE: &str = "CLASS=\"--class gnu-linux --class gnu --class os";
+
+/// Marks the normal entries `--unrestricted`: with a GRUB superuser set, an entry without it
+/// would ask for the password at every boot.
+fn unrestrict_entries(root: &Path) -> Result<()> {
+    for s in ENTRY_SCRIPTS {
+        let p = root.join(s);
+        let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        if text.contains("--unrestricted") {
+            continue;
+        }
+        let Some(at) = text.find(CLASS_LINE) else {
+            bail!("{s} has no `{CLASS_LINE}` line to mark --unrestricted; GRUB's scripts changed");
+        };
+        let mut new = text.clone();
+        new.insert_str(at + CLASS_LINE.len(), " --unrestricted");
+        fs::write(&p, new)?;
+    }
+    Ok(())
+}
+
+fn install_grub(plan: &Plan, root: &Path, disk_dev: &str) -> Result<()> {
+    if plan.bootloader.password {
+        unrestrict_entries(root)?;
+    }
+    if plan.bootloader.bios {
+        Cmd::chroot(root, &["grub-install", "--target=i386-pc", disk_dev]).run()?;
+    }
+    if plan.bootloader.uefi {
+        let mut args = vec![
+            "grub-install",
+            "--target=x86_64-efi",
+            "--efi-directory=/boot/efi",
+            "--bootloader-id=debian",
+        ];
+        if !plan.bootloader.nvram {
+            args.push("--no-nvram");
+        }
+        Cmd::chroot(root, &args).run()?;
+        // Firmware that loses or lacks NVRAM entries boots the removable path.
+        Cmd::chroot(
+            root,
+            &[
+                "grub-install",
+                "--target=x86_64-efi",
+                "--efi-directory=/boot/efi",
+                "--removable",
+                "--no-nvram",
+            ],
+        )
+        .run()?;
+    }
+    Cmd::chroot(root, &["update-grub"]).run()?;
+    Ok(())
+}
+
+/// Checks the installed boot configuration says what the plan says.
+fn verify(plan: &Plan, root: &Path) -> Result<()> {
+    let cfg_path = root.join("boot/grub/grub.cfg");
+    let cfg = fs::read_to_string(&cfg_path).context("reading the generated grub.cfg")?;
+    let xen_line = cfg
+        .lines()
+        .find(|l| l.trim_start().starts_with("multiboot2") && l.contains("xen"))
+        .context("grub.cfg has no multiboot2 entry for Xen")?;
+    if !xen_line.contains(&plan.xen_cmdline) {
+        bail!(
+            "grub.cfg's Xen entry does not carry the planned options:\n  {}\n  wanted: {}",
+            xen_line.trim(),
+            plan.xen_cmdline
+        );
+    }
+    Cmd::chroot(root, &["grub-script-check", "/boot/grub/grub.cfg"]).run()?;
+    if plan.bootloader.uefi && !root.join("boot/efi/EFI/BOOT/BOOTX64.EFI").exists() {
+        bail!("the removable UEFI loader EFI/BOOT/BOOTX64.EFI is missing on the ESP");
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Small composable readers for the payload pipeline.
+
+pub mod hash;
+pub mod progress;
