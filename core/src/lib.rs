@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod gpt;
+pub mod guest;
 pub mod inventory;
 pub mod net;
 pub mod password;
