@@ -312,3 +312,261 @@ pub fn remove(env: &Env<'_>, name: &str, keep_disk: bool) -> Result<()> {
     }
     env.registry.remove(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+
+    use xenprov_core::render::Templates;
+    use xenprov_core::size::Size;
+
+    use super::*;
+    use crate::config::Paths;
+
+    /// Stands in for lvm2 and xl, which need a hypervisor; the e2e test runs the real ones.
+    #[derive(Default)]
+    struct Fake {
+        log: RefCell<Vec<String>>,
+        running: RefCell<Vec<String>>,
+    }
+
+    impl Machine for Fake {
+        fn vg_free(&self) -> Result<BTreeMap<String, Size>> {
+            Ok(BTreeMap::from([("dsk".to_string(), Size::gib(20))]))
+        }
+        fn lv_create(&self, vg: &str, lv: &str, size: Size) -> Result<()> {
+            self.log
+                .borrow_mut()
+                .push(format!("lvcreate {vg}/{lv} {size}"));
+            Ok(())
+        }
+        fn lv_remove(&self, vg: &str, lv: &str) -> Result<()> {
+            self.log.borrow_mut().push(format!("lvremove {vg}/{lv}"));
+            Ok(())
+        }
+        fn bridge_address(&self, _: &str) -> Result<Option<Ipv4Addr>> {
+            Ok(Some(Ipv4Addr::new(10, 0, 2, 15)))
+        }
+        fn xl_create(&self, config: &Path) -> Result<()> {
+            let text = fs::read_to_string(config)?;
+            let name = text
+                .lines()
+                .find_map(|l| l.strip_prefix("name = "))
+                .unwrap();
+            self.running
+                .borrow_mut()
+                .push(name.trim_matches('"').to_string());
+            self.log.borrow_mut().push(format!(
+                "xl create {}",
+                config.file_name().unwrap().to_string_lossy()
+            ));
+            Ok(())
+        }
+        fn xl_destroy(&self, name: &str) -> Result<()> {
+            self.running.borrow_mut().retain(|n| n != name);
+            self.log.borrow_mut().push(format!("xl destroy {name}"));
+            Ok(())
+        }
+        fn domains(&self) -> Result<Vec<Domain>> {
+            Ok(self
+                .running
+                .borrow()
+                .iter()
+                .map(|n| Domain {
+                    name: n.clone(),
+                    domid: 7,
+                    memory_mib: 1024,
+                    vcpus: 1,
+                    uptime_secs: Some(5),
+                })
+                .collect())
+        }
+    }
+
+    const HASH: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+
+    fn def(name: &str) -> String {
+        format!(
+            "name = \"{name}\"\nos = \"debian12\"\ntype = \"pvh\"\nmemory = \"1G\"\ndisk = \"8G\"\nautostart = true\nroot-password-hash = '{HASH}'\n"
+        )
+    }
+
+    struct Lab {
+        dir: tempfile::TempDir,
+        config: Config,
+        registry: Registry,
+        fake: Fake,
+    }
+
+    impl Lab {
+        fn new() -> Lab {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path();
+            let config = Config {
+                repo_root: p.join("repo"),
+                paths: Paths {
+                    registry: p.join("reg"),
+                    xen: p.join("xen"),
+                    auto: p.join("xen/auto"),
+                    console_log: p.join("console"),
+                },
+                ..Config::default()
+            };
+            let di = config.repo_root.join("debian-installer/12/amd64");
+            fs::create_dir_all(&di).unwrap();
+            fs::write(di.join("linux"), "k").unwrap();
+            fs::write(di.join("initrd.gz"), "i").unwrap();
+            let registry = Registry::open(&config.paths.registry, Templates::builtin()).unwrap();
+            Lab {
+                dir,
+                config,
+                registry,
+                fake: Fake::default(),
+            }
+        }
+
+        fn env(&self) -> Env<'_> {
+            Env {
+                config: &self.config,
+                registry: &self.registry,
+                machine: &self.fake,
+                now: &|| 1000,
+            }
+        }
+    }
+
+    fn token_of(install_cfg: &str) -> String {
+        let i = install_cfg.find("?token=").unwrap() + 7;
+        install_cfg[i..i + 32].to_string()
+    }
+
+    #[test]
+    fn new_installs_then_switches_to_the_own_disk() {
+        let lab = Lab::new();
+        let env = lab.env();
+        let g = create(&env, &def("web1"), "web1.toml").unwrap();
+        assert_eq!(
+            *lab.fake.log.borrow(),
+            ["lvcreate dsk/web1-disk 8G", "xl create install.cfg"]
+        );
+        let install =
+            fs::read_to_string(lab.registry.install_config_path("web1").unwrap()).unwrap();
+        assert!(
+            install.contains("url=http://10.0.2.15:8080/preseed/web1?token="),
+            "{install}"
+        );
+        assert!(install.contains(&format!(
+            "kernel = \"{}",
+            lab.dir.path().join("repo").display()
+        )));
+        let run = fs::read_to_string(lab.dir.path().join("xen/web1.cfg")).unwrap();
+        assert!(run.contains("grub-i386-xen_pvh.bin"));
+        assert_eq!(list(&env).unwrap()[0].state, "installing");
+
+        let token = token_of(&install);
+        lab.registry
+            .record_event("web1", &token, b"started", 1000)
+            .unwrap();
+        lab.registry
+            .record_event("web1", &token, b"done", 1000)
+            .unwrap();
+        assert_eq!(
+            list(&env).unwrap()[0].state,
+            "installing",
+            "the installer is still powering off"
+        );
+        let mut said = Vec::new();
+        let mut polls = 0;
+        let fake = &lab.fake;
+        wait(
+            &env,
+            "web1",
+            Duration::ZERO,
+            &mut |_| {
+                polls += 1;
+                fake.running.borrow_mut().clear(); // on_reboot = destroy ends the domain
+            },
+            &mut |l| said.push(l),
+        )
+        .unwrap();
+        assert_eq!(polls, 1);
+        assert_eq!(
+            said,
+            [
+                "web1: installer reported started",
+                "web1: installer reported done",
+                "web1: installed; started from its own disk"
+            ]
+        );
+        assert_eq!(lab.fake.log.borrow().last().unwrap(), "xl create web1.cfg");
+        let link = fs::read_link(lab.dir.path().join("xen/auto/web1.cfg")).unwrap();
+        assert_eq!(link, lab.dir.path().join("xen/web1.cfg"));
+        let rows = list(&env).unwrap();
+        assert_eq!(
+            (rows[0].state.as_str(), rows[0].uptime_secs),
+            ("running", Some(5))
+        );
+        assert_eq!(g.name, "web1");
+
+        remove(&env, "web1", false).unwrap();
+        assert_eq!(
+            &lab.fake.log.borrow()[3..],
+            ["xl destroy web1", "lvremove dsk/web1-disk"]
+        );
+        assert!(!lab.dir.path().join("xen/web1.cfg").exists());
+        assert!(fs::symlink_metadata(lab.dir.path().join("xen/auto/web1.cfg")).is_err());
+        assert!(list(&env).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_installer_that_dies_without_done_fails_the_guest() {
+        let lab = Lab::new();
+        let env = lab.env();
+        create(&env, &def("web1"), "web1.toml").unwrap();
+        lab.fake.running.borrow_mut().clear();
+        let e = wait(&env, "web1", Duration::ZERO, &mut |_| {}, &mut |_| {}).unwrap_err();
+        assert!(
+            e.to_string().contains("ended before it reported done"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("guest-web1.log"), "{e}");
+        assert_eq!(list(&env).unwrap()[0].state, "failed");
+        remove(&env, "web1", true).unwrap();
+        assert!(
+            !lab.fake
+                .log
+                .borrow()
+                .iter()
+                .any(|l| l.starts_with("lvremove"))
+        );
+    }
+
+    #[test]
+    fn refusals_touch_nothing() {
+        let lab = Lab::new();
+        let env = lab.env();
+        create(&env, &def("web1"), "web1.toml").unwrap();
+        let e = create(&env, &def("web1").replace("8G", "30G"), "again.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("again.toml:\n"), "{e}");
+        assert!(
+            e.contains("already exists") && e.contains("30G does not fit"),
+            "{e}"
+        );
+        fs::remove_file(lab.config.repo_root.join("debian-installer/12/amd64/linux")).unwrap();
+        let e = create(&env, &def("web2"), "web2.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("installer file") && e.contains("missing"), "{e}");
+        assert_eq!(
+            lab.fake.log.borrow().len(),
+            2,
+            "only web1's lvcreate and xl create ran"
+        );
+        assert_eq!(lab.registry.names().unwrap(), ["web1"]);
+    }
+}

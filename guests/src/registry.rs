@@ -380,3 +380,156 @@ impl Registry {
         .map_err(|_| Refused::NotFound)?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xenprov_core::guest::Host;
+
+    pub const HASH: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+
+    fn setup() -> (tempfile::TempDir, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path(), Templates::builtin()).unwrap();
+        let src = format!(
+            "name = \"web1\"\nos = \"debian12\"\ntype = \"pv\"\nmemory = \"1G\"\ndisk = \"8G\"\nroot-password-hash = '{HASH}'\n"
+        );
+        let host = Host {
+            vg: "dsk".into(),
+            ..Host::default()
+        };
+        let g = Guest::parse(&src, reg.catalog(), &host).unwrap();
+        reg.create(&g, 100).unwrap();
+        (dir, reg)
+    }
+
+    fn source() -> Source {
+        Source {
+            repo_url: "http://10.0.2.15:8080".into(),
+            tree_url: "http://10.0.2.15:8080/debian".into(),
+            kernel: "/srv/k".into(),
+            ramdisk: "/srv/i".into(),
+        }
+    }
+
+    #[test]
+    fn answers_only_the_armed_token_while_installing() {
+        let (_d, reg) = setup();
+        assert_eq!(
+            reg.render_for("preseed", "web1", "x", 100),
+            None,
+            "not armed yet"
+        );
+        let token = reg.arm("web1", source(), 3600, 100).unwrap();
+        assert_eq!(token.len(), 32);
+        let body = reg.render_for("preseed", "web1", &token, 101).unwrap();
+        assert!(body.contains(HASH) && body.contains(&format!("?token={token}")));
+        assert_eq!(
+            reg.render_for("ks", "web1", &token, 101),
+            None,
+            "wrong route"
+        );
+        assert_eq!(reg.render_for("preseed", "web1", "0123", 101), None);
+        assert_eq!(reg.render_for("preseed", "web2", &token, 101), None);
+        assert_eq!(reg.render_for("preseed", "../web1", &token, 101), None);
+        let st = fs::read_to_string(reg.guest_dir("web1").unwrap().join("status.json")).unwrap();
+        assert!(!st.contains(&token), "only the token's hash is stored");
+        assert_ne!(
+            reg.arm("web1", source(), 3600, 102).unwrap(),
+            token,
+            "a new install, a new token"
+        );
+        assert_eq!(
+            reg.render_for("preseed", "web1", &token, 102),
+            None,
+            "the old token is void"
+        );
+    }
+
+    #[test]
+    fn events_drive_the_state_and_end_the_window() {
+        let (_d, reg) = setup();
+        let token = reg.arm("web1", source(), 3600, 100).unwrap();
+        assert_eq!(
+            reg.record_event("web1", "bad", b"started", 101),
+            Err(Refused::NotFound)
+        );
+        assert!(matches!(
+            reg.record_event("web1", &token, b"rebooting", 101),
+            Err(Refused::BadEvent(_))
+        ));
+        assert_eq!(
+            reg.record_event("web1", &token, b"started\n", 101),
+            Ok(State::Installing)
+        );
+        assert_eq!(
+            reg.record_event("web1", &token, b"done", 200),
+            Ok(State::Installed)
+        );
+        let st = reg.status("web1", 300).unwrap();
+        assert_eq!(
+            (st.state, st.since, st.events.len()),
+            (State::Installed, 200, 2)
+        );
+        assert_eq!(st.token_sha256, None);
+        assert_eq!(
+            reg.record_event("web1", &token, b"failed", 201),
+            Err(Refused::NotFound)
+        );
+        assert_eq!(reg.render_for("preseed", "web1", &token, 201), None);
+    }
+
+    #[test]
+    fn a_failure_keeps_the_log_tail() {
+        let (_d, reg) = setup();
+        let token = reg.arm("web1", source(), 3600, 100).unwrap();
+        let mut body = b"failed\n".to_vec();
+        body.extend(std::iter::repeat_n(b'a', LOG_CAP));
+        body.extend(b"the end");
+        assert_eq!(
+            reg.record_event("web1", &token, &body, 150),
+            Ok(State::Failed)
+        );
+        let log = fs::read(reg.log_path("web1").unwrap()).unwrap();
+        assert_eq!(log.len(), LOG_CAP);
+        assert!(log.ends_with(b"the end"));
+        let st = reg.status("web1", 151).unwrap();
+        assert_eq!(
+            st.message.as_deref(),
+            Some("the installer reported a failure")
+        );
+    }
+
+    #[test]
+    fn a_stalled_install_fails_after_its_timeout() {
+        let (_d, reg) = setup();
+        let token = reg.arm("web1", source(), 600, 100).unwrap();
+        reg.record_event("web1", &token, b"started", 400).unwrap();
+        assert_eq!(reg.status("web1", 1000).unwrap().state, State::Installing);
+        assert!(reg.render_for("preseed", "web1", &token, 1000).is_some());
+        let st = reg.status("web1", 1001).unwrap();
+        assert_eq!(st.state, State::Failed);
+        assert!(st.message.unwrap().contains("stalled"));
+        assert_eq!(
+            reg.record_event("web1", &token, b"done", 1002),
+            Err(Refused::NotFound)
+        );
+    }
+
+    #[test]
+    fn names_and_macs_are_listed_and_duplicates_refused() {
+        let (_d, reg) = setup();
+        assert_eq!(reg.names().unwrap(), ["web1"]);
+        let e = reg.existing().unwrap();
+        assert_eq!(e[0].mac, xenprov_core::guest::derived_mac("web1"));
+        let g = reg.guest("web1").unwrap();
+        assert!(
+            reg.create(&g, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("already exists")
+        );
+        reg.remove("web1").unwrap();
+        assert!(reg.names().unwrap().is_empty());
+    }
+}
