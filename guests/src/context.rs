@@ -95,7 +95,8 @@ pub fn context(guest: &Guest, os: &OsProfile, src: &Source, token: &str, out: Ou
     let repo = split_url(&src.repo_url);
     let tree = split_url(&src.tree_url);
     let base = src.repo_url.trim_end_matches('/');
-    let events_path = format!("{}/events/{}?token={token}", repo.path, guest.name);
+    // The token is a path segment so that access logs, which drop query strings, show it.
+    let events_path = format!("{}/events/{}/{token}", repo.path, guest.name);
     let net = guest
         .network
         .address
@@ -110,7 +111,7 @@ pub fn context(guest: &Guest, os: &OsProfile, src: &Source, token: &str, out: Ou
         },
         "net": net,
         "install": {
-            "answer_url": format!("{base}/{}/{}?token={token}", os.family.answer_route(), guest.name),
+            "answer_url": format!("{base}/{}/{}/{token}", os.family.answer_route(), guest.name),
             "events_url": format!("http://{}{events_path}", repo.authority),
             "events_path": events_path,
             "repo_host": repo.host,

@@ -439,7 +439,7 @@ mod tests {
     }
 
     fn token_of(install_cfg: &str) -> String {
-        let i = install_cfg.find("?token=").unwrap() + 7;
+        let i = install_cfg.find("/preseed/web1/").unwrap() + 14;
         install_cfg[i..i + 32].to_string()
     }
 
@@ -455,7 +455,7 @@ mod tests {
         let install =
             fs::read_to_string(lab.registry.install_config_path("web1").unwrap()).unwrap();
         assert!(
-            install.contains("url=http://10.0.2.15:8080/preseed/web1?token="),
+            install.contains("url=http://10.0.2.15:8080/preseed/web1/"),
             "{install}"
         );
         assert!(install.contains(&format!(

@@ -319,7 +319,7 @@ impl Registry {
         ok.then_some(st)
     }
 
-    /// The kickstart or preseed for `GET /ks/NAME?token=` or `/preseed/NAME?token=`: rendered
+    /// The kickstart or preseed for `GET /ks/NAME/TOKEN` or `/preseed/NAME/TOKEN`: rendered
     /// now from the definition, and only for the installing guest's token.
     pub fn render_for(&self, route: &str, name: &str, token: &str, now: u64) -> Option<String> {
         let st = self.armed(name, token, now)?;
@@ -332,7 +332,7 @@ impl Registry {
         render(&self.templates, &guest, os, &src, token, Output::Answer).ok()
     }
 
-    /// `POST /events/NAME?token=`: the body's first line is started, done or failed; after
+    /// `POST /events/NAME/TOKEN`: the body's first line is started, done or failed; after
     /// failed comes the installer's log, of which the last [`LOG_CAP`] bytes are kept.
     pub fn record_event(
         &self,
@@ -423,7 +423,7 @@ mod tests {
         let token = reg.arm("web1", source(), 3600, 100).unwrap();
         assert_eq!(token.len(), 32);
         let body = reg.render_for("preseed", "web1", &token, 101).unwrap();
-        assert!(body.contains(HASH) && body.contains(&format!("?token={token}")));
+        assert!(body.contains(HASH) && body.contains(&format!("/events/web1/{token}")));
         assert_eq!(
             reg.render_for("ks", "web1", &token, 101),
             None,

@@ -18,6 +18,7 @@ pub mod fs_tree;
 pub mod listing;
 pub mod metrics;
 pub mod path;
+pub mod provision;
 pub mod range;
 pub mod responses;
 pub mod router;

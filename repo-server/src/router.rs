@@ -2,6 +2,7 @@
 //!
 //! Service paths shadow files of the same name at the top of the tree.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use crate::config::Config;
 use crate::fs_tree::FsTree;
 use crate::metrics::Metrics;
 use crate::path::SafePath;
+use crate::provision::{Provision, RequestBody};
 use crate::responses::{bytes_response, get_or_head, method_not_allowed};
 use crate::static_files::StaticFiles;
 use crate::tree::Node;
@@ -21,24 +23,42 @@ use crate::tree::Node;
 pub struct Router {
     files: StaticFiles,
     metrics: Arc<Metrics>,
+    provision: Option<Provision>,
 }
 
 impl Router {
     pub fn new(files: StaticFiles, metrics: Arc<Metrics>) -> Router {
-        Router { files, metrics }
+        Router {
+            files,
+            metrics,
+            provision: None,
+        }
+    }
+
+    /// Adds the guest install routes (`/ks/`, `/preseed/`, `/events/`).
+    pub fn with_provision(mut self, provision: Provision) -> Router {
+        self.provision = Some(provision);
+        self
     }
 
     /// The routes for `config`: its root directory on disk, with its file cache.
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
         let tree = Arc::new(FsTree::open_root(&config.root)?);
         let cache = FileCache::new(config.cache_max_file, config.cache_capacity);
-        Ok(Router::new(
-            StaticFiles::new(tree, cache, metrics.clone()),
-            metrics,
-        ))
+        let provision =
+            Provision::from_guest_config(Path::new(xenprov_guest::config::DEFAULT_PATH))?;
+        Ok(
+            Router::new(StaticFiles::new(tree, cache, metrics.clone()), metrics)
+                .with_provision(provision),
+        )
     }
 
-    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body> {
+    pub async fn handle<B: RequestBody>(&self, req: Request<B>) -> Response<Body> {
+        if let Some(p) = &self.provision
+            && crate::provision::is_route(req.uri().path())
+        {
+            return p.handle(req).await;
+        }
         match req.uri().path() {
             "/healthz" => self.health(&req),
             "/metrics" => self.metrics(&req),

@@ -1,0 +1,145 @@
+//! Guest install routes, served from the guest registry of `xenprov-guest`:
+//!
+//! - `GET /ks/NAME/TOKEN`, `GET /preseed/NAME/TOKEN`: the guest's kickstart or preseed, rendered
+//!   now from its definition, only while it installs and only for that install's token; 404
+//!   otherwise, so nothing (no password hash) reaches an unknown client.
+//! - `POST /events/NAME/TOKEN`: `started`, `done` or `failed` plus a log tail; drives the state.
+//!
+//! The registry does blocking file I/O under a lock, so it runs on the blocking pool.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use xenprov_core::render::Templates;
+use xenprov_guest::registry::{LOG_CAP, Refused, Registry};
+
+use crate::body::Body;
+use crate::responses::{bytes_response, error, method_not_allowed};
+
+/// A request body the routes can read: the server's, or one built in process (tests).
+pub trait RequestBody: Send + 'static {
+    /// The whole body, or `None` when it is longer than `cap` or cannot be read.
+    fn read_capped(self, cap: usize) -> impl Future<Output = Option<Bytes>> + Send;
+}
+
+impl RequestBody for () {
+    async fn read_capped(self, _: usize) -> Option<Bytes> {
+        Some(Bytes::new())
+    }
+}
+
+impl RequestBody for http_body_util::Full<Bytes> {
+    async fn read_capped(self, cap: usize) -> Option<Bytes> {
+        Some(Limited::new(self, cap).collect().await.ok()?.to_bytes())
+    }
+}
+
+impl RequestBody for hyper::body::Incoming {
+    async fn read_capped(self, cap: usize) -> Option<Bytes> {
+        Some(Limited::new(self, cap).collect().await.ok()?.to_bytes())
+    }
+}
+
+pub struct Provision {
+    registry: Arc<Registry>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Provision {
+    pub fn new(registry: Registry) -> Provision {
+        Provision {
+            registry: Arc::new(registry),
+        }
+    }
+
+    /// The registry and templates named by xenprov-guest's own settings file, so both tools
+    /// always agree on where guests are.
+    pub fn from_guest_config(path: &Path) -> anyhow::Result<Provision> {
+        let cfg = xenprov_guest::config::Config::load(path)?;
+        let templates = match &cfg.templates {
+            Some(dir) => Templates::with_overrides(dir)?,
+            None => Templates::builtin(),
+        };
+        Ok(Provision::new(Registry::open(
+            &cfg.paths.registry,
+            templates,
+        )?))
+    }
+
+    pub async fn handle<B: RequestBody>(&self, req: Request<B>) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        let mut parts = path.split('/').skip(1);
+        let (route, name, token) = (parts.next(), parts.next(), parts.next());
+        let (Some(route), Some(name), Some(token), None) = (route, name, token, parts.next())
+        else {
+            return error(StatusCode::NOT_FOUND, req.method() == Method::HEAD);
+        };
+        let (name, token, route) = (name.to_owned(), token.to_owned(), route.to_owned());
+        let reg = self.registry.clone();
+        match (route.as_str(), req.method().clone()) {
+            ("events", Method::POST) => {
+                // The log tail is capped at LOG_CAP; leave room for the event line.
+                let Some(body) = req.into_body().read_capped(LOG_CAP + 4096).await else {
+                    return error(StatusCode::PAYLOAD_TOO_LARGE, false);
+                };
+                let res = tokio::task::spawn_blocking(move || {
+                    reg.record_event(&name, &token, &body, now())
+                })
+                .await;
+                match res {
+                    Ok(Ok(state)) => {
+                        text(StatusCode::OK, format!("{state:?}\n").to_lowercase(), false)
+                    }
+                    Ok(Err(Refused::BadEvent(why))) => {
+                        text(StatusCode::BAD_REQUEST, why + "\n", false)
+                    }
+                    Ok(Err(Refused::NotFound)) | Err(_) => error(StatusCode::NOT_FOUND, false),
+                }
+            }
+            ("events", _) => method_not_allowed("POST"),
+            (_, m @ (Method::GET | Method::HEAD)) => {
+                let rendered = tokio::task::spawn_blocking(move || {
+                    reg.render_for(&route, &name, &token, now())
+                })
+                .await
+                .ok()
+                .flatten();
+                match rendered {
+                    Some(t) => text(StatusCode::OK, t, m == Method::HEAD),
+                    None => error(StatusCode::NOT_FOUND, m == Method::HEAD),
+                }
+            }
+            _ => method_not_allowed("GET, HEAD"),
+        }
+    }
+}
+
+/// The paths these routes own; they shadow tree directories of the same names.
+pub fn is_route(path: &str) -> bool {
+    ["/ks/", "/preseed/", "/events/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
+fn text(status: StatusCode, body: String, head: bool) -> Response<Body> {
+    let mut headers = HeaderMap::new();
+    // Rendered per install and holding a password hash: never cached anywhere.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    bytes_response(
+        status,
+        "text/plain; charset=utf-8",
+        headers,
+        Bytes::from(body),
+        head,
+    )
+}

@@ -1,0 +1,128 @@
+//! The guest install routes in process: a registry with one installing guest, and requests
+//! straight to the router.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use xenprov_core::guest::{Guest, Host};
+use xenprov_core::render::Templates;
+use xenprov_guest::context::Source;
+use xenprov_guest::registry::{Registry, State};
+use xenprov_repo::config::Config;
+use xenprov_repo::metrics::Metrics;
+use xenprov_repo::provision::Provision;
+use xenprov_repo::router::Router;
+
+const HASH: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+
+fn setup(dir: &std::path::Path) -> (Router, String) {
+    let reg = Registry::open(&dir.join("guests"), Templates::builtin()).unwrap();
+    let src = format!(
+        "name = \"web1\"\nos = \"debian12\"\ntype = \"pvh\"\nmemory = \"1G\"\ndisk = \"8G\"\nroot-password-hash = '{HASH}'\n"
+    );
+    let host = Host {
+        vg: "dsk".into(),
+        ..Host::default()
+    };
+    let g = Guest::parse(&src, reg.catalog(), &host).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    reg.create(&g, now).unwrap();
+    let source = Source {
+        repo_url: "http://10.0.2.15:8080".into(),
+        tree_url: "http://10.0.2.15:8080/debian".into(),
+        kernel: "/k".into(),
+        ramdisk: "/i".into(),
+    };
+    let token = reg.arm("web1", source, 3600, now).unwrap();
+    let config = Config {
+        root: dir.to_owned(),
+        ..Config::default()
+    };
+    let router = Router::from_config(&config, Arc::new(Metrics::default()))
+        .unwrap()
+        .with_provision(Provision::new(
+            Registry::open(&dir.join("guests"), Templates::builtin()).unwrap(),
+        ));
+    (router, token)
+}
+
+async fn send(router: &Router, method: Method, path: &str, body: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let resp = router.handle(req).await;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn preseed_only_for_the_token_and_events_drive_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("preseed")).unwrap();
+    let (router, token) = setup(dir.path());
+    let (st, body) = send(&router, Method::GET, &format!("/preseed/web1/{token}"), "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(body.contains(HASH) && body.contains(&format!("/events/web1/{token}")));
+    for path in [
+        "/preseed/web1/0000",
+        "/ks/web1/x",
+        "/preseed/web2/x",
+        "/preseed/web1",
+        "/preseed/../web1/x",
+    ] {
+        let p = path.replace('x', &token);
+        let (st, body) = send(&router, Method::GET, &p, "").await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{p}");
+        assert!(!body.contains(HASH));
+    }
+    let ev = format!("/events/web1/{token}");
+    assert_eq!(
+        send(&router, Method::GET, &ev, "").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        send(&router, Method::POST, &format!("/preseed/web1/{token}"), "")
+            .await
+            .0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        send(&router, Method::POST, &ev, "rebooting").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        send(&router, Method::POST, "/events/web1/0000", "done")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&router, Method::POST, &ev, "started").await,
+        (StatusCode::OK, "installing\n".into())
+    );
+    let big = format!("failed\n{}", "x".repeat(200 << 10));
+    assert_eq!(
+        send(&router, Method::POST, &ev, &big).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(
+        send(&router, Method::POST, &ev, "done").await,
+        (StatusCode::OK, "installed\n".into())
+    );
+    assert_eq!(
+        send(&router, Method::GET, &format!("/preseed/web1/{token}"), "")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let reg = Registry::open(&dir.path().join("guests"), Templates::builtin()).unwrap();
+    assert_eq!(reg.status("web1", 0).unwrap().state, State::Installed);
+}
