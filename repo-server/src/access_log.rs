@@ -56,7 +56,7 @@ impl Drop for AccessRecord {
             path = %self.path,
             status,
             bytes = self.sent,
-            duration_ms = self.started.elapsed().as_secs_f64() * 1e3,
+            duration_ms = %format_args!("{:.3}", self.started.elapsed().as_secs_f64() * 1e3),
             peer = %self.peer,
         );
     }

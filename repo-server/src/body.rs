@@ -3,8 +3,8 @@
 //! A source body is a list of parts (literal bytes such as multipart headers, and byte ranges of the
 //! source) sent in order. Ranges are read in chunks of `READ_CHUNK` on the blocking pool, several small
 //! parts per read, or, for large ranges on an HTTP/1 connection that offers it, handed to `sendfile`.
-//! The body also carries the request's access record, which is completed when the body is dropped, i.e.
-//! once hyper has written it or given up.
+//! The body also carries the request's access record, which is completed when the body is dropped (hyper
+//! has taken all of it or given up) or, for a body that ends in sendfile, when that last range is sent.
 
 use std::collections::VecDeque;
 use std::io;
@@ -179,7 +179,7 @@ impl hyper::body::Body for Body {
                 let Some(source) = this.source.clone() else {
                     return Poll::Ready(Some(Err(io::Error::other("range part without a source"))));
                 };
-                if let Some(queue) = this.sendfile.as_ref().filter(|_| len >= SENDFILE_MIN) {
+                if let Some(queue) = this.sendfile.clone().filter(|_| len >= SENDFILE_MIN) {
                     let n = len.min(PLACEHOLDER_LEN as u64);
                     if n < len {
                         this.parts.push_front(Part::Range {
@@ -188,7 +188,12 @@ impl hyper::body::Body for Body {
                         });
                     }
                     let placeholder = queue.push(source, offset, n as usize);
-                    return this.data(placeholder);
+                    let frame = this.data(placeholder);
+                    if this.remaining == 0 {
+                        // The request is done when sendfile has sent this range, not when hyper takes it.
+                        queue.complete_with(this.record.take());
+                    }
+                    return frame;
                 }
                 this.parts.push_front(part);
                 this.start_read(source);

@@ -8,6 +8,47 @@ use hyper::StatusCode;
 const STATUS_MIN: usize = 100;
 const STATUS_COUNT: usize = 500;
 
+/// Why hyper ended a connection with an error (it answers 431 and 400 itself, before any route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionError {
+    /// Request head above the size cap: 431.
+    HeaderTooLarge,
+    /// Request head not complete within the header read timeout.
+    HeaderTimeout,
+    /// Not HTTP: 400.
+    Malformed,
+    /// Resets, broken pipes, aborted bodies.
+    Other,
+}
+
+impl ConnectionError {
+    const ALL: [ConnectionError; 4] = [
+        ConnectionError::HeaderTooLarge,
+        ConnectionError::HeaderTimeout,
+        ConnectionError::Malformed,
+        ConnectionError::Other,
+    ];
+
+    /// Classifies the error of a finished connection.
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> ConnectionError {
+        match e.downcast_ref::<hyper::Error>() {
+            Some(e) if e.is_parse_too_large() => ConnectionError::HeaderTooLarge,
+            Some(e) if e.is_timeout() => ConnectionError::HeaderTimeout,
+            Some(e) if e.is_parse() => ConnectionError::Malformed,
+            _ => ConnectionError::Other,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ConnectionError::HeaderTooLarge => "header_too_large",
+            ConnectionError::HeaderTimeout => "header_timeout",
+            ConnectionError::Malformed => "malformed",
+            ConnectionError::Other => "other",
+        }
+    }
+}
+
 pub struct Metrics {
     responses: [AtomicU64; STATUS_COUNT],
     abandoned: AtomicU64,
@@ -16,6 +57,7 @@ pub struct Metrics {
     open_connections: AtomicI64,
     accepted_connections: AtomicU64,
     idle_closed_connections: AtomicU64,
+    connection_errors: [AtomicU64; 4],
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
 }
@@ -30,6 +72,7 @@ impl Default for Metrics {
             open_connections: AtomicI64::new(0),
             accepted_connections: AtomicU64::new(0),
             idle_closed_connections: AtomicU64::new(0),
+            connection_errors: std::array::from_fn(|_| AtomicU64::new(0)),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
         }
@@ -65,6 +108,10 @@ impl Metrics {
         }
     }
 
+    pub fn connection_error(&self, kind: ConnectionError) {
+        self.connection_errors[kind as usize].fetch_add(1, Relaxed);
+    }
+
     pub fn cache_lookup(&self, hit: bool) {
         let counter = if hit {
             &self.cache_hits
@@ -97,6 +144,20 @@ impl Metrics {
             "xenprov_repo_requests_total{{status=\"abandoned\"}} {}",
             self.abandoned.load(Relaxed)
         );
+        header(
+            &mut out,
+            "connection_errors_total",
+            "counter",
+            "Connections ended by an error, by kind (431 and 400 are answered before any route).",
+        );
+        for kind in ConnectionError::ALL {
+            let n = self.connection_errors[kind as usize].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "xenprov_repo_connection_errors_total{{kind=\"{}\"}} {n}",
+                kind.label()
+            );
+        }
         let simple: [(&str, &str, &str, i128); 7] = [
             (
                 "response_bytes_total",
@@ -168,6 +229,7 @@ mod tests {
         m.request_finished(Some(StatusCode::OK), 100);
         m.request_finished(Some(StatusCode::NOT_FOUND), 9);
         m.connection_opened();
+        m.connection_error(ConnectionError::HeaderTimeout);
         let text = m.render();
         for line in [
             "xenprov_repo_requests_total{status=\"200\"} 1",
@@ -176,6 +238,8 @@ mod tests {
             "xenprov_repo_requests_in_flight 0",
             "xenprov_repo_connections_open 1",
             "# TYPE xenprov_repo_connections_total counter",
+            "xenprov_repo_connection_errors_total{kind=\"header_timeout\"} 1",
+            "xenprov_repo_connection_errors_total{kind=\"header_too_large\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use crate::access_log::AccessRecord;
 use crate::tree::Source;
 
 /// Largest placeholder, hence largest body chunk handed to hyper. Reserved, never touched: costs no memory.
@@ -43,6 +44,8 @@ struct Pending {
     source: Arc<dyn Source>,
     offset: u64,
     len: u64,
+    /// Dropped once this range is sent (or the connection is gone).
+    completion: Option<AccessRecord>,
 }
 
 /// File ranges waiting to be sent on one connection, in response order.
@@ -59,8 +62,16 @@ impl SendfileQueue {
             source,
             offset,
             len: len as u64,
+            completion: None,
         });
         Bytes::from_static(&placeholder()[..len])
+    }
+
+    /// Keeps `record` until the range queued last has been sent.
+    pub fn complete_with(&self, record: Option<AccessRecord>) {
+        if let Some(last) = self.lock().back_mut() {
+            last.completion = record;
+        }
     }
 
     /// Sends up to `max` bytes of the oldest queued range to `socket`, when the writer met a placeholder

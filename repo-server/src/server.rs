@@ -27,7 +27,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use crate::access_log::AccessRecord;
 use crate::config::Config;
 use crate::conn::{Activity, ConnIo};
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectionError, Metrics};
 use crate::router::Router;
 use crate::sendfile::SendfileQueue;
 
@@ -163,6 +163,7 @@ impl Shared {
                 tokio::select! {
                     result = &mut conn => {
                         if let Err(e) = result {
+                            shared.metrics.connection_error(ConnectionError::of(&*e));
                             tracing::debug!(%peer, "connection ended: {e}");
                         }
                         break false;
