@@ -29,7 +29,7 @@ pub struct Boot {
 
 #[derive(Debug, Default, PartialEq, Clone, Copy)]
 pub enum OnError {
-    /// Stay on, showing what failed.
+    /// Stay on, showing what failed (the live environment then gives a shell).
     #[default]
     Stop,
     Poweroff,
@@ -256,14 +256,8 @@ pub fn live(args: LiveArgs) -> Result<ExitCode> {
             tracing::error!("xenprov: the log is in /run/xenprov/install.log");
             match boot.on_error {
                 OnError::Poweroff => poweroff(),
-                OnError::Stop => {
-                    tracing::error!(
-                        "xenprov: stopped here so the message above stays on the console"
-                    );
-                    loop {
-                        std::thread::sleep(Duration::from_secs(3600));
-                    }
-                }
+                // The live environment keeps the message on the console and offers a shell.
+                OnError::Stop => Ok(ExitCode::FAILURE),
             }
         }
     }
