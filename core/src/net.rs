@@ -5,9 +5,6 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// An IPv4 address with its prefix length, `192.0.2.10/24`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -71,28 +68,11 @@ impl fmt::Display for Cidr {
     }
 }
 
-impl Serialize for Cidr {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Cidr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-impl JsonSchema for Cidr {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Cidr".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "pattern": r"^[0-9.]+/[0-9]{1,2}$", "description": "IPv4 address/prefix"})
-    }
-}
+string_serde!(Cidr, "Cidr", {
+    "type": "string",
+    "pattern": r"^[0-9.]+/[0-9]{1,2}$",
+    "description": "an IPv4 address with its prefix length, e.g. 192.0.2.10/24",
+});
 
 /// An IPv4 unicast address usable as a gateway or name server.
 pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {

@@ -6,9 +6,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 pub const KIB: u64 = 1 << 10;
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
@@ -17,6 +14,7 @@ pub const TIB: u64 = 1 << 40;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Size(pub u64);
 
+const PATTERN: &str = r"^[0-9]+(\.[0-9]{1,6})?(K|M|G|T|KiB|MiB|GiB|TiB)$";
 pub const ACCEPTED: &str =
     "a number with a binary unit: K, M, G, T (or KiB, MiB, GiB, TiB), e.g. 512M, 1.5G, 10GiB";
 
@@ -124,32 +122,11 @@ pub fn human(bytes: u64) -> String {
     format!("{bytes} B")
 }
 
-impl Serialize for Size {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-impl JsonSchema for Size {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Size".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": r"^[0-9]+(\.[0-9]{1,6})?(K|M|G|T|KiB|MiB|GiB|TiB)$",
-            "description": ACCEPTED,
-        })
-    }
-}
+string_serde!(Size, "Size", {
+    "type": "string",
+    "pattern": PATTERN,
+    "description": ACCEPTED,
+});
 
 /// A size for the Xen command line, kept as the admin spelled it when Xen reads that spelling
 /// (`2048M` stays `2048M`, so the hypervisor's command line matches the answer file); otherwise
@@ -195,28 +172,11 @@ impl fmt::Display for XenSize {
     }
 }
 
-impl Serialize for XenSize {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for XenSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<XenSize, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-impl JsonSchema for XenSize {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Size".into()
-    }
-    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        Size::json_schema(g)
-    }
-}
+string_serde!(XenSize, "Size", {
+    "type": "string",
+    "pattern": PATTERN,
+    "description": ACCEPTED,
+});
 
 #[cfg(test)]
 mod tests {
