@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use xenprov_core::guest::{Family, Guest, Host};
 use xenprov_core::render::Templates;
+use xenprov_core::size::Size;
 use xenprov_guest::config::{self, Config};
 use xenprov_guest::context::{Output, RENDER_ONLY_TOKEN, Source, render};
 use xenprov_guest::machine::Dom0;
@@ -274,10 +275,12 @@ fn definition(env: &Env<'_>, name: &str, f: DefinitionFlags) -> Result<String> {
         (Some(k), _) => Some(k),
         (None, Some(p)) if ask => {
             let items: Vec<String> = p.types.iter().map(|t| t.to_string()).collect();
+            // PVH where the OS can: no emulated devices, no qemu in dom0.
+            let default = items.iter().position(|t| t == "pvh").unwrap_or(0);
             let i = Select::new()
                 .with_prompt("type")
                 .items(&items)
-                .default(items.len() - 1)
+                .default(default)
                 .interact()?;
             Some(items[i].clone())
         }
@@ -295,23 +298,17 @@ fn definition(env: &Env<'_>, name: &str, f: DefinitionFlags) -> Result<String> {
             None => None,
         })
     };
+    // What a terminal offers: the OS's minimum, but not less than a useful floor.
+    let offer = |min: Option<Size>, floor: Size| min.map_or(floor, |m| m.max(floor)).to_string();
     let memory = size(
         f.memory,
         "memory",
-        profile.map_or("1G".into(), |p| {
-            p.min_memory
-                .max(xenprov_core::size::Size::gib(1))
-                .to_string()
-        }),
+        offer(profile.map(|p| p.min_memory), Size::gib(1)),
     )?;
     let disk = size(
         f.disk,
         "disk",
-        profile.map_or("10G".into(), |p| {
-            p.min_disk
-                .max(xenprov_core::size::Size::gib(10))
-                .to_string()
-        }),
+        offer(profile.map(|p| p.min_disk), Size::gib(10)),
     )?;
     let hash = match f.root_password_hash {
         Some(h) => Some(h),

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Guests end to end: a xenprov Xen host installed from the ISO boots in QEMU (TCG, nested SVM), and
+# `xenprov-guest new` installs Debian guests on it from its own repo server. For each guest it checks
+# that the installer boots on Xen as the right type (console log), fetches its preseed with its
+# install token (the repo server's access log shows the 200), and — in `full` mode — installs,
+# powers off, and comes back up from its own disk (login prompt, `xenprov-guest list` says running).
+#
+#   tests/guests/e2e.sh [preseed|full]     preseed: stop once every guest fetched its preseed (CI)
+#
+# Settings: XENPROV_GUESTS_OUT (out/guests), XENPROV_GUESTS_TYPES ("pv pvh"; add hvm to try HVM),
+# XENPROV_GUESTS_MIRROR (the Debian mirror the guests' d-i uses; default: this machine's APT source).
+# The installed host disk is kept as $OUT/host.img and reused while the ISO is unchanged.
+# Timings go to $OUT/timings.txt, logs (host serial, guest consoles, access log) to $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/deps.sh
+. tests/lib/qemu.sh
+
+MODE=${1:-full}
+OUT=${XENPROV_GUESTS_OUT:-out/guests}
+TYPES=${XENPROV_GUESTS_TYPES:-pv pvh}
+SSH_PORT=${XENPROV_GUESTS_SSH_PORT:-10022}
+DI_DIR=/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64
+case $MODE in preseed | full) ;; *) echo "usage: $0 [preseed|full]" >&2; exit 2 ;; esac
+
+need_cargo
+need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin tar \
+    qemu-system-x86 qemu-utils ovmf dosfstools fdisk openssh-client openssl
+
+fail() {
+    echo "guests e2e: FAIL: $*" >&2
+    [ -n "${SSH_OK:-}" ] && collect
+    exit 1
+}
+TIMINGS=()
+timing() { TIMINGS+=("$(printf '%-40s %6d s' "$1" "$2")"); echo "=== guests e2e: $1: $2 s"; }
+
+mkdir -p "$OUT"
+# The Debian mirror, as this machine's APT is configured (never written into the repo).
+mirror() {
+    [ -n "${XENPROV_GUESTS_MIRROR:-}" ] && { echo "$XENPROV_GUESTS_MIRROR"; return; }
+    local m
+    m=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)
+    [ -n "$m" ] || m=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+    [ -n "$m" ] || { echo "no Debian mirror in the APT configuration; set XENPROV_GUESTS_MIRROR" >&2; return 1; }
+    echo "${m%/}"
+}
+
+# --- the host: ISO, unattended install (kept while the ISO is unchanged) ---------------------------
+build_host() {
+    local start=$SECONDS
+    cargo build --release --workspace
+    target/release/xenprov-image iso --out "$OUT/xenprov.iso" --work-dir "$OUT/image"
+    local stamp
+    stamp=$(sha256sum <"$OUT/xenprov.iso" | cut -d' ' -f1)
+    if [ -f "$OUT/host.img" ] && [ "$(cat "$OUT/host.stamp" 2>/dev/null)" = "$stamp" ]; then
+        echo "=== guests e2e: reusing the installed host $OUT/host.img"
+        return
+    fi
+    rm -f "$OUT/host.img" "$OUT/host.stamp" "$OUT/id_ed25519"*
+    ssh-keygen -q -t ed25519 -N '' -C xenprov-guests-e2e -f "$OUT/id_ed25519"
+    # The admin password only lives in this shell and in the host's shadow file, as a hash.
+    openssl rand -hex 16 >"$OUT/admin.pw"
+    chmod 600 "$OUT/admin.pw"
+    local hash key
+    hash=$(openssl passwd -6 -stdin <"$OUT/admin.pw")
+    key=$(cat "$OUT/id_ed25519.pub")
+    sed -e "s|ADMIN_HASH|$hash|" -e "s|SSH_KEY|$key|" tests/guests/e2e/answer.toml >"$OUT/answer.toml"
+    truncate -s 28G "$OUT/host.img"
+    rm -f "$OUT/answer.img"
+    truncate -s 16M "$OUT/answer.img"
+    mkfs.vfat -n XENPROV "$OUT/answer.img" >/dev/null
+    mcopy -i "$OUT/answer.img" "$OUT/answer.toml" ::answer.toml
+    local args
+    mapfile -t args < <(qemu_cdrom "$OUT/xenprov.iso"; qemu_disk "$OUT/host.img" XPTARGET0
+        qemu_disk "$OUT/answer.img" XPANSWER0; qemu_net)
+    QEMU_MEM=2048 qemu_start install bios "$OUT/install.serial.log" "${args[@]}"
+    qemu_wait_exit install 2400 || fail "the host install did not power off within 40 min"
+    grep -aq 'xenprov: install complete' "$OUT/install.serial.log" || fail "host install failed: $OUT/install.serial.log"
+    echo "$stamp" >"$OUT/host.stamp"
+    timing "host: ISO build and install" $((SECONDS - start))
+}
+
+# --- the host running, reached over SSH on 127.0.0.1 only -------------------------------------------
+SSH=(ssh -q -p "$SSH_PORT" -i "$OUT/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+    -o ConnectTimeout=10 -o BatchMode=yes)
+on_host() { "${SSH[@]}" root@127.0.0.1 "$@"; }
+
+boot_host() {
+    local start=$SECONDS args
+    rm -f "$OUT/run.qcow2"
+    qemu-img create -q -f qcow2 -b "$(realpath "$OUT/host.img")" -F raw "$OUT/run.qcow2"
+    mapfile -t args < <(qemu_disk "$OUT/run.qcow2" XPTARGET0 bootindex=0; qemu_net "tcp:127.0.0.1:$SSH_PORT-:22")
+    QEMU_MEM=3072 qemu_start host bios "$OUT/host.serial.log" "${args[@]}"
+    qemu_wait_log host 'xenprov-guests login:' 900 || fail "the host did not come up (see $OUT/host.serial.log)"
+    # Root login with the key: admin's sudo takes the password once, on stdin.
+    local i
+    for i in $(seq 60); do
+        "${SSH[@]}" admin@127.0.0.1 true 2>/dev/null && break
+        sleep 5
+    done
+    "${SSH[@]}" admin@127.0.0.1 "sudo -S -p '' sh -c 'mkdir -p -m 700 /root/.ssh && cp ~admin/.ssh/authorized_keys /root/.ssh/'" <"$OUT/admin.pw" ||
+        fail "cannot reach the host's sshd as admin"
+    SSH_OK=1
+    on_host 'xl info | grep -E "^(virt_caps|free_memory)"; systemctl is-active xenprov-repo'
+    timing "host: boot to SSH" $((SECONDS - start))
+}
+
+# The d-i netboot kernel and initrd into the repo server's root, and where the packages come from.
+setup_host() {
+    local deb
+    deb=$(ls "$OUT"/debian-installer-12-netboot-amd64_*.deb 2>/dev/null | tail -1)
+    if [ -z "$deb" ]; then
+        (cd "$OUT" && apt-get download debian-installer-12-netboot-amd64 >/dev/null)
+        deb=$(ls "$OUT"/debian-installer-12-netboot-amd64_*.deb | tail -1)
+    fi
+    rm -rf "$OUT/di" && mkdir -p "$OUT/di"
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$OUT/di" ".$DI_DIR/linux" ".$DI_DIR/initrd.gz"
+    on_host 'mkdir -p /srv/xenprov/repo/debian-installer/12/amd64 /etc/xenprov /tmp/guests'
+    tar -C "$OUT/di$DI_DIR" -c linux initrd.gz | on_host 'tar -x -C /srv/xenprov/repo/debian-installer/12/amd64'
+    tar -C tests/guests/e2e -c . | on_host 'tar -x -C /tmp/guests'
+    # Issue 5 brings a verifying pull-through cache on the repo server; until then d-i fetches
+    # packages from the Debian mirror directly, through QEMU's user-mode network.
+    printf 'trees = [{ os = "debian12", url = "%s" }]\ninstall-timeout = "3h"\n' "$(mirror)" |
+        on_host 'cat >/etc/xenprov/guests.toml'
+}
+
+collect() {
+    on_host 'tar -C /var/log/xen/console -c . 2>/dev/null' | tar -x -C "$OUT" 2>/dev/null || true
+    on_host 'journalctl -u xenprov-repo -o cat --no-pager' >"$OUT/repo-access.log" 2>/dev/null || true
+    on_host 'xenprov-guest list; for g in /var/lib/xenprov/guests/*/; do cat $g/status.json; done' >"$OUT/guests-state.txt" 2>&1 || true
+}
+
+# Seconds since START until the command succeeds, or fail after TIMEOUT.
+await() {
+    local what=$1 timeout=$2 start=$3
+    shift 3
+    until "$@"; do
+        ((SECONDS - start < timeout)) || fail "$what: not within $timeout s"
+        sleep 5
+    done
+    echo $((SECONDS - start))
+}
+
+console_has() { on_host "grep -aqE '$2' /var/log/xen/console/guest-$1.log 2>/dev/null"; }
+token_of() { on_host "sed -n 's|.*/preseed/$1/\([0-9a-f]\{32\}\).*|\1|p' /var/lib/xenprov/guests/$1/install.cfg"; }
+preseed_served() {
+    on_host "journalctl -u xenprov-repo -o cat --no-pager | grep -F '/preseed/$1/$2' | grep -q 'status=200'"
+}
+
+build_host
+boot_host
+setup_host
+declare -A STARTED TOKEN
+for t in $TYPES; do
+    g=deb-$t
+    STARTED[$g]=$SECONDS
+    on_host "xenprov-guest new $g --from /tmp/guests/$g.toml --no-wait" || fail "xenprov-guest new $g"
+    TOKEN[$g]=$(token_of "$g")
+    [ ${#TOKEN[$g]} -eq 32 ] || fail "$g: no install token in its install config"
+done
+for t in $TYPES; do
+    g=deb-$t
+    case $t in
+    pv) marker='Booting paravirtualized kernel on Xen.?$' ;;
+    pvh) marker='Booting paravirtualized kernel on Xen PVH' ;;
+    hvm) marker='Booting paravirtualized kernel on Xen HVM' ;;
+    esac
+    limit=1800
+    [ "$t" = hvm ] && limit=3600
+    s=$(await "$g: installer booting on Xen ($t)" $limit "${STARTED[$g]}" console_has "$g" "$marker")
+    timing "$g: new -> installer on Xen ($t)" "$s"
+    s=$(await "$g: preseed fetched with its token" $limit "${STARTED[$g]}" preseed_served "$g" "${TOKEN[$g]}")
+    timing "$g: new -> preseed fetched (200)" "$s"
+    # The same URL with another token must be refused.
+    on_host "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/preseed/$g/00000000000000000000000000000000" |
+        grep -qx 404 || fail "$g: a wrong token was not refused"
+done
+if [ "$MODE" = full ]; then
+    for t in $TYPES; do
+        g=deb-$t
+        on_host "xenprov-guest wait $g" || fail "$g: install did not finish"
+        s=$(await "$g: login prompt from its own disk" 1800 "${STARTED[$g]}" console_has "$g" "$g login:")
+        timing "$g: new -> running from its own disk" "$s"
+        on_host "xenprov-guest list --json" | grep -A4 "\"name\": \"$g\"" | grep -q '"state": "running"' ||
+            fail "$g: xenprov-guest list does not say running"
+        on_host "test -L /etc/xen/auto/$g.cfg" || fail "$g: not linked for autostart"
+    done
+fi
+collect
+printf '%s\n' "${TIMINGS[@]}" | tee "$OUT/timings.txt"
+echo "guests e2e ($MODE): PASS (logs in $OUT)"
