@@ -4,7 +4,7 @@
 //! GRUB and the very kernel it installs, at the cost of one more compressed copy on the medium.
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Command;
 
@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::chroot::Chroot;
 use crate::exec;
-use crate::rootfs::{Base, write};
+use crate::rootfs::Base;
+use crate::tree::{install_binary, write};
 
 pub const VMLINUZ: &str = "vmlinuz";
 pub const INITRD: &str = "initrd.img";
@@ -172,11 +173,7 @@ pub fn build_layer(installer: &Path, out: &Path) -> Result<()> {
     // No LVM auto-activation on the machine's disks while the installer may be wiping them.
     fs::create_dir_all(stage.join("etc/udev/rules.d"))?;
     symlink("/dev/null", stage.join("etc/udev/rules.d/69-lvm.rules"))?;
-    let bin = stage.join("usr/sbin/xenprov-install");
-    fs::create_dir_all(bin.parent().unwrap())?;
-    fs::copy(installer, &bin)
-        .with_context(|| format!("copying the installer {}", installer.display()))?;
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))?;
+    install_binary(installer, &stage.join("usr/sbin/xenprov-install"))?;
 
     let mut cmd = Command::new("mksquashfs");
     cmd.arg(&stage)

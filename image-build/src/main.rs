@@ -8,6 +8,7 @@ mod live;
 mod mirror;
 mod payload;
 mod rootfs;
+mod tree;
 
 use std::path::{Path, PathBuf};
 
@@ -213,6 +214,7 @@ impl Build {
             ("xorriso", "xorriso"),
             ("mformat", "mtools"),
             ("tar", "tar"),
+            ("strip", "binutils"),
         ])?;
         for (dir, package) in [
             ("i386-pc", "grub-pc-bin"),

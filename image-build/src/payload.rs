@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::rootfs::{Base, Kernel, Package, Xen};
+use crate::tree::install_binary;
 
 pub const ARCHIVE: &str = "payload.tar.zst";
 pub const MANIFEST: &str = "payload.json";
@@ -119,10 +120,7 @@ pub fn build(base: &Base, bin_dir: &Path, out_dir: &Path) -> Result<Manifest> {
             );
             continue;
         }
-        let dst = stage.join("usr/sbin").join(name);
-        fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
-        fs::set_permissions(&dst, fs::Permissions::from_mode(0o755))?;
-        std::os::unix::fs::chown(&dst, Some(0), Some(0))?;
+        install_binary(&src, &stage.join("usr/sbin").join(name))?;
         binaries.push(format!("/usr/sbin/{name}"));
     }
     let members: Vec<String> = binaries.iter().map(|b| format!(".{b}")).collect();
@@ -130,17 +128,16 @@ pub fn build(base: &Base, bin_dir: &Path, out_dir: &Path) -> Result<Manifest> {
         &[(&base.rootfs, &[".".to_string()]), (&stage, &members)],
         &out_dir.join(ARCHIVE),
     )?;
-    crate::cache::remove(&stage)?;
-
     let mut tree = measure(&base.rootfs)?;
     for b in &binaries {
         let usr = tree
             .iter_mut()
             .find(|t| t.path == "/usr")
             .context("no /usr in the root file system")?;
-        usr.bytes += fs::metadata(bin_dir.join(b.trim_start_matches("/usr/sbin/")))?.len();
+        usr.bytes += fs::metadata(stage.join(b.trim_start_matches('/')))?.len();
         usr.entries += 1;
     }
+    crate::cache::remove(&stage)?;
     let info = &base.info;
     let manifest = Manifest {
         file: ARCHIVE.into(),
@@ -312,7 +309,7 @@ mod tests {
     use super::*;
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     /// vfs_cap_data revision 2 granting cap_net_raw (13) effective+permitted, as ping carries it.
     const CAP_NET_RAW: [u8; 20] = [

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::chroot::Chroot;
 use crate::exec;
 use crate::mirror::Mirror;
+use crate::tree::write;
 
 /// The dom0 (DESIGN.md) plus what the installer runs inside it through chroot, and the live environment's needs.
 pub const PACKAGES: &[&str] = &[
@@ -301,16 +302,6 @@ fn describe(root: &Path, key: &str, inputs: &Inputs) -> Result<Info> {
         },
         packages,
     })
-}
-
-/// Writes `text` to `path` below `root`, creating directories, with `mode`.
-pub fn write(root: &Path, path: &str, text: &str, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = root.join(path);
-    fs::create_dir_all(path.parent().context("a path below the root")?)?;
-    fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {}", path.display()))
 }
 
 /// Removes a directory's contents, keeping the directory (and its owner and mode).

@@ -57,7 +57,8 @@ build() {
 }
 
 make_iso() {
-    target/release/xenprov-image iso --out "$ISO" --work-dir "$OUT/image"
+    # A failed install powers off too, so the test reports it at once instead of at its timeout.
+    target/release/xenprov-image iso --out "$ISO" --work-dir "$OUT/image" --kernel-arg xenprov.on-error=poweroff
     ls -l "$ISO"
     local report
     report=$(xorriso -indev "$ISO" -report_el_torito plain -pvd_info 2>&1)

@@ -1,0 +1,31 @@
+//! Writing files into a root file system tree being built.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::exec;
+
+/// Writes `text` to `path` below `root`, creating directories, with `mode`.
+pub fn write(root: &Path, path: &str, text: &str, mode: u32) -> Result<()> {
+    let path = root.join(path);
+    fs::create_dir_all(path.parent().context("a path below the root")?)?;
+    fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))
+}
+
+/// Copies one of our binaries into a tree as root:root 0755, without its debug information (a fifth of
+/// the size; symbols stay, so backtraces still name functions).
+pub fn install_binary(src: &Path, dst: &Path) -> Result<()> {
+    fs::create_dir_all(dst.parent().context("a path below the root")?)?;
+    fs::copy(src, dst).with_context(|| format!("copying {}", src.display()))?;
+    exec::run(Command::new("strip").arg("--strip-debug").arg(dst))
+        .context("stripping debug information")?;
+    fs::set_permissions(dst, fs::Permissions::from_mode(0o755))?;
+    std::os::unix::fs::chown(dst, Some(0), Some(0))?;
+    Ok(())
+}
