@@ -126,8 +126,8 @@ fn build_payload(common: &Common, out_dir: &Path) -> Result<()> {
     eprintln!(
         "xenprov-image: {} ({} bytes, {} bytes of files), kernel {}, Xen {}",
         out_dir.join(payload::ARCHIVE).display(),
-        manifest.size,
-        manifest.unpacked_size,
+        manifest.archive.size,
+        manifest.archive.unpacked_size,
         manifest.kernel.version,
         manifest.xen.version
     );

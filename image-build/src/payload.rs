@@ -1,7 +1,7 @@
 //! The dom0 payload: the root file system plus our host binaries as one zstd-compressed pax tar
 //! (`payload.tar.zst`), described by `payload.json`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -22,24 +22,13 @@ pub const BINARIES: &[&str] = &["xenprov-repo", "xenprov-guest", "xenprov-instal
 /// Decompression speed barely depends on the level; 9 trades a little build time for a smaller ISO.
 const ZSTD_LEVEL: i32 = 9;
 
-/// `payload.json`. The first fields are the ones the installer's `xenprov_core::payload::Manifest` reads.
+/// `payload.json`: what the installer reads (`xenprov_core::payload::Manifest`) and, beside it, what the
+/// payload is made of.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Manifest {
-    pub file: String,
-    /// Always `tar+zstd`; `tar-format` says exactly which tar.
-    pub format: String,
-    /// SHA-256 of the archive file, lower-case hex.
-    pub sha256: String,
-    /// Size of the archive file.
-    pub size: u64,
-    /// Bytes of regular-file content once unpacked (hard-linked data once).
-    pub unpacked_size: u64,
-    /// `unpacked-size` per top-level directory (`/usr`, `/var`, …; files directly in / under `/`), so a plan
-    /// can check that each volume has room before anything is written.
-    pub usage: BTreeMap<String, u64>,
-    pub kernel_version: String,
-    pub xen_version: String,
+    #[serde(flatten)]
+    pub archive: xenprov_core::payload::Manifest,
     pub format_version: u32,
     /// Size of the uncompressed tar stream.
     pub tar_size: u64,
@@ -140,14 +129,17 @@ pub fn build(base: &Base, bin_dir: &Path, out_dir: &Path) -> Result<Manifest> {
     crate::cache::remove(&stage)?;
     let info = &base.info;
     let manifest = Manifest {
-        file: ARCHIVE.into(),
-        format: "tar+zstd".into(),
-        sha256: written.sha256,
-        size: written.size,
-        unpacked_size: tree.iter().map(|t| t.bytes).sum(),
-        usage: tree.iter().map(|t| (t.path.clone(), t.bytes)).collect(),
-        kernel_version: info.kernel.version.clone(),
-        xen_version: info.xen.version.clone(),
+        archive: xenprov_core::payload::Manifest {
+            file: ARCHIVE.into(),
+            format: "tar+zstd".into(),
+            sha256: written.sha256,
+            size: written.size,
+            // regular-file bytes, hard-linked data once; per top-level directory (files in / under "/")
+            unpacked_size: tree.iter().map(|t| t.bytes).sum(),
+            usage: tree.iter().map(|t| (t.path.clone(), t.bytes)).collect(),
+            kernel_version: Some(info.kernel.version.clone()),
+            xen_version: Some(info.xen.version.clone()),
+        },
         format_version: 1,
         tar_size: written.tar_size,
         // the entries below the top-level directories, those directories, and ./ itself
@@ -435,6 +427,46 @@ mod tests {
             b"bin"
         );
         assert!(dst.join("dev").is_dir());
+    }
+
+    #[test]
+    fn manifest_is_what_the_installer_reads() {
+        let manifest = Manifest {
+            archive: xenprov_core::payload::Manifest {
+                file: ARCHIVE.into(),
+                format: "tar+zstd".into(),
+                sha256: "ab".repeat(32),
+                size: 10,
+                unpacked_size: 30,
+                usage: [("/usr".to_string(), 20), ("/var".to_string(), 10)].into(),
+                kernel_version: Some("6.1.0-1-amd64".into()),
+                xen_version: Some("4.17.7".into()),
+            },
+            format_version: 1,
+            tar_size: 40,
+            entries: 3,
+            tar_format: TarFormat::current(),
+            kernel: Kernel {
+                version: "6.1.0-1-amd64".into(),
+                image: "/boot/vmlinuz-6.1.0-1-amd64".into(),
+                initrd: "/boot/initrd.img-6.1.0-1-amd64".into(),
+            },
+            xen: Xen {
+                version: "4.17.7".into(),
+                image: "/boot/xen-4.17-amd64.gz".into(),
+                efi: "/boot/xen-4.17-amd64.efi".into(),
+            },
+            suite: "bookworm".into(),
+            mirror: "http://mirror.example/debian".into(),
+            cache_key: "k".into(),
+            binaries: vec!["/usr/sbin/xenprov-install".into()],
+            packages: vec![],
+        };
+        let json = serde_json::to_string_pretty(&manifest).unwrap();
+        assert!(json.contains("\"unpacked-size\": 30"));
+        assert!(json.contains("\"tar-format\""));
+        let read = xenprov_core::payload::Manifest::parse(&json).unwrap();
+        assert_eq!(read, manifest.archive);
     }
 
     #[test]
