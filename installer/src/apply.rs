@@ -140,7 +140,7 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
 
 /// Runs the whole install. Call `preflight` first.
 pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
-    let mut steps = Steps { n: 0, total: 10 };
+    let mut steps = Steps { n: 0, total: 11 };
     let image_loop;
     let disk_dev = if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
         image_loop = Loop::attach(Path::new(&plan.disk.path))?;
@@ -299,8 +299,8 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
 
     steps.next("Setting passwords and users");
     let mut binds = Mounts::new();
-    for d in ["dev", "proc", "sys", "run"] {
-        binds.bind(&Path::new("/").join(d), &opts.root.join(d))?;
+    for (d, recursive) in [("dev", true), ("proc", true), ("sys", true), ("run", false)] {
+        binds.bind(&Path::new("/").join(d), &opts.root.join(d), recursive)?;
     }
     let root = &opts.root;
     Cmd::chroot(root, &["chpasswd", "--encrypted"])

@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 pub struct Mounts {
-    stack: Vec<PathBuf>,
+    /// Mount points, with whether each is a bind mount of the running system.
+    stack: Vec<(PathBuf, bool)>,
 }
 
 impl Mounts {
@@ -18,41 +19,37 @@ impl Mounts {
     }
 
     pub fn mount(&mut self, dev: &str, at: &Path, fstype: &str) -> Result<()> {
-        std::fs::create_dir_all(at)
-            .with_context(|| format!("creating mount point {}", at.display()))?;
-        mount(Some(dev), at, Some(fstype), MsFlags::empty(), None::<&str>)
-            .with_context(|| format!("mounting {dev} ({fstype}) on {}", at.display()))?;
-        self.stack.push(at.to_path_buf());
-        Ok(())
+        self.mount_with(dev, at, fstype, MsFlags::empty())
     }
 
     /// Mounts read-only, with the filesystem type blkid finds.
     pub fn mount_ro(&mut self, dev: &str, at: &Path) -> Result<()> {
         let fstype = crate::exec::Cmd::new(&["blkid", "-o", "value", "-s", "TYPE", dev]).run()?;
-        std::fs::create_dir_all(at)?;
-        mount(
-            Some(dev),
-            at,
-            Some(fstype.trim()),
-            MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .with_context(|| format!("mounting {dev} read-only on {}", at.display()))?;
-        self.stack.push(at.to_path_buf());
+        self.mount_with(dev, at, fstype.trim(), MsFlags::MS_RDONLY)
+    }
+
+    fn mount_with(&mut self, dev: &str, at: &Path, fstype: &str, flags: MsFlags) -> Result<()> {
+        std::fs::create_dir_all(at)
+            .with_context(|| format!("creating mount point {}", at.display()))?;
+        mount(Some(dev), at, Some(fstype), flags, None::<&str>)
+            .with_context(|| format!("mounting {dev} ({fstype}) on {}", at.display()))?;
+        self.stack.push((at.to_path_buf(), false));
         Ok(())
     }
 
-    pub fn bind(&mut self, src: &Path, at: &Path) -> Result<()> {
+    /// Binds a pseudo-filesystem of the running system (/dev, /proc, /sys, /run) into the target.
+    /// `recursive` also brings its submounts (/dev/pts, efivars); /run is bound alone, since it
+    /// holds the target's own mounts.
+    pub fn bind(&mut self, src: &Path, at: &Path, recursive: bool) -> Result<()> {
         std::fs::create_dir_all(at)?;
-        mount(
-            Some(src),
-            at,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .with_context(|| format!("bind-mounting {} on {}", src.display(), at.display()))?;
-        // Recursive bind mounts are private so unmounting them does not reach the source.
+        let flags = if recursive {
+            MsFlags::MS_BIND | MsFlags::MS_REC
+        } else {
+            MsFlags::MS_BIND
+        };
+        mount(Some(src), at, None::<&str>, flags, None::<&str>)
+            .with_context(|| format!("bind-mounting {} on {}", src.display(), at.display()))?;
+        // Private, so that unmounting the copy never propagates back to the source.
         mount(
             None::<&str>,
             at,
@@ -61,13 +58,19 @@ impl Mounts {
             None::<&str>,
         )
         .ok();
-        self.stack.push(at.to_path_buf());
+        self.stack.push((at.to_path_buf(), true));
         Ok(())
     }
 
-    /// Unmounts everything, newest first, retrying while the kernel says busy.
+    /// Unmounts everything, newest first. Filesystems are retried while the kernel says busy;
+    /// binds are detached with their submounts at once.
     pub fn unmount_all(&mut self) -> Result<()> {
-        while let Some(p) = self.stack.pop() {
+        while let Some((p, bind)) = self.stack.pop() {
+            if bind {
+                umount2(&p, MntFlags::MNT_DETACH)
+                    .with_context(|| format!("detaching {}", p.display()))?;
+                continue;
+            }
             let mut tries = 0;
             loop {
                 match umount2(&p, MntFlags::empty()) {
