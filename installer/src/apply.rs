@@ -141,6 +141,7 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
 /// Runs the whole install. Call `preflight` first.
 pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
     let mut steps = Steps { n: 0, total: 11 };
+    crate::mount::private_namespace()?;
     let image_loop;
     let disk_dev = if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
         image_loop = Loop::attach(Path::new(&plan.disk.path))?;

@@ -8,6 +8,23 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
+/// Gives this process its own mount namespace, with nothing propagating in or out. Without it,
+/// the target's mounts would also appear in the namespaces of services with private /tmp or
+/// protected paths, which would keep the target's filesystems busy after unmounting here.
+pub fn private_namespace() -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context("making a private mount namespace")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("making / private in the installer's mount namespace")?;
+    Ok(())
+}
+
 pub struct Mounts {
     /// Mount points, with whether each is a bind mount of the running system.
     stack: Vec<(PathBuf, bool)>,
