@@ -143,6 +143,7 @@ await() {
 }
 
 console_has() { on_host "grep -aqE '$2' /var/log/xen/console/guest-$1.log 2>/dev/null"; }
+started_event() { on_host "grep -q '\"event\": \"started\"' /var/lib/xenprov/guests/$1/status.json"; }
 token_of() { on_host "sed -n 's|.*/preseed/$1/\([0-9a-f]\{32\}\).*|\1|p' /var/lib/xenprov/guests/$1/install.cfg"; }
 preseed_served() {
     on_host "journalctl -u xenprov-repo -o cat --no-pager | grep -F '/preseed/$1/$2' | grep -q 'status=200'"
@@ -172,6 +173,8 @@ for t in $TYPES; do
     timing "$g: new -> installer on Xen ($t)" "$s"
     s=$(await "$g: preseed fetched with its token" $limit "${STARTED[$g]}" preseed_served "$g" "${TOKEN[$g]}")
     timing "$g: new -> preseed fetched (200)" "$s"
+    s=$(await "$g: installer reported started" $limit "${STARTED[$g]}" started_event "$g")
+    timing "$g: new -> started event (POST)" "$s"
     # The same URL with another token must be refused.
     on_host "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/preseed/$g/00000000000000000000000000000000" |
         grep -qx 404 || fail "$g: a wrong token was not refused"
