@@ -1,7 +1,6 @@
 //! Command line of `xenprov-repo`.
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -34,23 +33,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn serve(config: Config) -> anyhow::Result<()> {
     init_logging(config.access_log);
     raise_open_files_limit(config.max_connections);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let server = Server::bind(config.clone())?;
+    let addr = server
+        .local_addr()
+        .context("reading the listening address")?;
+    tracing::info!("serving {} on http://{addr}", config.root.display());
+    // This thread only waits for signals; the workers have their own event loops.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
+        .context("starting the signal handler")?;
     runtime.block_on(async {
         let mut sigterm =
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut sigint =
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        let server = Server::bind(config.clone())?;
-        tracing::info!(
-            "serving {} on http://{}",
-            config.root.display(),
-            server
-                .local_addr()
-                .context("reading the listening address")?
-        );
         server
             .run(async move {
                 tokio::select! {
@@ -58,12 +55,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
                     _ = sigint.recv() => tracing::info!("SIGINT received"),
                 }
             })
-            .await;
-        anyhow::Ok(())
-    })?;
-    // Blocking reads still queued must not hold the exit.
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    Ok(())
+            .await
+    })
 }
 
 /// `RUST_LOG` wins; otherwise info, with the access log on or off as configured.

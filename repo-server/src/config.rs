@@ -37,6 +37,8 @@ pub struct Config {
     pub sendfile: bool,
     /// Write one log line per request (tracing target `xenprov_repo::access`).
     pub access_log: bool,
+    /// Event-loop threads; 0 runs one per CPU.
+    pub workers: usize,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             cache_capacity: 8 << 20,
             sendfile: true,
             access_log: true,
+            workers: 0,
         }
     }
 }
@@ -96,6 +99,9 @@ pub struct ServeArgs {
     /// Log every request [default: true]
     #[arg(long, value_name = "BOOL")]
     pub access_log: Option<bool>,
+    /// Event-loop threads, 0 for one per CPU [default: 0]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 impl ServeArgs {
@@ -121,7 +127,8 @@ impl ServeArgs {
             cache_max_file,
             cache_capacity,
             sendfile,
-            access_log
+            access_log,
+            workers
         );
         config.validate()?;
         Ok(config)

@@ -1,5 +1,6 @@
 //! The I/O of one client connection: a TCP stream that records when bytes last moved (for the idle
-//! timeout) and turns sendfile placeholders into `sendfile` calls (see `sendfile`).
+//! timeout) and turns sendfile placeholders into `sendfile` calls (see `sendfile`), corking the socket
+//! meanwhile so that headers and file data leave in full segments.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -80,6 +81,9 @@ pub struct ConnIo {
     stream: TcpStream,
     activity: Arc<Activity>,
     sendfile: SendfileQueue,
+    /// TCP_CORK is set: the bytes before and between file ranges wait to fill whole segments, as nginx's
+    /// tcp_nopush does. Released once the queued ranges are sent.
+    corked: bool,
 }
 
 impl ConnIo {
@@ -88,7 +92,23 @@ impl ConnIo {
             stream,
             activity,
             sendfile,
+            corked: false,
         }
+    }
+
+    fn set_cork(&mut self, cork: bool) {
+        // Only an optimisation: a failure leaves segments as they are.
+        if rustix::net::sockopt::set_tcp_cork(&self.stream, cork).is_ok() {
+            self.corked = cork;
+        }
+    }
+
+    fn poll_send_file(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
+        let result = self.sendfile.poll_send(&self.stream, cx, max);
+        if self.corked && self.sendfile.is_empty() {
+            self.set_cork(false);
+        }
+        result
     }
 
     fn moved(&self, result: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
@@ -125,7 +145,7 @@ impl AsyncWrite for ConnIo {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = if is_placeholder(buf) {
-            this.sendfile.poll_send(&this.stream, cx, buf.len())
+            this.poll_send_file(cx, buf.len())
         } else {
             Pin::new(&mut this.stream).poll_write(cx, buf)
         };
@@ -144,12 +164,15 @@ impl AsyncWrite for ConnIo {
             return Poll::Ready(Ok(0));
         };
         let result = if is_placeholder(&bufs[first]) {
-            this.sendfile.poll_send(&this.stream, cx, bufs[first].len())
+            this.poll_send_file(cx, bufs[first].len())
         } else {
             let end = bufs[first..]
                 .iter()
                 .position(|b| is_placeholder(b))
                 .map_or(bufs.len(), |i| first + i);
+            if end < bufs.len() && !this.corked {
+                this.set_cork(true);
+            }
             Pin::new(&mut this.stream).poll_write_vectored(cx, &bufs[first..end])
         };
         this.moved(result)

@@ -67,6 +67,10 @@ impl SendfileQueue {
         Bytes::from_static(&placeholder()[..len])
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// Keeps `record` until the range queued last has been sent.
     pub fn complete_with(&self, record: Option<AccessRecord>) {
         if let Some(last) = self.lock().back_mut() {

@@ -1,7 +1,10 @@
 //! Listening, connections and their limits, graceful shutdown.
 //!
-//! Each connection is one task serving HTTP/1.1 (keep-alive, pipelining) or HTTP/2 (prior knowledge),
-//! chosen by hyper from the first bytes. Limits, so that no client can starve the others:
+//! The server runs one event loop per CPU, each on its own thread, all accepting from the same listening
+//! socket, as nginx runs one worker process per CPU: a connection stays on the loop that accepted it, so
+//! no work moves between threads, and a loop with spare time simply accepts more. Each connection is one
+//! task serving HTTP/1.1 (keep-alive, pipelining) or HTTP/2 (prior knowledge), chosen by hyper from the
+//! first bytes. Limits, so that no client can starve the others:
 //! - request headers must arrive within `header-read-timeout` (also between keep-alive requests), and
 //!   fit in `max-header-bytes` (otherwise 431);
 //! - a connection on which no bytes move for `idle-timeout` while no handler works for it is closed; this
@@ -21,8 +24,9 @@ use hyper::{Request, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use rustix::net::{AddressFamily, SocketType, sockopt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 use crate::access_log::AccessRecord;
 use crate::config::Config;
@@ -32,14 +36,16 @@ use crate::router::Router;
 use crate::sendfile::SendfileQueue;
 
 /// Pending connections the kernel queues while the server is at its connection cap or busy.
-const LISTEN_BACKLOG: u32 = 4096;
+const LISTEN_BACKLOG: i32 = 4096;
 /// Idle time after which a connection may be closed to make room under the connection cap.
 const DRAIN_IDLE: Duration = Duration::from_secs(1);
 /// How often the accept loop asks again for idle connections to close while it waits at the cap.
 const DRAIN_RETRY: Duration = Duration::from_millis(250);
+/// Threads a worker may start for blocking reads (files not sent with sendfile, directory listings).
+const BLOCKING_THREADS: usize = 64;
 
 pub struct Server {
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     shared: Arc<Shared>,
 }
 
@@ -53,7 +59,7 @@ struct Shared {
 }
 
 impl Server {
-    /// Opens the root and binds the listening socket (inside a tokio runtime).
+    /// Opens the root and binds the listening socket.
     pub fn bind(config: Config) -> anyhow::Result<Server> {
         let metrics = Arc::new(Metrics::default());
         let router = Router::from_config(&config, metrics.clone())?;
@@ -78,17 +84,76 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then lets open responses finish for up to `shutdown-timeout`.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Server { listener, shared } = self;
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let workers = match self.shared.config.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let (stop, stopped) = watch::channel(false);
+        let mut done = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let listener = self
+                .listener
+                .try_clone()
+                .context("sharing the listening socket")?;
+            let shared = self.shared.clone();
+            let stopped = stopped.clone();
+            let (finished, finished_rx) = oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name(format!("xenprov-repo-{i}"))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .max_blocking_threads(BLOCKING_THREADS)
+                        .build();
+                    match runtime {
+                        Ok(runtime) => runtime.block_on(shared.serve(listener, stopped)),
+                        Err(e) => tracing::error!("starting worker {i}: {e}"),
+                    }
+                    drop(finished);
+                })
+                .context("starting a worker thread")?;
+            done.push(finished_rx);
+        }
+        drop(self.listener);
+        shutdown.await;
+        let grace = self.shared.config.shutdown_timeout;
+        tracing::info!("shutting down; waiting up to {grace:?} for open responses");
+        let _ = stop.send(true);
+        for finished in done {
+            let _ = finished.await;
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// One worker: accepts and serves connections until told to stop, then drains its connections.
+    async fn serve(
+        self: Arc<Self>,
+        listener: std::net::TcpListener,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        let listener = match listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener))
+        {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!("registering the listening socket: {e}");
+                return;
+            }
+        };
         let graceful = GracefulShutdown::new();
-        tokio::pin!(shutdown);
+        let stop = stopped.wait_for(|stop| *stop);
+        tokio::pin!(stop);
         loop {
             let permit = tokio::select! {
-                () = &mut shutdown => break,
-                permit = shared.connection_slot() => permit,
+                _ = &mut stop => break,
+                permit = self.connection_slot() => permit,
             };
             let (stream, peer) = tokio::select! {
-                () = &mut shutdown => break,
+                _ = &mut stop => break,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
@@ -99,11 +164,10 @@ impl Server {
                     }
                 },
             };
-            shared.spawn_connection(&graceful, stream, peer, permit);
+            self.spawn_connection(&graceful, stream, peer, permit);
         }
         drop(listener);
-        let grace = shared.config.shutdown_timeout;
-        tracing::info!("shutting down; waiting up to {grace:?} for open responses");
+        let grace = self.config.shutdown_timeout;
         if tokio::time::timeout(grace, graceful.shutdown())
             .await
             .is_err()
@@ -111,9 +175,7 @@ impl Server {
             tracing::warn!("responses still open after {grace:?}; closing them");
         }
     }
-}
 
-impl Shared {
     /// A free connection slot; at the cap, asks idle connections to close until one is released.
     async fn connection_slot(&self) -> OwnedSemaphorePermit {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
@@ -203,14 +265,16 @@ impl Shared {
     }
 }
 
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
     };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+    let socket = rustix::net::socket(family, SocketType::STREAM, None)?;
+    sockopt::set_socket_reuseaddr(&socket, true)?;
+    rustix::net::bind(&socket, &addr)?;
+    rustix::net::listen(&socket, LISTEN_BACKLOG)?;
+    Ok(std::net::TcpListener::from(socket))
 }
 
 fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {

@@ -35,7 +35,8 @@ impl Running {
                     .run(async {
                         let _ = stopped.await;
                     })
-                    .await;
+                    .await
+                    .unwrap();
             });
         });
         let addr = addr_rx.recv().unwrap();
