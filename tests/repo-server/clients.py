@@ -130,9 +130,9 @@ def oversized(args):
     print("oversized headers: 431")
 
 
-def timed_request(port):
+def timed_request(port, probe):
     started = time.monotonic()
-    status, _, _ = request(port, b"/curl/small.txt")
+    status, _, _ = request(port, probe.encode())
     if status != 200:
         fail(f"normal request during the attack: {status}")
     return time.monotonic() - started
@@ -148,7 +148,7 @@ def slow(args):
         conns.append(s)
     worst = 0.0
     deadline = time.monotonic() + args.seconds
-    payload = b"ET /curl/small.txt HTTP/1.1\r\nX-Slow: " + b"a" * 1000
+    payload = b"ET / HTTP/1.1\r\nX-Slow: " + b"a" * 1000
     i = 0
     closed = 0
     while time.monotonic() < deadline and closed < len(conns):
@@ -159,7 +159,7 @@ def slow(args):
             except OSError:
                 closed += 1
         i += 1
-        worst = max(worst, timed_request(args.port))
+        worst = max(worst, timed_request(args.port, args.probe))
         time.sleep(0.25)
     print(f"slow clients: {len(conns)} trickling, normal request worst latency {worst * 1000:.1f} ms")
     if worst > args.max_latency:
@@ -185,7 +185,7 @@ def slow(args):
 def idle(args):
     """N connections that never send: held open without harm, then closed by the idle timeout."""
     conns = [connect(args.port) for _ in range(args.count)]
-    latency = timed_request(args.port)
+    latency = timed_request(args.port, args.probe)
     status, _, body = request(args.port, b"/metrics")
     open_now = [
         int(float(l.split()[-1])) for l in body.decode().splitlines() if l.startswith("xenprov_repo_connections_open ")
@@ -225,6 +225,7 @@ def main():
         c.add_argument("--count", type=int, required=True)
         c.add_argument("--seconds", type=float, required=True, help="how long to wait for the server to close")
         c.add_argument("--max-latency", type=float, default=2.0)
+        c.add_argument("--probe", default="/curl/small.txt", help="the normal request whose latency is measured")
     args = p.parse_args()
     {"hostile": hostile, "pipeline": pipeline, "oversized": oversized, "slow": slow, "idle": idle}[args.cmd](args)
 

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# xenprov-repo against nginx (sendfile on) on the same files in the same run, loopback only, with wrk at 64
+# connections: 1 KiB files (req/s), 8 MiB files (req/s), one 256 MiB file (MB/s). Rounds alternate between
+# the two servers and the medians are compared, so that load from elsewhere on the machine hits both.
+# Then this server's peak RSS under that load, and the latency of a normal request while hundreds of
+# clients trickle headers and while thousands of idle connections are open.
+#
+# Usage: bench/repo-server.sh [--duration SECONDS] [--rounds N] [--access-log] [--no-sendfile]
+#   --access-log   both servers write an access log line per request to a file (default: neither does)
+#   --no-sendfile  run xenprov-repo with sendfile off (reads on the blocking pool), nginx unchanged
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tests/lib/deps.sh
+
+duration=10 rounds=3 access_log=false sendfile=true
+while [ $# -gt 0 ]; do
+    case $1 in
+    --duration) duration=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --access-log) access_log=true; shift ;;
+    --no-sendfile) sendfile=false; shift ;;
+    *) echo "usage: $0 [--duration SECONDS] [--rounds N] [--access-log] [--no-sendfile]" >&2; exit 2 ;;
+    esac
+done
+
+need_cargo
+need_pkgs nginx wrk python3 bc curl
+cargo build --release -p xenprov-repo
+bin=$PWD/target/release/xenprov-repo
+clients=$PWD/tests/repo-server/clients.py
+
+T=$(mktemp -d)
+chmod 755 "$T" # nginx workers run as nobody
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+www=$T/www
+mkdir -p "$www/small" "$www/medium" "$www/large"
+for i in $(seq 64); do head -c 1024 /dev/urandom >"$www/small/$i.bin"; done
+for i in $(seq 16); do head -c $((8 << 20)) /dev/urandom >"$www/medium/$i.bin"; done
+head -c $((256 << 20)) /dev/urandom >"$www/large/1.bin"
+# wrk requests the files of a size in turn.
+cat >"$T/rotate.lua" <<'EOF'
+local dir, count = os.getenv("WRK_DIR"), tonumber(os.getenv("WRK_COUNT"))
+local i = 0
+request = function()
+    i = i % count + 1
+    return wrk.format("GET", "/" .. dir .. "/" .. i .. ".bin")
+end
+EOF
+
+nginx_port=$(free_port)
+mkdir -p "$T/nginx/tmp"
+if $access_log; then nginx_log="access_log $T/nginx/access.log;"; else nginx_log="access_log off;"; fi
+cat >"$T/nginx/nginx.conf" <<EOF
+# Debian's nginx.conf as far as serving files goes (sendfile, tcp_nopush, workers), loopback only.
+worker_processes auto;
+daemon off;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    sendfile on;
+    tcp_nopush on;
+    types_hash_max_size 2048;
+    default_type application/octet-stream;
+    $nginx_log
+    client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp; fastcgi_temp_path $T/nginx/tmp;
+    uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;
+    server { listen 127.0.0.1:$nginx_port; root $www; }
+}
+EOF
+nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
+pids+=($!)
+
+ours_port=$(free_port)
+"$bin" serve --root "$www" --listen "127.0.0.1:$ours_port" --access-log "$access_log" --sendfile "$sendfile" \
+    --header-read-timeout 10s --idle-timeout 20s \
+    2>"$T/ours.log" &
+ours=$!
+pids+=("$ours")
+for port in "$nginx_port" "$ours_port"; do
+    for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/small/1.bin" && break; sleep 0.1; done
+done
+
+# Peak RSS of our server, sampled while the load runs (VmHWM would include page-cache-free startup noise too).
+rss_peak=$T/rss.peak
+echo 0 >"$rss_peak"
+(
+    peak=0
+    while kill -0 "$ours" 2>/dev/null; do
+        rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$ours/status" 2>/dev/null || echo 0)
+        [ "${rss:-0}" -gt "$peak" ] && peak=$rss && echo "$peak" >"$rss_peak"
+        sleep 0.2
+    done
+) &
+pids+=($!)
+
+# wrk_run PORT DIR COUNT -> "requests_per_second bytes_per_second"
+wrk_run() {
+    WRK_DIR=$2 WRK_COUNT=$3 wrk -t2 -c64 -d"${duration}s" --timeout 120s -s "$T/rotate.lua" "http://127.0.0.1:$1" >"$T/wrk.out"
+    if grep -q "Non-2xx\|Socket errors" "$T/wrk.out"; then
+        echo "wrk saw errors from port $1 on /$2:" >&2
+        cat "$T/wrk.out" >&2
+        exit 1
+    fi
+    awk '/^Requests\/sec/ { rps = $2 }
+             /^Transfer\/sec/ { v = $2; u = substr(v, length(v) - 1); v = substr(v, 1, length(v) - 2)
+                                m = (u == "GB") ? 1073741824 : (u == "MB") ? 1048576 : (u == "KB") ? 1024 : 1
+                                bps = v * m }
+             END { printf "%s %.0f\n", rps, bps }' "$T/wrk.out"
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "duration ${duration}s x $rounds rounds per server and size, wrk -t2 -c64, access log: $access_log, sendfile: $sendfile"
+printf '%-22s %14s %14s %8s\n' "" nginx xenprov-repo ratio
+results=()
+for spec in "1 KiB files:small:64:rps" "8 MiB files:medium:16:rps" "256 MiB file:large:1:bps"; do
+    IFS=: read -r label dir count metric <<<"$spec"
+    : >"$T/nginx.vals"
+    : >"$T/ours.vals"
+    : >"$T/ratios"
+    for _ in $(seq "$rounds"); do
+        read -r n_rps n_bps < <(wrk_run "$nginx_port" "$dir" "$count")
+        read -r o_rps o_bps < <(wrk_run "$ours_port" "$dir" "$count")
+        if [ "$metric" = rps ]; then n=$n_rps o=$o_rps; else n=$(echo "$n_bps / 1000000" | bc -l) o=$(echo "$o_bps / 1000000" | bc -l); fi
+        echo "$n" >>"$T/nginx.vals"
+        echo "$o" >>"$T/ours.vals"
+        echo "$o / $n" | bc -l >>"$T/ratios"
+    done
+    unit=$([ "$metric" = rps ] && echo "req/s" || echo "MB/s")
+    n=$(median <"$T/nginx.vals") o=$(median <"$T/ours.vals") r=$(median <"$T/ratios")
+    printf '%-22s %9.0f %-4s %9.0f %-4s %7.2fx\n' "$label" "$n" "$unit" "$o" "$unit" "$r"
+    results+=("$label: $(printf '%.2f' "$r")x")
+done
+echo "xenprov-repo peak RSS under load: $(( $(cat "$rss_peak") / 1024 )) MiB"
+
+echo "latency of a normal request (xenprov-repo):"
+ulimit -n 16384
+python3 "$clients" --port "$ours_port" slow --count 500 --seconds 20 --max-latency 1 --probe /small/1.bin | sed 's/^/  /'
+python3 "$clients" --port "$ours_port" idle --count 5000 --seconds 30 --max-latency 1 --probe /small/1.bin | sed 's/^/  /'
+echo "ratios (median of per-round xenprov-repo/nginx): ${results[*]}"
