@@ -4,8 +4,8 @@
 #   2. installed disk -> login prompt, SeaBIOS and OVMF (goal <= 2 min);
 #   3. the installer's payload write step against dd of the same number of bytes to the same disk in the
 #      same VM (goal <= 1.3x). The medium's kernel is booted directly with xenprov.bench-disk=, which makes the
-#      live environment run dd onto the target before the installer starts; the installer reports its
-#      payload write as "xenprov: payload written: N bytes in S s".
+#      live environment run dd of payload.json's unpacked-size onto the target before the installer starts;
+#      the installer reports its payload write as "payload: R MiB read, N MiB unpacked in S s".
 # Run as root after building the workspace (cargo build --release). Logs and results in out/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,14 +72,14 @@ QEMU_MEM=2048 qemu_start write bios "$OUT/write.serial.log" -kernel "$OUT/vmlinu
     "${args[@]}"
 qemu_wait_exit write 1800
 dd_line=$(grep -a -m1 'xenprov-bench: dd wrote' "$OUT/write.serial.log" || true)
-write_line=$(grep -a -m1 'xenprov: payload written:' "$OUT/write.serial.log" || true)
+write_line=$(grep -a -m1 -E 'payload: [0-9]+ MiB read, [0-9]+ MiB unpacked in [0-9.]+ s' "$OUT/write.serial.log" || true)
 if [ -n "$dd_line" ] && [ -n "$write_line" ]; then
     read -r dd_bytes dd_s < <(sed 's/.*wrote \([0-9]*\) bytes in \([0-9.]*\) s.*/\1 \2/' <<<"$dd_line")
-    read -r w_bytes w_s < <(sed 's/.*written: \([0-9]*\) bytes in \([0-9.]*\) s.*/\1 \2/' <<<"$write_line")
-    result "dd (zeros, O_DIRECT)" "$dd_bytes bytes in $dd_s s"
-    result "payload write step" "$w_bytes bytes in $w_s s"
-    result "payload write / dd (same bytes)" \
-        "$(awk -v a="$w_s" -v ab="$w_bytes" -v b="$dd_s" -v bb="$dd_bytes" 'BEGIN { printf "%.2fx", (a / ab) / (b / bb) }')"
+    read -r w_mib w_s < <(sed -E 's/.*read, ([0-9]+) MiB unpacked in ([0-9.]+) s.*/\1 \2/' <<<"$write_line")
+    result "dd (zeros, O_DIRECT, 4 MiB blocks)" "$((dd_bytes / 1048576)) MiB in $dd_s s"
+    result "payload write step (installer)" "$w_mib MiB in $w_s s"
+    result "payload write / dd, same bytes" \
+        "$(awk -v a="$w_s" -v am="$w_mib" -v b="$dd_s" -v bb="$dd_bytes" 'BEGIN { printf "%.2fx", (a / am) / (b / (bb / 1048576)) }')"
 else
     result "payload write / dd" "not measured (dd: '${dd_line:-none}', installer: '${write_line:-none}')"
 fi

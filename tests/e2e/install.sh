@@ -5,7 +5,8 @@
 # Artefacts (serial logs, sfdisk/LVM reports, timings) go to out/e2e/.
 #
 # Settings: XENPROV_E2E_OUT (out/e2e), XENPROV_E2E_ISO_FIRMWARE (uefi: the firmware the install boots with;
-# the install medium is also booted from a USB stick under the other firmware up to the installer).
+# the install medium is also booted from a USB stick under the other firmware up to the installer),
+# XENPROV_E2E_FROM=STAGE (rerun from that stage on the artefacts of an earlier run, e.g. inspect).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
@@ -23,14 +24,21 @@ ESP_SIZE=256M
 BOOT_SIZE=512M
 XEN_OPTS="dom0_mem=700M,max:700M dom0_max_vcpus=2 com1=115200,8n1 loglvl=all"
 
+export LVM_SUPPRESS_FD_WARNINGS=1
 need_cargo
 need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin tar \
     qemu-system-x86 ovmf dosfstools fdisk lvm2 e2fsprogs jq openssl
 
+FROM=${XENPROV_E2E_FROM:-}
 TIMINGS=()
 stage() {
     local name=$1 start=$SECONDS
     shift
+    if [ -n "$FROM" ] && [ "$name" != "$FROM" ]; then
+        echo "=== e2e: $name: skipped"
+        return
+    fi
+    FROM=
     echo "=== e2e: $name"
     "$@"
     TIMINGS+=("$(printf '%-16s %5d s' "$name" $((SECONDS - start)))")
@@ -42,13 +50,18 @@ fail() {
 }
 bytes() { numfmt --from=iec "$1"; }
 
-LOOP=
 MNT=$OUT/mnt
 cleanup() {
     qemu_stop_all
     mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
-    [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
+    detach_loops
     return 0
+}
+detach_loops() {
+    local dev
+    for dev in $(losetup --noheadings --output NAME --associated "$OUT/target.img" 2>/dev/null); do
+        losetup -d "$dev"
+    done
 }
 trap cleanup EXIT
 
@@ -107,13 +120,18 @@ medium_usb() {
     qemu_stop medium
 }
 
-# Size in bytes of partition type $1 in the sfdisk report.
+# Size in bytes of the partition of type $1, from the sfdisk report.
 part_size() {
-    jq -r --arg t "$1" '.partitiontable.partitions[] | select(.type == $t) | .size * 512' "$OUT/target.sfdisk.json"
+    jq -r --arg t "$1" '.partitiontable as $p | $p.partitions[] | select(.type == $t) | .size * $p.sectorsize' \
+        "$OUT/target.sfdisk.json"
 }
-part_number() {
-    jq -r --arg t "$1" '.partitiontable.partitions[] | select(.type == $t) | .node' "$OUT/target.sfdisk.json" |
-        sed 's/.*[^0-9]//'
+# A read-only loop device over the partition of type $1 (by offset: no udev here to make partition nodes).
+part_loop() {
+    local start size
+    read -r start size < <(jq -r --arg t "$1" \
+        '.partitiontable as $p | $p.partitions[] | select(.type == $t) | "\(.start * $p.sectorsize) \(.size * $p.sectorsize)"' \
+        "$OUT/target.sfdisk.json")
+    losetup --find --show --read-only --offset "$start" --sizelimit "$size" "$OUT/target.img"
 }
 
 inspect() {
@@ -129,9 +147,10 @@ inspect() {
     [ -n "$(part_size $lvm)" ] || fail "no LVM partition"
     cmp -s -n 440 "$OUT/target.img" /dev/zero && fail "no boot code in the MBR (BIOS)"
 
-    LOOP=$(losetup --find --show --read-only --partscan "$OUT/target.img")
-    udevadm settle 2>/dev/null || true
-    local pv=${LOOP}p$(part_number $lvm) boot=${LOOP}p$(part_number $linux) espdev=${LOOP}p$(part_number $esp)
+    local pv boot espdev
+    pv=$(part_loop $lvm)
+    boot=$(part_loop $linux)
+    espdev=$(part_loop $esp)
     local lvm_args=(--devices "$pv" --readonly --reportformat json --units b --nosuffix)
     pvs "${lvm_args[@]}" >"$OUT/target.pvs.json"
     vgs "${lvm_args[@]}" -o vg_name,vg_size,vg_free >"$OUT/target.vgs.json"
@@ -156,7 +175,7 @@ inspect() {
     done
     grep -q 'module2.*console=hvc0' "$cfg" || fail "dom0 kernel lacks console=hvc0"
     umount "$MNT"
-    MTOOLS_SKIP_CHECK=1 mdir -i "$espdev" ::/EFI/BOOT/BOOTX64.EFI >/dev/null || fail "no removable-path EFI loader"
+    MTOOLS_SKIP_CHECK=1 mdir -i "$espdev" ::/EFI/BOOT/BOOTX64.EFI >/dev/null 2>&1 || fail "no removable-path EFI loader"
 
     # The root LV, without device-mapper: a loop over its (linear) extents in the PV.
     local pe_start extent first_pe
@@ -169,8 +188,7 @@ inspect() {
     grep -q "/dev/mapper/$VG-var\|/var" "$MNT/etc/fstab" || fail "root LV: no /var in /etc/fstab"
     [ -x "$MNT/usr/sbin/xenprov-install" ] || fail "root LV: no /usr/sbin/xenprov-install"
     umount "$MNT"
-    losetup -d "$LOOP"
-    LOOP=
+    detach_loops
 }
 
 # Boots the installed disk; Xen must run with the answer's options, then dom0 up to its login prompt.
@@ -184,12 +202,14 @@ boot_target() {
     for opt in $XEN_OPTS; do
         grep -q -- " $opt\b" <<<"$line " || fail "$firmware: Xen command line lacks $opt: $line"
     done
-    qemu_wait_log "$name" 'Booting paravirtualized kernel on Xen' 300 || fail "$firmware: dom0 kernel did not boot on Xen"
-    qemu_wait_log "$name" "$HOSTNAME login:" 600 || fail "$firmware: no login prompt"
+    # Linux 6.1 says "Booting kernel on Xen"; older ones "Booting paravirtualized kernel on Xen".
+    qemu_wait_log "$name" 'Booting (paravirtualized )?kernel on Xen' 600 || fail "$firmware: dom0 kernel did not boot on Xen"
+    grep -aq 'Hypervisor detected: Xen PV' "$log" || fail "$firmware: dom0 is not a PV kernel on Xen"
+    qemu_wait_log "$name" "$HOSTNAME login:" 900 || fail "$firmware: no login prompt"
     qemu_stop "$name"
 }
 
-rm -rf "$OUT"
+[ -n "$FROM" ] || rm -rf "$OUT"
 mkdir -p "$OUT"
 stage build build
 stage iso make_iso
