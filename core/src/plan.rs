@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::answer::{Answer, Firmware, Fs, NetMode, Serial};
 use crate::gpt::{self, Placed, Role, Slot};
-use crate::inventory::{BootMode, Disk, DiskKind, Inventory};
+use crate::inventory::{BootMode, Disk, DiskKind, Inventory, Nic};
 use crate::payload::Manifest;
 use crate::render::{RenderError, Templates};
 use crate::size::{GIB, MIB, human};
@@ -452,7 +452,7 @@ fn check_disk(
 }
 
 /// Picks the NIC the bridge enslaves: named, by MAC, or the first with a link.
-fn choose_nic(answer: &Answer, inv: &Inventory) -> Result<String, PlanError> {
+fn choose_nic<'i>(answer: &Answer, inv: &'i Inventory) -> Result<&'i Nic, PlanError> {
     let want = &answer.network.interface;
     let names: Vec<String> = inv
         .nics
@@ -480,7 +480,7 @@ fn choose_nic(answer: &Answer, inv: &Inventory) -> Result<String, PlanError> {
     } else {
         inv.nics.iter().find(|n| &n.name == want)
     };
-    found.map(|n| n.name.clone()).ok_or_else(|| PlanError {
+    found.ok_or_else(|| PlanError {
         key: "network.interface".into(),
         message: if inv.nics.is_empty() {
             "this machine has no network interface".into()
@@ -508,6 +508,7 @@ struct HostContext<'a> {
     /// The address the host name resolves to locally (Debian's 127.0.1.1 without a static one).
     host_ip: String,
     interface: String,
+    interface_mac: String,
     bridge: &'a str,
     mode: &'static str,
     address: Option<String>,
@@ -668,11 +669,15 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
         _ => {}
     }
 
-    let interface = match choose_nic(answer, inv) {
-        Ok(n) => n,
+    let nic = match choose_nic(answer, inv) {
+        Ok(n) => n.clone(),
         Err(e) => {
             errors.push(e);
-            String::new()
+            Nic {
+                name: String::new(),
+                mac: String::new(),
+                carrier: None,
+            }
         }
     };
 
@@ -786,7 +791,8 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
             (Some(c), NetMode::Static) => c.addr.to_string(),
             _ => "127.0.1.1".into(),
         },
-        interface,
+        interface: nic.name,
+        interface_mac: nic.mac,
         bridge: &net.bridge,
         mode: match net.mode {
             NetMode::Dhcp => "dhcp",
@@ -1015,6 +1021,11 @@ fn host_files(
         file("/etc/hostname", "0644", r("hostname.tera")?),
         file("/etc/hosts", "0644", r("hosts.tera")?),
         file("/etc/network/interfaces", "0644", r("interfaces.tera")?),
+        file(
+            "/etc/systemd/network/10-xenprov-uplink.link",
+            "0644",
+            r("uplink.link.tera")?,
+        ),
         file("/etc/timezone", "0644", format!("{}\n", a.system.timezone)),
         symlink(
             "/etc/localtime",
