@@ -100,23 +100,31 @@ impl SendfileQueue {
         let count = max.min(front.len as usize);
         loop {
             ready!(socket.poll_write_ready(cx))?;
-            let sent = socket.try_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(socket, file, Some(&mut front.offset), count)
-                    .map_err(io::Error::from)
+            let mut sent = 0;
+            let result = socket.try_io(Interest::WRITABLE, || {
+                sent = rustix::fs::sendfile(socket, file, Some(&mut front.offset), count)?;
+                // A short send filled the socket buffer. Reporting WouldBlock makes tokio drop the
+                // readiness it saw before this call, so the next call waits for room instead of spending
+                // a system call on EAGAIN (nginx does the same).
+                if sent < count && sent > 0 {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(())
+                }
             });
-            match sent {
-                Ok(0) => {
+            match result {
+                Ok(()) | Err(_) if sent > 0 => {
+                    front.len -= sent as u64;
+                    if front.len == 0 {
+                        queue.pop_front();
+                    }
+                    return Poll::Ready(Ok(sent));
+                }
+                Ok(()) => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "file shrank while being sent",
                     )));
-                }
-                Ok(n) => {
-                    front.len -= n as u64;
-                    if front.len == 0 {
-                        queue.pop_front();
-                    }
-                    return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),

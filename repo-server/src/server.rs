@@ -1,9 +1,9 @@
 //! Listening, connections and their limits, graceful shutdown.
 //!
-//! The server runs one event loop per CPU, each on its own thread, all accepting from the same listening
-//! socket, as nginx runs one worker process per CPU: a connection stays on the loop that accepted it, so
-//! no work moves between threads, and a loop with spare time simply accepts more. Each connection is one
-//! task serving HTTP/1.1 (keep-alive, pipelining) or HTTP/2 (prior knowledge), chosen by hyper from the
+//! The server runs one event loop per CPU, each on its own thread, as nginx runs one worker process per
+//! CPU: a connection stays on one loop, so no work moves between threads. The accepting loop hands each
+//! new connection to the worker that has the fewest, which keeps long keep-alive connections (apt, dnf,
+//! wrk) spread evenly. Each connection is one task serving HTTP/1.1 (keep-alive, pipelining) or HTTP/2 (prior knowledge), chosen by hyper from the
 //! first bytes. Limits, so that no client can starve the others:
 //! - request headers must arrive within `header-read-timeout` (also between keep-alive requests), and
 //!   fit in `max-header-bytes` (otherwise 431);
@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,7 +27,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustix::net::{AddressFamily, SocketType, sockopt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::access_log::AccessRecord;
 use crate::config::Config;
@@ -84,95 +85,143 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then lets open responses finish for up to `shutdown-timeout`.
+    /// Connections are accepted on the caller's runtime and served by the worker threads.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let workers = match self.shared.config.workers {
+        let count = match self.shared.config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let (stop, stopped) = watch::channel(false);
-        let mut done = Vec::with_capacity(workers);
-        for i in 0..workers {
-            let listener = self
-                .listener
-                .try_clone()
-                .context("sharing the listening socket")?;
-            let shared = self.shared.clone();
-            let stopped = stopped.clone();
-            let (finished, finished_rx) = oneshot::channel::<()>();
-            std::thread::Builder::new()
-                .name(format!("xenprov-repo-{i}"))
-                .spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .max_blocking_threads(BLOCKING_THREADS)
-                        .build();
-                    match runtime {
-                        Ok(runtime) => runtime.block_on(shared.serve(listener, stopped)),
-                        Err(e) => tracing::error!("starting worker {i}: {e}"),
-                    }
-                    drop(finished);
-                })
-                .context("starting a worker thread")?;
-            done.push(finished_rx);
+        let mut workers = Vec::with_capacity(count);
+        let mut finished = Vec::with_capacity(count);
+        for i in 0..count {
+            let (worker, done) = Worker::start(i, self.shared.clone())?;
+            workers.push(worker);
+            finished.push(done);
         }
-        drop(self.listener);
-        shutdown.await;
+        self.listener
+            .set_nonblocking(true)
+            .context("configuring the listening socket")?;
+        let listener =
+            TcpListener::from_std(self.listener).context("registering the listening socket")?;
+        tokio::select! {
+            () = shutdown => {}
+            () = self.shared.accept(&listener, &workers) => {}
+        }
+        drop(listener);
         let grace = self.shared.config.shutdown_timeout;
         tracing::info!("shutting down; waiting up to {grace:?} for open responses");
-        let _ = stop.send(true);
-        for finished in done {
-            let _ = finished.await;
+        // Closing the channels tells the workers to drain.
+        drop(workers);
+        for done in finished {
+            let _ = done.await;
         }
         Ok(())
     }
 }
 
-impl Shared {
-    /// One worker: accepts and serves connections until told to stop, then drains its connections.
-    async fn serve(
-        self: Arc<Self>,
-        listener: std::net::TcpListener,
-        mut stopped: watch::Receiver<bool>,
-    ) {
-        let listener = match listener
-            .set_nonblocking(true)
-            .and_then(|()| TcpListener::from_std(listener))
-        {
-            Ok(listener) => listener,
-            Err(e) => {
-                tracing::error!("registering the listening socket: {e}");
-                return;
-            }
-        };
-        let graceful = GracefulShutdown::new();
-        let stop = stopped.wait_for(|stop| *stop);
-        tokio::pin!(stop);
-        loop {
-            let permit = tokio::select! {
-                _ = &mut stop => break,
-                permit = self.connection_slot() => permit,
-            };
-            let (stream, peer) = tokio::select! {
-                _ = &mut stop => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!("accepting a connection: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
+/// A thread with its own event loop, serving the connections handed to it.
+struct Worker {
+    connections: mpsc::UnboundedSender<Accepted>,
+    load: Arc<AtomicUsize>,
+}
+
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+}
+
+/// A connection's place under the cap and in its worker's load; both are released when it ends.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    load: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.load.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Worker {
+    /// Starts worker `i`; the receiver completes when it has stopped.
+    fn start(i: usize, shared: Arc<Shared>) -> anyhow::Result<(Worker, oneshot::Receiver<()>)> {
+        let (connections, mut incoming) = mpsc::unbounded_channel::<Accepted>();
+        let (finished, done) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("xenprov-repo-{i}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .max_blocking_threads(BLOCKING_THREADS)
+                    .build();
+                let runtime = match runtime {
+                    Ok(runtime) => runtime,
+                    Err(e) => return tracing::error!("starting worker {i}: {e}"),
+                };
+                runtime.block_on(async {
+                    let graceful = GracefulShutdown::new();
+                    while let Some(Accepted { stream, peer, slot }) = incoming.recv().await {
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => shared.spawn_connection(&graceful, stream, peer, slot),
+                            Err(e) => tracing::warn!(%peer, "registering a connection: {e}"),
+                        }
                     }
-                },
+                    let grace = shared.config.shutdown_timeout;
+                    if tokio::time::timeout(grace, graceful.shutdown())
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!("responses still open after {grace:?}; closing them");
+                    }
+                });
+                drop(finished);
+            })
+            .context("starting a worker thread")?;
+        let load = Arc::new(AtomicUsize::new(0));
+        Ok((Worker { connections, load }, done))
+    }
+}
+
+impl Shared {
+    /// Accepts connections and gives each to the worker with the fewest, as long as the server runs.
+    async fn accept(&self, listener: &TcpListener, workers: &[Worker]) {
+        loop {
+            let permit = self.connection_slot().await;
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
-            self.spawn_connection(&graceful, stream, peer, permit);
-        }
-        drop(listener);
-        let grace = self.config.shutdown_timeout;
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("responses still open after {grace:?}; closing them");
+            let Some(worker) = workers
+                .iter()
+                .min_by_key(|w| w.load.load(Ordering::Relaxed))
+            else {
+                return;
+            };
+            let stream = match stream.into_std() {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(%peer, "handing over a connection: {e}");
+                    continue;
+                }
+            };
+            worker.load.fetch_add(1, Ordering::Relaxed);
+            let slot = Slot {
+                _permit: permit,
+                load: worker.load.clone(),
+            };
+            if worker
+                .connections
+                .send(Accepted { stream, peer, slot })
+                .is_err()
+            {
+                tracing::error!("worker stopped; closing {peer}");
+            }
         }
     }
 
@@ -199,7 +248,7 @@ impl Shared {
         graceful: &GracefulShutdown,
         stream: TcpStream,
         peer: SocketAddr,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
     ) {
         // Responses are written whole by hyper; Nagle would only delay the last segment.
         let _ = stream.set_nodelay(true);
@@ -243,7 +292,7 @@ impl Shared {
                 }
             };
             shared.metrics.connection_closed(closed_idle);
-            drop(permit);
+            drop(slot);
         });
     }
 
