@@ -90,10 +90,6 @@ impl SafePath {
         self.trailing_slash
     }
 
-    pub fn file_name(&self) -> Option<&OsStr> {
-        self.rel.file_name()
-    }
-
     /// A directory entry below this path, or `None` when the name is hidden or not a plain name.
     pub fn child(&self, name: &OsStr) -> Option<SafePath> {
         let bytes = name.as_bytes();
