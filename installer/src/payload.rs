@@ -10,6 +10,7 @@ use xenprov_core::payload::Manifest;
 
 use crate::io::hash::HashReader;
 use crate::io::progress::{Mode, ProgressReader};
+use crate::io::stage::Stage;
 
 const BUF: usize = 1 << 20;
 
@@ -44,15 +45,23 @@ pub fn unpack(archive: &Path, m: &Manifest, dest: &Path, mode: Mode) -> Result<u
             m.size
         );
     }
+    // Three threads: read and hash, decompress, write the files.
     let hashed = HashReader::new(BufReader::with_capacity(BUF, f));
-    let counted = ProgressReader::new(hashed, m.size, "unpacking the dom0 payload", mode);
-    let counted = match m.format.as_str() {
+    let read = Stage::spawn(ProgressReader::new(
+        hashed,
+        m.size,
+        "unpacking the dom0 payload",
+        mode,
+    ));
+    let read = match m.format.as_str() {
         "tar+zstd" => {
-            let dec = zstd::Decoder::with_buffer(BufReader::with_capacity(BUF, counted))?;
-            unpack_tar(dec, dest)?.finish().into_inner()
+            let dec = zstd::Decoder::with_buffer(BufReader::with_capacity(BUF, read))?;
+            let dec = unpack_tar(Stage::spawn(dec), dest)?.finish()?;
+            dec.finish().into_inner()
         }
-        _ => unpack_tar(counted, dest)?,
+        _ => unpack_tar(read, dest)?,
     };
+    let counted = read.finish()?;
     let (sha, n) = counted.into_inner().finish()?;
     if sha != m.sha256 {
         bail!(
