@@ -2,7 +2,8 @@
 # xenprov-repo against nginx (sendfile on) on the same files in the same run, loopback only, with wrk at 64
 # connections: 1 KiB files (req/s), 8 MiB files (req/s), one 256 MiB file (MB/s). Rounds alternate between
 # the two servers and the medians are compared, so that load from elsewhere on the machine hits both.
-# Then this server's peak RSS under that load, and the latency of a normal request while hundreds of
+# "per CPU-s" compares the work each server does per CPU second it uses, which load elsewhere on the machine
+# does not skew. Then this server's peak RSS under that load, and the latency of a normal request while hundreds of
 # clients trickle headers and while thousands of idle connections are open.
 #
 # Usage: bench/repo-server.sh [--duration SECONDS] [--rounds N] [--access-log] [--no-sendfile]
@@ -78,7 +79,8 @@ http {
 }
 EOF
 nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
-pids+=($!)
+nginx_master=$!
+pids+=("$nginx_master")
 
 ours_port=$(free_port)
 "$bin" serve --root "$www" --listen "127.0.0.1:$ours_port" --access-log "$access_log" --sendfile "$sendfile" \
@@ -103,8 +105,16 @@ echo 0 >"$rss_peak"
 ) &
 pids+=($!)
 
-# wrk_run PORT DIR COUNT -> "requests_per_second bytes_per_second"
+# CPU time (clock ticks) used so far by the given processes, all their threads included.
+cpu_ticks() { cat "${@/#//proc/}" 2>/dev/null | awk '{ t += $14 + $15 } END { print t + 0 }'; }
+server_pids() { if [ "$1" = "$nginx_port" ]; then pgrep -P "$nginx_master"; else echo "$ours"; fi; }
+
+# wrk_run PORT DIR COUNT -> "requests_per_second bytes_per_second server_cpu_ticks"
 wrk_run() {
+    local stats
+    stats=$(server_pids "$1" | sed 's|$|/stat|')
+    local before
+    before=$(cpu_ticks $stats)
     WRK_DIR=$2 WRK_COUNT=$3 wrk -t2 -c64 -d"${duration}s" --timeout 120s -s "$T/rotate.lua" "http://127.0.0.1:$1" >"$T/wrk.out"
     if grep -q "Non-2xx\|Socket errors" "$T/wrk.out"; then
         echo "wrk saw errors from port $1 on /$2:" >&2
@@ -115,29 +125,33 @@ wrk_run() {
              /^Transfer\/sec/ { v = $2; u = substr(v, length(v) - 1); v = substr(v, 1, length(v) - 2)
                                 m = (u == "GB") ? 1073741824 : (u == "MB") ? 1048576 : (u == "KB") ? 1024 : 1
                                 bps = v * m }
-             END { printf "%s %.0f\n", rps, bps }' "$T/wrk.out"
+             END { printf "%s %.0f ", rps, bps }' "$T/wrk.out"
+    echo $(($(cpu_ticks $stats) - before))
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "duration ${duration}s x $rounds rounds per server and size, wrk -t2 -c64, access log: $access_log, sendfile: $sendfile"
-printf '%-22s %14s %14s %8s\n' "" nginx xenprov-repo ratio
+printf '%-22s %14s %14s %8s %12s\n' "" nginx xenprov-repo ratio "per CPU-s"
 results=()
 for spec in "1 KiB files:small:64:rps" "8 MiB files:medium:16:rps" "256 MiB file:large:1:bps"; do
     IFS=: read -r label dir count metric <<<"$spec"
     : >"$T/nginx.vals"
     : >"$T/ours.vals"
     : >"$T/ratios"
+    : >"$T/efficiency"
     for _ in $(seq "$rounds"); do
-        read -r n_rps n_bps < <(wrk_run "$nginx_port" "$dir" "$count")
-        read -r o_rps o_bps < <(wrk_run "$ours_port" "$dir" "$count")
+        read -r n_rps n_bps n_cpu < <(wrk_run "$nginx_port" "$dir" "$count")
+        read -r o_rps o_bps o_cpu < <(wrk_run "$ours_port" "$dir" "$count")
         if [ "$metric" = rps ]; then n=$n_rps o=$o_rps; else n=$(echo "$n_bps / 1000000" | bc -l) o=$(echo "$o_bps / 1000000" | bc -l); fi
         echo "$n" >>"$T/nginx.vals"
         echo "$o" >>"$T/ours.vals"
         echo "$o / $n" | bc -l >>"$T/ratios"
+        # work done per CPU second of the server itself: independent of how busy the rest of the machine is
+        echo "($o / ($o_cpu + 1)) / ($n / ($n_cpu + 1))" | bc -l >>"$T/efficiency"
     done
     unit=$([ "$metric" = rps ] && echo "req/s" || echo "MB/s")
-    n=$(median <"$T/nginx.vals") o=$(median <"$T/ours.vals") r=$(median <"$T/ratios")
-    printf '%-22s %9.0f %-4s %9.0f %-4s %7.2fx\n' "$label" "$n" "$unit" "$o" "$unit" "$r"
+    n=$(median <"$T/nginx.vals") o=$(median <"$T/ours.vals") r=$(median <"$T/ratios") e=$(median <"$T/efficiency")
+    printf '%-22s %9.0f %-4s %9.0f %-4s %7.2fx %11.2fx\n' "$label" "$n" "$unit" "$o" "$unit" "$r" "$e"
     results+=("$label: $(printf '%.2f' "$r")x")
 done
 echo "xenprov-repo peak RSS under load: $(( $(cat "$rss_peak") / 1024 )) MiB"
