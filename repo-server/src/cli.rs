@@ -38,7 +38,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .local_addr()
         .context("reading the listening address")?;
     tracing::info!("serving {} on http://{addr}", config.root.display());
-    // This thread only waits for signals; the workers have their own event loops.
+    // This thread accepts connections and waits for signals; the workers serve the connections.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -3,8 +3,9 @@
 //! The server runs one event loop per CPU, each on its own thread, as nginx runs one worker process per
 //! CPU: a connection stays on one loop, so no work moves between threads. The accepting loop hands each
 //! new connection to the worker that has the fewest, which keeps long keep-alive connections (apt, dnf,
-//! wrk) spread evenly. Each connection is one task serving HTTP/1.1 (keep-alive, pipelining) or HTTP/2 (prior knowledge), chosen by hyper from the
-//! first bytes. Limits, so that no client can starve the others:
+//! wrk) spread evenly. Each connection is one task serving HTTP/1.1 (keep-alive, pipelining) or HTTP/2
+//! (prior knowledge), chosen by hyper from the first bytes. Limits, so that no client can starve the
+//! others:
 //! - request headers must arrive within `header-read-timeout` (also between keep-alive requests), and
 //!   fit in `max-header-bytes` (otherwise 431);
 //! - a connection on which no bytes move for `idle-timeout` while no handler works for it is closed; this
