@@ -53,8 +53,14 @@ impl StaticFiles {
         };
         let path = match SafePath::from_uri_path(req.uri().path()) {
             Ok(path) => path,
-            Err(PathError::Hidden) => return error(StatusCode::NOT_FOUND, head),
-            Err(PathError::Malformed(_)) => return error(StatusCode::BAD_REQUEST, head),
+            Err(e) => {
+                tracing::debug!(path = req.uri().path(), "refused: {e}");
+                let status = match e {
+                    PathError::Hidden => StatusCode::NOT_FOUND,
+                    PathError::Malformed(_) => StatusCode::BAD_REQUEST,
+                };
+                return error(status, head);
+            }
         };
         match self.tree.open(&path) {
             Ok(Node::File(source)) => self.file(req, &path, source, head).await,
