@@ -1,6 +1,7 @@
 //! Writing files into a root file system tree being built.
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -19,12 +20,19 @@ pub fn write(root: &Path, path: &str, text: &str, mode: u32) -> Result<()> {
 }
 
 /// Copies one of our binaries into a tree as root:root 0755, without its debug information (a fifth of
-/// the size; symbols stay, so backtraces still name functions).
+/// the size; symbols stay, so backtraces still name functions). Scripts are copied as they are.
 pub fn install_binary(src: &Path, dst: &Path) -> Result<()> {
     fs::create_dir_all(dst.parent().context("a path below the root")?)?;
     fs::copy(src, dst).with_context(|| format!("copying {}", src.display()))?;
-    exec::run(Command::new("strip").arg("--strip-debug").arg(dst))
-        .context("stripping debug information")?;
+    let mut magic = [0u8; 4];
+    let elf = fs::File::open(dst)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"\x7fELF";
+    if elf {
+        exec::run(Command::new("strip").arg("--strip-debug").arg(dst))
+            .context("stripping debug information")?;
+    }
     fs::set_permissions(dst, fs::Permissions::from_mode(0o755))?;
     std::os::unix::fs::chown(dst, Some(0), Some(0))?;
     Ok(())
