@@ -30,13 +30,18 @@ impl Cache {
     pub fn open(dir: &Path) -> Result<Cache> {
         fs::create_dir_all(dir).with_context(|| format!("creating cache {}", dir.display()))?;
         let lock = File::create(dir.join(".lock")).context("creating the cache lock")?;
-        eprintln!(
-            "xenprov-image: waiting for the cache lock in {}",
-            dir.display()
-        );
-        let lock = Flock::lock(lock, FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .context("locking the cache")?;
+        let lock = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((lock, _)) => {
+                eprintln!(
+                    "xenprov-image: waiting for another build to release {}",
+                    dir.display()
+                );
+                Flock::lock(lock, FlockArg::LockExclusive)
+                    .map_err(|(_, e)| e)
+                    .context("locking the cache")?
+            }
+        };
         Ok(Cache {
             dir: dir.to_path_buf(),
             _lock: lock,

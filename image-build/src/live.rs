@@ -26,7 +26,8 @@ const HOOK: &str = include_str!("../live/initramfs/hook");
 const SCRIPT: &str = include_str!("../live/initramfs/script");
 const RECIPE: &str = include_str!("live.rs");
 
-/// Compressor of both squashfs images (see the README for the TCG measurements behind it).
+/// zstd: the root is 182 MB against 251 MB with lz4 -Xhc, and under TCG reading all of it took 12-30 s
+/// with either (too noisy to rank them), while the live boot reads only a small part of it.
 const SQUASHFS_COMP: &[&str] = &["-comp", "zstd", "-Xcompression-level", "15"];
 
 /// Not needed to run the installer; the payload keeps them.
