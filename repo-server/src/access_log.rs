@@ -10,6 +10,9 @@ use hyper::{Method, Request, StatusCode};
 
 use crate::metrics::Metrics;
 
+/// The tracing target of access-log lines.
+pub const ACCESS_TARGET: &str = "xenprov_repo::access";
+
 pub struct AccessRecord {
     metrics: Arc<Metrics>,
     method: Method,
@@ -51,7 +54,7 @@ impl Drop for AccessRecord {
         // A request without a status was abandoned before its handler answered (the client went away).
         let status = self.status.map_or(0, |s| s.as_u16());
         tracing::info!(
-            target: "xenprov_repo::access",
+            target: ACCESS_TARGET,
             method = %self.method,
             path = %self.path,
             status,

@@ -1,13 +1,11 @@
 //! Command line of `xenprov-repo`.
 
-use std::io::IsTerminal;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, ServeArgs};
+use crate::logging;
 use crate::server::Server;
 
 /// Repo server of a xenprov Xen host: serves install trees and package repositories over HTTP.
@@ -31,7 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    init_logging(config.access_log);
+    logging::init(config.access_log);
     raise_open_files_limit(config.max_connections);
     let server = Server::bind(config.clone())?;
     let addr = server
@@ -43,7 +41,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the signal handler")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let mut sigterm =
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut sigint =
@@ -56,20 +54,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
                 }
             })
             .await
-    })
-}
-
-/// `RUST_LOG` wins; otherwise info, with the access log on or off as configured.
-fn init_logging(access_log: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        let access = if access_log { "info" } else { "off" };
-        EnvFilter::new(format!("info,xenprov_repo::access={access}"))
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    logging::flush();
+    served
 }
 
 /// Each connection is a file descriptor: lift the soft limit to the hard one.

@@ -16,6 +16,7 @@ pub mod conn;
 pub mod content_type;
 pub mod fs_tree;
 pub mod listing;
+pub mod logging;
 pub mod metrics;
 pub mod path;
 pub mod provision;
