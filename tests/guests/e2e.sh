@@ -14,8 +14,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
+# PVH and HVM guests need hardware-assisted paging: Debian's Xen has no shadow paging ("neither hap
+# nor shadow paging available"), and QEMU's TCG offers NPT only when asked.
+export QEMU_CPU=${QEMU_CPU:-qemu64,+svm,+npt}
 . tests/lib/qemu.sh
 
+trap 'echo "guests e2e: FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 MODE=${1:-full}
 OUT=${XENPROV_GUESTS_OUT:-out/guests}
 TYPES=${XENPROV_GUESTS_TYPES:-pv pvh}
@@ -90,7 +94,10 @@ boot_host() {
     local start=$SECONDS args
     rm -f "$OUT/run.qcow2"
     qemu-img create -q -f qcow2 -b "$(realpath "$OUT/host.img")" -F raw "$OUT/run.qcow2"
-    mapfile -t args < <(qemu_disk "$OUT/run.qcow2" XPTARGET0 bootindex=0; qemu_net "tcp:127.0.0.1:$SSH_PORT-:22")
+    # The same PCI slots as during the install (the answer disk stays), so the NIC keeps the name
+    # the installer wrote into /etc/network/interfaces.
+    mapfile -t args < <(qemu_disk "$OUT/run.qcow2" XPTARGET0 bootindex=0; qemu_disk "$OUT/answer.img" XPANSWER0
+        qemu_net "tcp:127.0.0.1:$SSH_PORT-:22")
     QEMU_MEM=3072 qemu_start host bios "$OUT/host.serial.log" "${args[@]}"
     qemu_wait_log host 'xenprov-guests login:' 900 || fail "the host did not come up (see $OUT/host.serial.log)"
     # Root login with the key: admin's sudo takes the password once, on stdin.
@@ -109,10 +116,11 @@ boot_host() {
 # The d-i netboot kernel and initrd into the repo server's root, and where the packages come from.
 setup_host() {
     local deb
-    deb=$(ls "$OUT"/debian-installer-12-netboot-amd64_*.deb 2>/dev/null | tail -1)
+    find_deb() { find "$OUT" -maxdepth 1 -name 'debian-installer-12-netboot-amd64_*.deb' | sort | tail -1; }
+    deb=$(find_deb)
     if [ -z "$deb" ]; then
         (cd "$OUT" && apt-get download debian-installer-12-netboot-amd64 >/dev/null)
-        deb=$(ls "$OUT"/debian-installer-12-netboot-amd64_*.deb | tail -1)
+        deb=$(find_deb)
     fi
     rm -rf "$OUT/di" && mkdir -p "$OUT/di"
     dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$OUT/di" ".$DI_DIR/linux" ".$DI_DIR/initrd.gz"
