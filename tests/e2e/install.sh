@@ -26,8 +26,8 @@ XEN_OPTS="dom0_mem=700M,max:700M dom0_max_vcpus=2 com1=115200,8n1 loglvl=all"
 
 export LVM_SUPPRESS_FD_WARNINGS=1
 need_cargo
-need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin tar \
-    qemu-system-x86 ovmf dosfstools fdisk lvm2 e2fsprogs jq openssl
+need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin tar binutils \
+    qemu-system-x86 ovmf dosfstools fdisk lvm2 e2fsprogs jq
 
 FROM=${XENPROV_E2E_FROM:-}
 TIMINGS=()
