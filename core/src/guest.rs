@@ -780,10 +780,10 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("network.dns: missing"), "{e}");
-        let e = Guest::parse(&def("").replace("1G", "256M"), &catalog(), &host()).unwrap_err();
+        let e = Guest::parse(&def("").replace("1G", "768M"), &catalog(), &host()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "4:10: memory: 256M is less than the 512M its installer needs"
+            "4:10: memory: 768M is less than the 1G its installer needs"
         );
         let e = Guest::parse(
             &def("post-install = \"true\\n%end\\n\""),

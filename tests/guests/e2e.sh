@@ -98,7 +98,8 @@ boot_host() {
     # the installer wrote into /etc/network/interfaces.
     mapfile -t args < <(qemu_disk "$OUT/run.qcow2" XPTARGET0 bootindex=0; qemu_disk "$OUT/answer.img" XPANSWER0
         qemu_net "tcp:127.0.0.1:$SSH_PORT-:22")
-    QEMU_MEM=3072 qemu_start host bios "$OUT/host.serial.log" "${args[@]}"
+    # dom0 700M and three 1G guests with their qemu device models (HVM) and page tables.
+    QEMU_MEM=4608 qemu_start host bios "$OUT/host.serial.log" "${args[@]}"
     qemu_wait_log host 'xenprov-guests login:' 900 || fail "the host did not come up (see $OUT/host.serial.log)"
     # Root login with the key: admin's sudo takes the password once, on stdin.
     local i
@@ -171,9 +172,10 @@ done
 for t in $TYPES; do
     g=deb-$t
     case $t in
-    pv) marker='Booting paravirtualized kernel on Xen.?$' ;;
-    pvh) marker='Booting paravirtualized kernel on Xen PVH' ;;
-    hvm) marker='Booting paravirtualized kernel on Xen HVM' ;;
+    # Linux 6.1 says "Booting kernel on Xen"; older kernels said "Booting paravirtualized kernel".
+    pv) marker='Booting (paravirtualized )?kernel on Xen.?$' ;;
+    pvh) marker='Booting (paravirtualized )?kernel on Xen PVH' ;;
+    hvm) marker='Booting (paravirtualized )?kernel on Xen HVM' ;;
     esac
     limit=1800
     [ "$t" = hvm ] && limit=3600
