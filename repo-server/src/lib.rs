@@ -30,3 +30,4 @@ pub mod sendfile;
 pub mod server;
 pub mod static_files;
 pub mod tree;
+pub mod verify;
