@@ -44,7 +44,7 @@ const DRAIN_IDLE: Duration = Duration::from_secs(1);
 /// How often the accept loop asks again for idle connections to close while it waits at the cap.
 const DRAIN_RETRY: Duration = Duration::from_millis(250);
 /// Threads a worker may start for blocking reads (files not sent with sendfile, directory listings).
-const BLOCKING_THREADS: usize = 64;
+const BLOCKING_THREADS: usize = 16;
 
 pub struct Server {
     listener: std::net::TcpListener,

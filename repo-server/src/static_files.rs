@@ -13,7 +13,7 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
-use crate::body::{Body, Content, Part};
+use crate::body::{Body, Content, Part, ReadBudget};
 use crate::cache::{FileCache, Key};
 use crate::conditional::{self, Outcome, Validators};
 use crate::metrics::Metrics;
@@ -29,6 +29,7 @@ use crate::{cache_policy, content_type, listing};
 pub struct StaticFiles {
     tree: Arc<dyn Tree>,
     cache: FileCache,
+    budget: ReadBudget,
     metrics: Arc<Metrics>,
 }
 
@@ -37,6 +38,7 @@ impl StaticFiles {
         StaticFiles {
             tree,
             cache,
+            budget: ReadBudget::default(),
             metrics,
         }
     }
@@ -157,7 +159,12 @@ impl StaticFiles {
         let meta = *source.meta();
         if !self.cache.accepts(&meta) {
             let sendfile = req.extensions().get::<SendfileQueue>().cloned();
-            return Ok(Content::Source { source, sendfile });
+            let budget = self.budget.clone();
+            return Ok(Content::Source {
+                source,
+                sendfile,
+                budget,
+            });
         }
         let key = Key::of(&meta);
         if let Some(data) = self.cache.get(&key) {
