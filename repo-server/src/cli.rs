@@ -20,12 +20,56 @@ pub struct Cli {
 enum Command {
     /// Serve a directory over HTTP/1.1 and HTTP/2 until SIGTERM or SIGINT
     Serve(ServeArgs),
+    /// Show the ISO images, upstream caches and mirrors of the configuration, and what each holds
+    List(ServeArgs),
+    /// Sync a [[mirror]] of the configuration into a new snapshot, verify it, and publish it
+    Mirror {
+        /// Name of the [[mirror]]
+        name: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Print the SHA-256 of files, as sha256sum does (the digest code of the verifying cache)
+    Sha256 {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args.config()?),
+        Command::List(args) => crate::inventory::list(&args.config()?),
+        Command::Mirror { name, args } => mirror(&args.config()?, &name),
+        Command::Sha256 { files } => {
+            for file in files {
+                let (sha, _) = crate::verify::digest::hash_file(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                println!("{sha}  {}", file.display());
+            }
+            Ok(())
+        }
     }
+}
+
+fn mirror(config: &Config, name: &str) -> anyhow::Result<()> {
+    logging::init(false);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the mirror's runtime")?;
+    let synced = runtime.block_on(crate::mirror::sync(config, name));
+    logging::flush();
+    let synced = synced?;
+    if !synced.pruned.is_empty() {
+        eprintln!(
+            "mirror {name}: removed old snapshots {}",
+            synced.pruned.join(", ")
+        );
+    }
+    println!("{}", synced.snapshot);
+    Ok(())
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -7,6 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use serde::{Deserialize, Deserializer};
 
+use crate::mirror::MirrorSpec;
+use crate::mounts::IsoSpec;
+use crate::pull_through::UpstreamSpec;
+
 /// hyper refuses read buffers smaller than this, and requests with longer headers get 431.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
@@ -39,6 +43,18 @@ pub struct Config {
     pub access_log: bool,
     /// Event-loop threads; 0 runs one per CPU.
     pub workers: usize,
+    /// ISO images served in place, each at `/NAME/`.
+    pub iso: Vec<IsoSpec>,
+    /// Upstream repositories served through a verifying cache, each at `/NAME/`.
+    pub upstream: Vec<UpstreamSpec>,
+    /// Mirrors synced by `xenprov-repo mirror NAME` and served at `/NAME/`.
+    pub mirror: Vec<MirrorSpec>,
+    /// Directory of the upstream caches, one subdirectory per upstream.
+    pub cache: PathBuf,
+    /// Directory of the mirrors, one subdirectory (snapshots and `current`) per mirror.
+    pub mirrors: PathBuf,
+    /// Keyring that signs upstream repositories unless an upstream or mirror names its own.
+    pub keyring: PathBuf,
 }
 
 impl Default for Config {
@@ -56,6 +72,12 @@ impl Default for Config {
             sendfile: true,
             access_log: true,
             workers: 0,
+            iso: Vec::new(),
+            upstream: Vec::new(),
+            mirror: Vec::new(),
+            cache: PathBuf::from("/var/cache/xenprov/upstream"),
+            mirrors: PathBuf::from("/srv/xenprov/mirrors"),
+            keyring: PathBuf::from(crate::pull_through::DEBIAN_KEYRING),
         }
     }
 }
@@ -102,6 +124,22 @@ pub struct ServeArgs {
     /// Event-loop threads, 0 for one per CPU [default: 0]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Serve an ISO image in place at /NAME/ (repeatable; adds to the config file's)
+    #[arg(long = "iso", value_name = "NAME=PATH", value_parser = IsoSpec::parse_flag)]
+    pub iso: Vec<IsoSpec>,
+    /// Serve an upstream repository through the verifying cache at /NAME/; NAME alone is this machine's
+    /// Debian mirror (repeatable; adds to the config file's)
+    #[arg(long = "upstream", value_name = "NAME[=URL]", value_parser = UpstreamSpec::parse_flag)]
+    pub upstream: Vec<UpstreamSpec>,
+    /// Directory of the upstream caches [default: /var/cache/xenprov/upstream]
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Directory of the mirrors [default: /srv/xenprov/mirrors]
+    #[arg(long, value_name = "DIR")]
+    pub mirrors: Option<PathBuf>,
+    /// Keyring of upstream repositories [default: Debian's archive keyring]
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -128,8 +166,13 @@ impl ServeArgs {
             cache_capacity,
             sendfile,
             access_log,
-            workers
+            workers,
+            cache,
+            mirrors,
+            keyring
         );
+        config.iso.extend(self.iso.iter().cloned());
+        config.upstream.extend(self.upstream.iter().cloned());
         config.validate()?;
         Ok(config)
     }
@@ -157,12 +200,20 @@ impl Config {
         ] {
             ensure!(!value.is_zero(), "{key} must be longer than 0s");
         }
+        let names = (self.iso.iter().map(|m| ("iso", &m.name)))
+            .chain(self.upstream.iter().map(|u| ("upstream", &u.name)))
+            .chain(self.mirror.iter().map(|m| ("mirror", &m.name)));
+        let mut seen = std::collections::HashSet::new();
+        for (kind, name) in names {
+            crate::mounts::check_name(kind, name).map_err(anyhow::Error::msg)?;
+            ensure!(seen.insert(name), "{kind} name {name:?} is used twice");
+        }
         Ok(())
     }
 }
 
 /// Durations are written as in `30s`, `2m`, `500ms`.
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(serde::de::Error::custom)
 }
@@ -202,6 +253,15 @@ mod tests {
             ("idle-timeout = \"soon\"", "idle-timeout"),
             ("no-such-key = 1", "no-such-key"),
             ("max-header-bytes = 100", "max-header-bytes"),
+            ("[[iso]]\nname = \"a/b\"\npath = \"/x.iso\"", "a/b"),
+            (
+                "[[iso]]\nname = \"d\"\npath = \"/x.iso\"\n[[upstream]]\nname = \"d\"",
+                "used twice",
+            ),
+            (
+                "[[upstream]]\nname = \"d\"\nmetadata-ttl = \"soon\"",
+                "metadata-ttl",
+            ),
         ] {
             std::fs::write(&file, text).unwrap();
             let args = ServeArgs {

@@ -90,6 +90,19 @@ impl SafePath {
         self.trailing_slash
     }
 
+    /// The first component and the path below it (which keeps the trailing slash); `None` for the root.
+    pub fn split_first(&self) -> Option<(&OsStr, SafePath)> {
+        let mut components = self.rel.iter();
+        let first = components.next()?;
+        Some((
+            first,
+            SafePath {
+                rel: components.collect(),
+                trailing_slash: self.trailing_slash,
+            },
+        ))
+    }
+
     /// A directory entry below this path, or `None` when the name is hidden or not a plain name.
     pub fn child(&self, name: &OsStr) -> Option<SafePath> {
         let bytes = name.as_bytes();
@@ -189,6 +202,24 @@ mod tests {
         for raw in ["/.git/config", "/a/.repodata/x", "/.htpasswd", "/%2essh/id"] {
             assert_eq!(SafePath::from_uri_path(raw), Err(Hidden), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn split_first() {
+        let p = SafePath::from_uri_path("/debian/dists/x/").unwrap();
+        let (first, rest) = p.split_first().unwrap();
+        assert_eq!(first, "debian");
+        assert_eq!(rest.as_path(), Path::new("dists/x"));
+        assert!(rest.has_trailing_slash());
+        let iso = SafePath::from_uri_path("/iso").unwrap();
+        let (first, rest) = iso.split_first().unwrap();
+        assert_eq!((first, rest.is_root()), (OsStr::new("iso"), true));
+        assert!(
+            SafePath::from_uri_path("/")
+                .unwrap()
+                .split_first()
+                .is_none()
+        );
     }
 
     #[test]

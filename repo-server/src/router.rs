@@ -2,6 +2,8 @@
 //!
 //! Service paths shadow files of the same name at the top of the tree.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,11 +14,11 @@ use hyper::{Request, Response, StatusCode};
 use crate::body::Body;
 use crate::cache::FileCache;
 use crate::config::Config;
-use crate::fs_tree::FsTree;
 use crate::metrics::Metrics;
 use crate::path::SafePath;
 use crate::provision::{Provision, RequestBody};
-use crate::responses::{bytes_response, get_or_head, method_not_allowed};
+use crate::pull_through::PullThrough;
+use crate::responses::{bytes_response, error, get_or_head, method_not_allowed};
 use crate::static_files::StaticFiles;
 use crate::tree::Node;
 
@@ -24,6 +26,7 @@ pub struct Router {
     files: StaticFiles,
     metrics: Arc<Metrics>,
     provision: Option<Provision>,
+    upstreams: HashMap<OsString, Arc<PullThrough>>,
 }
 
 impl Router {
@@ -32,7 +35,17 @@ impl Router {
             files,
             metrics,
             provision: None,
+            upstreams: HashMap::new(),
         }
+    }
+
+    /// Serves `/NAME/` of each upstream from its cache, fetching and verifying what is missing.
+    pub fn with_upstreams(mut self, upstreams: Vec<Arc<PullThrough>>) -> Router {
+        self.upstreams = upstreams
+            .into_iter()
+            .map(|u| (OsString::from(u.name()), u))
+            .collect();
+        self
     }
 
     /// Adds the guest install routes (`/ks/`, `/preseed/`, `/events/`).
@@ -41,15 +54,16 @@ impl Router {
         self
     }
 
-    /// The routes for `config`: its root directory on disk, with its file cache.
+    /// The routes for `config`: its root directory on disk with its mounts (`mounts`), and its file cache.
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
-        let tree = Arc::new(FsTree::open_root(&config.root)?);
+        let crate::mounts::Served { tree, upstreams } = crate::mounts::build(config)?;
         let cache = FileCache::new(config.cache_max_file, config.cache_capacity);
         let provision =
             Provision::from_guest_config(Path::new(xenprov_guest::config::DEFAULT_PATH))?;
         Ok(
             Router::new(StaticFiles::new(tree, cache, metrics.clone()), metrics)
-                .with_provision(provision),
+                .with_provision(provision)
+                .with_upstreams(upstreams),
         )
     }
 
@@ -62,7 +76,40 @@ impl Router {
         match req.uri().path() {
             "/healthz" => self.health(&req),
             "/metrics" => self.metrics(&req),
-            _ => self.files.serve(&req).await,
+            path => match self.upstream_of(path) {
+                Some((upstream, rel)) => self.through_cache(&req, upstream, &rel).await,
+                None => self.files.serve(&req).await,
+            },
+        }
+    }
+
+    fn upstream_of(&self, path: &str) -> Option<(&Arc<PullThrough>, String)> {
+        let path = SafePath::from_uri_path(path).ok()?;
+        let (name, rest) = path.split_first()?;
+        let upstream = self.upstreams.get(name)?;
+        Some((upstream, rest.as_path().to_str()?.to_string()))
+    }
+
+    /// Hits are plain files of the cache; a miss is fetched, verified, then served the same way.
+    async fn through_cache<B>(
+        &self,
+        req: &Request<B>,
+        upstream: &Arc<PullThrough>,
+        rel: &str,
+    ) -> Response<Body> {
+        let Some(head) = get_or_head(req) else {
+            return method_not_allowed("GET, HEAD");
+        };
+        if let Err(f) = upstream.refresh_if_stale(rel).await {
+            return error(f.status, head);
+        }
+        let resp = self.files.serve(req).await;
+        if resp.status() != StatusCode::NOT_FOUND || rel.is_empty() {
+            return resp;
+        }
+        match upstream.fetch(rel).await {
+            Ok(()) => self.files.serve(req).await,
+            Err(f) => error(f.status, head),
         }
     }
 

@@ -62,6 +62,10 @@ impl<W: Write> HashingWriter<W> {
         self.len += data.len() as u64;
     }
 
+    pub fn inner_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     pub fn len(&self) -> u64 {
         self.len
     }

@@ -11,15 +11,28 @@ pub struct Release {
     pub fields: BTreeMap<String, String>,
     /// `path` (relative to the Release's directory) → what the file must be.
     pub files: BTreeMap<String, Expected>,
+    /// `path` → its SHA512 in hex, when the Release lists one: apt then asks for `by-hash/SHA512/...`.
+    pub sha512: BTreeMap<String, String>,
 }
 
 impl Release {
     pub fn parse(text: &str) -> Result<Release, String> {
         let mut fields = BTreeMap::new();
         let mut files = BTreeMap::new();
+        let mut sha512 = BTreeMap::new();
         let mut section = String::new();
         for line in text.lines() {
             if let Some(entry) = line.strip_prefix(' ') {
+                if section == "SHA512" {
+                    let mut words = entry.split_whitespace();
+                    if let (Some(hash), Some(_), Some(path)) =
+                        (words.next(), words.next(), words.next())
+                        && hash.len() == 128
+                        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                    {
+                        sha512.insert(path.to_string(), hash.to_ascii_lowercase());
+                    }
+                }
                 if section != "SHA256" {
                     continue;
                 }
@@ -51,7 +64,11 @@ impl Release {
                 "no SHA256 list of index files (MD5Sum and SHA1 alone are not accepted)".into(),
             );
         }
-        Ok(Release { fields, files })
+        Ok(Release {
+            fields,
+            files,
+            sha512,
+        })
     }
 
     pub fn field(&self, name: &str) -> Option<&str> {
@@ -77,12 +94,22 @@ impl Release {
         Ok(())
     }
 
-    /// The by-hash path of `path` with digest `sha256`, as apt asks for it.
-    pub fn by_hash_path(path: &str, sha256: &Sha256) -> String {
-        match path.rsplit_once('/') {
-            Some((dir, _)) => format!("{dir}/by-hash/SHA256/{sha256}"),
-            None => format!("by-hash/SHA256/{sha256}"),
+    /// The by-hash paths apt may ask for instead of `path` (listed with `name` in this Release), each
+    /// holding the same file: `DIR/by-hash/SHA256/…` and, when listed, `DIR/by-hash/SHA512/…`.
+    pub fn by_hash_paths(&self, path: &str, name: &str) -> Vec<String> {
+        let Some(expected) = self.files.get(name) else {
+            return Vec::new();
+        };
+        let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let at = |kind: &str, hash: &str| match dir {
+            "" => format!("by-hash/{kind}/{hash}"),
+            dir => format!("{dir}/by-hash/{kind}/{hash}"),
+        };
+        let mut paths = vec![at("SHA256", &expected.sha256.to_hex())];
+        if let Some(h) = self.sha512.get(name) {
+            paths.push(at("SHA512", h));
         }
+        paths
     }
 }
 
@@ -94,7 +121,8 @@ mod tests {
     const TEXT: &str = "Origin: Debian\nSuite: stable\nCodename: bookworm\nAcquire-By-Hash: yes\n\
 Valid-Until: Sat, 17 Feb 2024 09:18:50 UTC\nMD5Sum:\n 0123456789abcdef0123456789abcdef 10 main/binary-amd64/Packages\n\
 SHA256:\n e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0 main/binary-amd64/Packages\n \
-ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad 3 main/binary-amd64/Packages.xz\n";
+ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad 3 main/binary-amd64/Packages.xz\n\
+SHA512:\n ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB 3 main/binary-amd64/Packages.xz\n";
 
     #[test]
     fn parses_fields_and_sha256() {
@@ -104,9 +132,16 @@ ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad 3 main/binary-a
         assert_eq!(r.files.len(), 2);
         let xz = &r.files["main/binary-amd64/Packages.xz"];
         assert_eq!(xz.size, Some(3));
+        let sha512 = "ab".repeat(64);
         assert_eq!(
-            Release::by_hash_path("main/binary-amd64/Packages.xz", &xz.sha256),
-            "main/binary-amd64/by-hash/SHA256/ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            r.by_hash_paths(
+                "dists/s/main/binary-amd64/Packages.xz",
+                "main/binary-amd64/Packages.xz"
+            ),
+            [
+                "dists/s/main/binary-amd64/by-hash/SHA256/ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                &format!("dists/s/main/binary-amd64/by-hash/SHA512/{sha512}")
+            ]
         );
     }
 

@@ -1,0 +1,207 @@
+//! The served namespace: the repo root directory at `/`, and beside it ISO images, upstream caches and
+//! mirrors, each mounted at `/NAME/`. A mount shadows a directory of the same name in the root.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::fs_tree::FsTree;
+use crate::iso_tree::IsoTree;
+use crate::path::SafePath;
+use crate::publish::Snapshots;
+use crate::pull_through::PullThrough;
+use crate::tree::{DirEntry, Node, Tree};
+
+/// `[[iso]]` in the config file, or `--iso NAME=PATH`: an image served in place at `/NAME/`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IsoSpec {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl IsoSpec {
+    pub fn parse_flag(s: &str) -> Result<IsoSpec, String> {
+        let (name, path) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?} is not NAME=PATH"))?;
+        Ok(IsoSpec {
+            name: name.to_string(),
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+/// Top-level names the server answers itself.
+const RESERVED: &[&str] = &["healthz", "metrics", "ks", "preseed", "events"];
+
+/// Refuses a mount name that is not one plain, visible path component, or that a route owns.
+pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    let path = SafePath::from_uri_path(&format!("/{name}")).ok();
+    let plain = !name.contains('/') && path.is_some_and(|p| p.as_path().as_os_str() == name);
+    if !plain || name.is_empty() {
+        return Err(format!(
+            "{kind} name {name:?} must be one path component without a leading dot"
+        ));
+    }
+    if RESERVED.contains(&name) {
+        return Err(format!(
+            "{kind} name {name:?} is taken by a route of the server"
+        ));
+    }
+    Ok(())
+}
+
+/// What `config` serves: one tree, and the upstream caches the router consults on a miss.
+pub struct Served {
+    pub tree: Arc<dyn Tree>,
+    pub upstreams: Vec<Arc<PullThrough>>,
+}
+
+pub fn build(config: &Config) -> anyhow::Result<Served> {
+    let mut mounts = Mounts::new(Arc::new(FsTree::open_root(&config.root)?));
+    for iso in &config.iso {
+        let tree = IsoTree::open(&iso.path)?;
+        tracing::info!(
+            "serving {} at /{}/: {}",
+            iso.path.display(),
+            iso.name,
+            crate::detect::summary(&crate::detect::detect(&tree))
+        );
+        mounts.mount(&iso.name, Arc::new(tree));
+    }
+    let mut upstreams = Vec::new();
+    for spec in &config.upstream {
+        let cache = PullThrough::open(spec, &config.cache, &config.keyring)?;
+        tracing::info!(
+            "serving {} at /{}/ through the verifying cache {}",
+            cache.url(),
+            spec.name,
+            cache.dir().display()
+        );
+        mounts.mount(&spec.name, Arc::new(FsTree::open_root(cache.dir())?));
+        upstreams.push(cache);
+    }
+    for mirror in &config.mirror {
+        let dir = config.mirrors.join(&mirror.name);
+        let current = Snapshots::open(&dir)
+            .and_then(|s| s.ensure_current())
+            .with_context(|| format!("opening mirror {}", dir.display()))?;
+        mounts.mount(&mirror.name, Arc::new(FsTree::open_root(&current)?));
+    }
+    Ok(Served {
+        tree: Arc::new(mounts),
+        upstreams,
+    })
+}
+
+pub struct Mounts {
+    root: Arc<dyn Tree>,
+    mounts: BTreeMap<OsString, Arc<dyn Tree>>,
+}
+
+impl Mounts {
+    pub fn new(root: Arc<dyn Tree>) -> Mounts {
+        Mounts {
+            root,
+            mounts: BTreeMap::new(),
+        }
+    }
+
+    pub fn mount(&mut self, name: &str, tree: Arc<dyn Tree>) {
+        self.mounts.insert(OsString::from(name), tree);
+    }
+
+    fn route(&self, path: &SafePath) -> (&dyn Tree, SafePath) {
+        if let Some((first, rest)) = path.split_first()
+            && let Some(tree) = self.mounts.get(first)
+        {
+            return (&**tree, rest);
+        }
+        (&*self.root, path.clone())
+    }
+}
+
+impl Tree for Mounts {
+    fn open(&self, path: &SafePath) -> io::Result<Node> {
+        let (tree, rest) = self.route(path);
+        tree.open(&rest)
+    }
+
+    fn list(&self, path: &SafePath) -> io::Result<Vec<DirEntry>> {
+        if !path.is_root() {
+            let (tree, rest) = self.route(path);
+            return tree.list(&rest);
+        }
+        let mut entries = match self.root.list(path) {
+            Ok(entries) => entries,
+            Err(e) if self.mounts.is_empty() => return Err(e),
+            Err(_) => Vec::new(),
+        };
+        entries.retain(|e| !self.mounts.contains_key(&e.name));
+        let top = SafePath::from_uri_path("/").expect("/ is valid");
+        for (name, tree) in &self.mounts {
+            if let Ok(Node::Dir(meta)) = tree.open(&top) {
+                entries.push(DirEntry {
+                    name: name.clone(),
+                    is_dir: true,
+                    meta,
+                });
+            }
+        }
+        Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs_tree::FsTree;
+
+    fn sp(p: &str) -> SafePath {
+        SafePath::from_uri_path(p).unwrap()
+    }
+
+    #[test]
+    fn mounts_shadow_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("iso")).unwrap();
+        std::fs::write(root.path().join("iso/shadowed"), b"root").unwrap();
+        std::fs::write(root.path().join("top.txt"), b"top").unwrap();
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("inside"), b"mounted").unwrap();
+        let mut mounts = Mounts::new(Arc::new(FsTree::open_root(root.path()).unwrap()));
+        mounts.mount("iso", Arc::new(FsTree::open_root(other.path()).unwrap()));
+        assert!(matches!(mounts.open(&sp("/top.txt")), Ok(Node::File(_))));
+        assert!(matches!(mounts.open(&sp("/iso/inside")), Ok(Node::File(_))));
+        assert!(matches!(mounts.open(&sp("/iso/")), Ok(Node::Dir(_))));
+        assert_eq!(
+            mounts.open(&sp("/iso/shadowed")).err().map(|e| e.kind()),
+            Some(io::ErrorKind::NotFound)
+        );
+        let mut names: Vec<_> = mounts
+            .list(&sp("/"))
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name.into_string().unwrap(), e.is_dir))
+            .collect();
+        names.sort();
+        assert_eq!(names, [("iso".into(), true), ("top.txt".into(), false)]);
+        let listed = mounts.list(&sp("/iso/")).unwrap();
+        assert_eq!(listed.len(), 1);
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("iso", "debian12").is_ok());
+        for bad in ["", "a/b", ".hidden", "..", "metrics", "ks", "a%2fb"] {
+            assert!(check_name("iso", bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Downloads from an upstream repository over HTTP(S) with reqwest: small metadata files into memory, and
+//! everything else into an `ObjectStore`, hashed while it is written and committed only when it matches
+//! what its verified parent says. A download cut short is kept and resumed with a `Range` request.
+//!
+//! The default Debian upstream is the mirror this machine's APT uses (`apt_mirror`), so no host name is
+//! written into the program.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::{LAST_MODIFIED, RANGE};
+use tokio::runtime::Handle;
+
+use crate::object_store::ObjectStore;
+use crate::verify::Expected;
+use crate::verify::digest::HashingWriter;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// No byte for this long ends a download (it is resumed next time).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a fetch failed. Each names the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    NotFound(String),
+    /// Connection refused, timed out, cut off, or a 5xx: what is cached is still served.
+    Unreachable(String),
+    /// The bytes are not what the verified metadata says; they were thrown away.
+    Mismatch(String),
+    /// A local error (disk full, permissions).
+    Local(String),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::NotFound(s)
+            | FetchError::Unreachable(s)
+            | FetchError::Mismatch(s)
+            | FetchError::Local(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Upstream {
+    base: reqwest::Url,
+    client: reqwest::Client,
+}
+
+impl Upstream {
+    pub fn new(url: &str) -> anyhow::Result<Upstream> {
+        let mut base =
+            reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("upstream URL {url:?}: {e}"))?;
+        anyhow::ensure!(
+            matches!(base.scheme(), "http" | "https"),
+            "upstream URL {url}: only http and https are supported"
+        );
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(concat!("xenprov-repo/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("building the HTTP client: {e:#}"))?;
+        Ok(Upstream { base, client })
+    }
+
+    pub fn base(&self) -> &reqwest::Url {
+        &self.base
+    }
+
+    pub fn url(&self, rel: &str) -> String {
+        format!("{}{rel}", self.base)
+    }
+
+    /// A small file (metadata) whole, or `None` when the upstream does not have it.
+    pub async fn get_small(&self, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
+        let url = self.url(rel);
+        let mut resp = self.send(&url, 0).await?;
+        match resp.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(None),
+            s => return Err(FetchError::Unreachable(format!("{url}: {s}"))),
+        }
+        let mut data = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Unreachable(format!("{url}: {e:#}")))?
+        {
+            data.extend_from_slice(&chunk);
+            if data.len() as u64 > limit {
+                return Err(FetchError::Mismatch(format!(
+                    "{url}: larger than {limit} bytes; not a metadata file"
+                )));
+            }
+        }
+        Ok(Some(data))
+    }
+
+    /// Downloads `rel` into `store` as `expected.sha256`, resuming an earlier partial download. A download
+    /// that does not match is deleted and reported, never committed.
+    pub async fn fetch_object(
+        &self,
+        rel: &str,
+        expected: &Expected,
+        store: &ObjectStore,
+    ) -> Result<(), FetchError> {
+        if store.contains(&expected.sha256) {
+            return Ok(());
+        }
+        let partial = store.partial_path(&expected.sha256);
+        let resuming = std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0);
+        match self.try_fetch(rel, expected, store).await {
+            // the upstream file may have changed under a resumed download: once more from the start
+            Err(FetchError::Mismatch(e)) if resuming => {
+                tracing::warn!("{e}; downloading it again from the start");
+                let _ = std::fs::remove_file(&partial);
+                self.try_fetch(rel, expected, store).await
+            }
+            r => r,
+        }
+    }
+
+    async fn try_fetch(
+        &self,
+        rel: &str,
+        expected: &Expected,
+        store: &ObjectStore,
+    ) -> Result<(), FetchError> {
+        let url = self.url(rel);
+        let partial = store.partial_path(&expected.sha256);
+        let local = |e: io::Error| FetchError::Local(format!("{}: {e}", partial.display()));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&partial)
+            .map_err(local)?;
+        let mut have = file.metadata().map_err(local)?.len();
+        if expected.size.is_some_and(|size| have > size) {
+            file.set_len(0).map_err(local)?;
+            have = 0;
+        }
+        let resp = self.send(&url, have).await?;
+        let mut writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file));
+        match resp.status() {
+            StatusCode::PARTIAL_CONTENT if have > 0 => {
+                tracing::info!("resuming {url} at byte {have}");
+                hash_prefix(&mut writer, have).map_err(local)?;
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
+                hash_prefix(&mut writer, have).map_err(local)?;
+                return self.finish(writer, &url, expected, &partial, None, store);
+            }
+            StatusCode::OK => {
+                let file = writer
+                    .finish()
+                    .0
+                    .into_inner()
+                    .map_err(|e| local(e.into_error()))?;
+                file.set_len(0).map_err(local)?;
+                writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file));
+            }
+            StatusCode::NOT_FOUND | StatusCode::GONE => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(FetchError::NotFound(format!("{url}: {}", resp.status())));
+            }
+            s => return Err(FetchError::Unreachable(format!("{url}: {s}"))),
+        }
+        let modified = resp
+            .headers()
+            .get(LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let mut resp = resp;
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = writer.flush();
+                    return Err(FetchError::Unreachable(format!(
+                        "{url}: cut off after {} bytes (kept to resume): {e:#}",
+                        writer.len()
+                    )));
+                }
+            };
+            if let Some(size) = expected.size
+                && writer.len() + chunk.len() as u64 > size
+            {
+                let _ = std::fs::remove_file(&partial);
+                return Err(FetchError::Mismatch(format!(
+                    "{url}: longer than the {size} bytes its verified index gives; not served"
+                )));
+            }
+            writer.write_all(&chunk).map_err(local)?;
+        }
+        self.finish(writer, &url, expected, &partial, modified, store)
+    }
+
+    fn finish(
+        &self,
+        writer: HashingWriter<io::BufWriter<File>>,
+        url: &str,
+        expected: &Expected,
+        partial: &Path,
+        modified: Option<SystemTime>,
+        store: &ObjectStore,
+    ) -> Result<(), FetchError> {
+        let local = |e: io::Error| FetchError::Local(format!("{}: {e}", partial.display()));
+        let (buf, sha, len) = writer.finish();
+        let file = buf.into_inner().map_err(|e| local(e.into_error()))?;
+        if sha != expected.sha256 || expected.size.is_some_and(|s| s != len) {
+            let _ = std::fs::remove_file(partial);
+            return Err(FetchError::Mismatch(format!(
+                "{url}: expected {expected}, got sha256 {sha} ({len} bytes); not served"
+            )));
+        }
+        file.sync_data().map_err(local)?;
+        if let Some(t) = modified {
+            let _ = file.set_modified(t);
+        }
+        store.commit(partial, &expected.sha256).map_err(local)?;
+        Ok(())
+    }
+
+    async fn send(&self, url: &str, from: u64) -> Result<reqwest::Response, FetchError> {
+        let mut req = self.client.get(url);
+        if from > 0 {
+            req = req.header(RANGE, format!("bytes={from}-"));
+        }
+        req.send()
+            .await
+            .map_err(|e| FetchError::Unreachable(format!("{url}: {e:#}")))
+    }
+}
+
+/// Hashes the first `len` bytes already in the writer's file and leaves the file positioned after them.
+fn hash_prefix(writer: &mut HashingWriter<io::BufWriter<File>>, len: u64) -> io::Result<()> {
+    let mut prefix = Vec::new();
+    {
+        let file = writer_file(writer);
+        file.rewind()?;
+        file.take(len).read_to_end(&mut prefix)?;
+    }
+    writer.update_existing(&prefix);
+    writer_file(writer).seek(io::SeekFrom::Start(len))?;
+    Ok(())
+}
+
+fn writer_file(writer: &mut HashingWriter<io::BufWriter<File>>) -> &mut File {
+    writer.inner_mut().get_mut()
+}
+
+/// A runtime for upstream work, shared by every upstream and independent of the server's event loops, so
+/// that downloads go on while those serve, and finish when the request that started them is gone.
+pub fn runtime() -> Handle {
+    static HANDLE: OnceLock<Handle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("xenprov-upstream")
+                .enable_all()
+                .build()
+                .expect("starting the upstream runtime");
+            let handle = runtime.handle().clone();
+            // the runtime lives as long as the process
+            std::thread::Builder::new()
+                .name("xenprov-upstream".into())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .expect("starting the upstream thread");
+            handle
+        })
+        .clone()
+}
+
+/// The Debian mirror of this machine's APT configuration: the first `deb` source that is not a security
+/// archive, from `/etc/apt/sources.list.d/*.sources` (deb822) or `/etc/apt/sources.list`.
+pub fn apt_mirror() -> Option<String> {
+    apt_mirror_in(Path::new("/etc/apt"))
+}
+
+fn apt_mirror_in(etc_apt: &Path) -> Option<String> {
+    let mut sources: Vec<_> = std::fs::read_dir(etc_apt.join("sources.list.d"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sources"))
+        .collect();
+    sources.sort();
+    for path in sources {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| crate::detect::control_field(stanza, name);
+            let types = field("Types").unwrap_or_default();
+            let suites = field("Suites").unwrap_or_default();
+            if types.split_whitespace().any(|t| t == "deb")
+                && !suites.contains("-security")
+                && field("Enabled").as_deref() != Some("no")
+                && let Some(uri) =
+                    field("URIs").and_then(|u| u.split_whitespace().next().map(str::to_string))
+            {
+                return Some(uri);
+            }
+        }
+    }
+    let list = std::fs::read_to_string(etc_apt.join("sources.list")).unwrap_or_default();
+    list.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        if words.next()? != "deb" {
+            return None;
+        }
+        let mut uri = words.next()?;
+        if uri.starts_with('[') {
+            if !uri.ends_with(']') {
+                words.find(|w| w.ends_with(']'))?;
+            }
+            uri = words.next()?;
+        }
+        let suite = words.next()?;
+        (!suite.contains("-security")).then(|| uri.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_from_apt_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sources.list.d")).unwrap();
+        std::fs::write(
+            dir.path().join("sources.list.d/debian.sources"),
+            "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n\n\
+             Types: deb deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n",
+        )
+        .unwrap();
+        assert_eq!(
+            apt_mirror_in(dir.path()).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        let old = tempfile::tempdir().unwrap();
+        std::fs::write(
+            old.path().join("sources.list"),
+            "# comment\ndeb [arch=amd64] http://sec.example/debian-security bookworm-security main\n\
+             deb [arch=amd64 signed-by=/k.gpg] http://old.example/debian bookworm main\n",
+        )
+        .unwrap();
+        assert_eq!(
+            apt_mirror_in(old.path()).as_deref(),
+            Some("http://old.example/debian")
+        );
+        assert_eq!(apt_mirror_in(Path::new("/nonexistent")), None);
+    }
+}

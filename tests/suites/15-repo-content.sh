@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# Repo content with real clients: apt-get through the verifying pull-through cache of a local upstream
+# (nginx) signed with a throw-away key; one upstream fetch for concurrent misses; a tampered package and
+# a tampered InRelease refused; the upstream stopped mid-way (cached files still served, the download
+# resumed with a Range request); dnf through the cache of a createrepo_c repository; an ISO built by
+# xorriso served in place to apt-get; mirrors published atomically while apt-get update runs in a loop;
+# an interrupted mirror sync that resumes. Loopback only; everything it starts is stopped.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/deps.sh
+need_cargo
+need_pkgs curl apt-utils dpkg-dev gnupg gpgv xz-utils nginx xorriso rpm createrepo-c dnf python3
+cargo build --release -p xenprov-repo
+bin=$PWD/target/release/xenprov-repo
+helpers=$PWD/tests/repo-content
+
+T=$(mktemp -d)
+chmod 755 "$T" # nginx workers run as nobody
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'echo "FAIL: ${BASH_SOURCE[0]} line $LINENO: $BASH_COMMAND" >&2' ERR
+
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- last lines of the cache server's log:" >&2
+    tail -n 30 "$T/server.log" >&2 || true
+    exit 1
+}
+step() { echo "--- $*"; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# Lines reach the server log in batches, at least every half second: wait for them.
+log_count() {
+    local n=0
+    for _ in $(seq 30); do
+        n=$(grep -c -- "$1" "$T/server.log" || true)
+        [ "$n" -ge "${2:-1}" ] && break
+        sleep 0.1
+    done
+    echo "$n"
+}
+log_has() { [ "$(log_count "$1")" -ge 1 ]; }
+
+# --- the upstream: nginx on loopback, rate-limited for the huge package so that it can be stopped mid-way
+up=$T/up
+bash "$helpers/apt-upstream.sh" init "$up/debian" "$T/keys"
+bash tests/repo-server/build-rpm-repo.sh "$up/rpm"
+up_port=$(free_port)
+mkdir -p "$T/nginx/tmp"
+cat >"$T/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log;
+events { worker_connections 256; }
+http {
+    access_log $T/nginx/access.log;
+    client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp; fastcgi_temp_path $T/nginx/tmp;
+    uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;
+    server {
+        listen 127.0.0.1:$up_port;
+        root $up;
+        location ~ huge { limit_rate 4m; }
+    }
+}
+EOF
+nginx_pid=
+start_upstream() {
+    nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
+    nginx_pid=$!
+    pids+=("$nginx_pid")
+    for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$up_port/debian/dists/stable/Release" && return; sleep 0.1; done
+    fail "nginx did not start"
+}
+stop_upstream() { kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true; }
+upstream_gets() { grep -c "\"GET $1 " "$T/nginx/access.log" || true; }
+start_upstream
+upstream=http://127.0.0.1:$up_port
+
+# --- the server under test: an upstream cache, an ISO and a mirror, all from one config file
+cat >"$T/repo.toml" <<EOF
+root = "$T/root"
+listen = "127.0.0.1:0"
+cache = "$T/cache"
+mirrors = "$T/mirrors"
+keyring = "$T/keys/key.gpg"
+
+[[upstream]]
+name = "deb"
+url = "$upstream/debian"
+metadata-ttl = "1s"
+
+[[upstream]]
+name = "rpm"
+url = "$upstream/rpm"
+
+[[mirror]]
+name = "mir"
+upstream = "deb"
+suites = ["stable"]
+keep = 2
+
+[[iso]]
+name = "dvd"
+path = "$T/dvd.iso"
+EOF
+mkdir -p "$T/root"
+step "an ISO made by xorriso from the repository tree"
+xorriso -as mkisofs -R -J -V XENPROV_DVD -o "$T/dvd.iso" "$up/debian" 2>/dev/null
+server_pid=
+start_server() {
+    : >"$T/server.log"
+    "$bin" serve --config "$T/repo.toml" 2>>"$T/server.log" &
+    server_pid=$!
+    pids+=("$server_pid")
+    port=
+    for _ in $(seq 100); do
+        port=$(sed -n 's|.* on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$T/server.log" 2>/dev/null || true)
+        [ -n "$port" ] && break
+        kill -0 "$server_pid" 2>/dev/null || fail "server exited at startup"
+        sleep 0.1
+    done
+    [ -n "$port" ] || fail "server did not report its address"
+    base=http://127.0.0.1:$port
+}
+start_server
+
+# apt_root DIR URL: an apt configuration of its own in DIR, using the throw-away key.
+apt_root() {
+    local r=$1
+    mkdir -p "$r"/{etc/apt/apt.conf.d,etc/apt/preferences.d,etc/apt/trusted.gpg.d,state/lists/partial} \
+        "$r"/{cache/archives/partial,log,download}
+    touch "$r/state/status"
+    echo "deb [signed-by=$T/keys/key.gpg] $2 stable main" >"$r/etc/apt/sources.list"
+    cat >"$r/apt.conf" <<EOF
+Dir "$r/";
+Dir::Etc "$r/etc/apt/";
+Dir::State "$r/state/";
+Dir::State::status "$r/state/status";
+Dir::Cache "$r/cache/";
+Dir::Log "$r/log/";
+APT::Architecture "amd64";
+APT::Architectures { "amd64"; };
+APT::Sandbox::User "root";
+Acquire::Languages "none";
+Debug::NoLocking "true";
+EOF
+}
+# apt_update DIR: apt-get update that must neither warn nor fail.
+apt_update() {
+    APT_CONFIG=$1/apt.conf apt-get -q update >"$1/update.log" 2>&1 || { cat "$1/update.log"; return 1; }
+    if grep -q '^W:\|^E:\|Hash Sum mismatch' "$1/update.log"; then cat "$1/update.log"; return 1; fi
+}
+
+step "apt-get through the cache"
+apt_root "$T/a1" "$base/deb"
+apt_update "$T/a1" || fail "apt-get update through the cache"
+log_has "path=/deb/dists/stable/InRelease status=200" || fail "apt did not get InRelease from the cache"
+log_has "path=/deb/dists/stable/main/binary-amd64/by-hash/SHA" || fail "apt did not use by-hash through the cache"
+step "concurrent misses of one file make one upstream fetch"
+big=/debian/pool/main/xenprov-big_1.0_all.deb
+curls=()
+for i in $(seq 8); do
+    curl -sf "$base/deb/pool/main/xenprov-big_1.0_all.deb" -o "$T/big.$i" &
+    curls+=($!)
+done
+for p in "${curls[@]}"; do wait "$p" || fail "a concurrent download failed"; done
+for i in $(seq 8); do cmp -s "$T/big.$i" "$up$big" || fail "concurrent download $i differs"; done
+[ "$(upstream_gets "$big")" = 1 ] || fail "8 concurrent misses made $(upstream_gets "$big") upstream requests"
+(cd "$T/a1/download" && APT_CONFIG=$T/a1/apt.conf apt-get -q download xenprov-hello xenprov-big >/dev/null) ||
+    fail "apt-get download through the cache"
+for deb in xenprov-hello_1.0_all.deb xenprov-big_1.0_all.deb; do
+    cmp -s "$T/a1/download/$deb" "$up/debian/pool/main/$deb" || fail "apt got a different $deb"
+done
+[ "$(upstream_gets "$big")" = 1 ] || fail "a cache hit went upstream"
+log_has "path=/deb/pool/main/xenprov-big_1.0_all.deb status=200" || fail "no access line for the hit"
+
+step "a tampered package upstream is refused"
+bash "$helpers/apt-upstream.sh" add "$up/debian" "$T/keys" xenprov-tamper 200000
+apt_update "$T/a1" || fail "apt-get update after the upstream changed"
+tamper=$up/debian/pool/main/xenprov-tamper_1.0_all.deb
+cp "$tamper" "$T/tamper.orig"
+printf 'X' | dd of="$tamper" bs=1 seek=100000 conv=notrunc status=none
+code=$(curl -s -o "$T/tampered" -w '%{http_code}' "$base/deb/pool/main/xenprov-tamper_1.0_all.deb")
+[ "$code" = 502 ] || fail "tampered package answered $code"
+log_has "xenprov-tamper_1.0_all.deb: expected sha256 .* not served" || fail "refusal not logged plainly"
+grep -q 'xenprov-tamper' <(find "$T/cache/deb" -name '*tamper*') && fail "tampered package linked into the cache"
+(cd "$T/a1/download" && APT_CONFIG=$T/a1/apt.conf apt-get -q download xenprov-tamper >/dev/null 2>&1) &&
+    fail "apt downloaded the tampered package"
+cp "$T/tamper.orig" "$tamper"
+step "a tampered InRelease is refused; the verified one is still served"
+good_inrelease=$(curl -sf "$base/deb/dists/stable/InRelease")
+cp "$up/debian/dists/stable/InRelease" "$T/InRelease.good"
+sed -i 's/^Origin: xenprov-test/Origin: evil/' "$up/debian/dists/stable/InRelease"
+sleep 1.2 # past the metadata TTL
+[ "$(curl -sf "$base/deb/dists/stable/InRelease")" = "$good_inrelease" ] || fail "tampered InRelease served"
+log_has "dists/stable/InRelease: bad or unknown signature" || fail "bad InRelease signature not logged"
+cp "$T/InRelease.good" "$up/debian/dists/stable/InRelease"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/deb/pool/main/not-in-any-index.deb")
+[ "$code" = 404 ] || fail "a file listed in no index answered $code"
+[ "$(upstream_gets /debian/pool/main/not-in-any-index.deb)" = 0 ] || fail "an unlisted file was fetched upstream"
+
+step "upstream stopped mid-way: cached files are served, the download resumes"
+huge=/debian/pool/main/xenprov-huge_1.0_all.deb
+curl -s -o "$T/huge.first" -w '%{http_code}' "$base/deb/pool/main/xenprov-huge_1.0_all.deb" >"$T/huge.code" &
+curl_pid=$!
+sleep 2
+stop_upstream
+wait "$curl_pid" || true
+[ "$(cat "$T/huge.code")" = 502 ] || fail "download cut upstream answered $(cat "$T/huge.code")"
+partial=$(find "$T/cache/deb/.partial" -type f -size +1M | head -1)
+[ -n "$partial" ] || fail "no partial download kept"
+sleep 1.2
+apt_update "$T/a1" || fail "apt-get update with the upstream down"
+rm -f "$T/a1/download"/*.deb
+(cd "$T/a1/download" && APT_CONFIG=$T/a1/apt.conf apt-get -q download xenprov-big >/dev/null) ||
+    fail "cached package not served with the upstream down"
+log_has "serving /deb/dists/stable/InRelease as verified earlier" || fail "no warning about the unreachable upstream"
+start_upstream
+curl -sf "$base/deb/pool/main/xenprov-huge_1.0_all.deb" -o "$T/huge" || fail "download after the upstream came back"
+cmp -s "$T/huge" "$up$huge" || fail "resumed download differs"
+grep -q "\"GET $huge HTTP/1.1\" 206" "$T/nginx/access.log" || fail "the download was not resumed with a range"
+# from here on only huge2 (the interrupted mirror sync's) is slow
+sed -i 's/location ~ huge/location ~ huge2/' "$T/nginx/nginx.conf"
+stop_upstream
+start_upstream
+
+step "dnf through the cache of an RPM repository"
+dnf -y -q --installroot="$T/dnfroot" --releasever=1 --setopt=reposdir=/dev/null \
+    --setopt=cachedir="$T/dnfcache" --setopt=install_weak_deps=False \
+    --repofrompath=xenprov,"$base/rpm" --repo=xenprov --nogpgcheck install xenprov-big \
+    >"$T/dnf.log" 2>&1 || { cat "$T/dnf.log"; fail "dnf install through the cache"; }
+rpm --root "$T/dnfroot" -q xenprov-big xenprov-hello >/dev/null || fail "packages not in the installroot"
+# dnf does not fetch the "other" metadata: tamper with it upstream, then ask the cache for it
+other=$(cd "$up/rpm" && ls repodata/*-other.xml.gz)
+printf 'X' | dd of="$up/rpm/$other" bs=1 seek=20 conv=notrunc status=none
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/rpm/$other")
+[ "$code" = 502 ] || fail "tampered RPM metadata answered $code"
+log_has "$other: expected sha256 .* not served" || fail "RPM metadata refusal not logged"
+
+step "the ISO served in place to apt-get"
+"$bin" list --config "$T/repo.toml" >"$T/list.txt"
+grep -q '^iso dvd .*Rock Ridge names.*xenprov-test 1.0 (stable) amd64' "$T/list.txt" ||
+    { cat "$T/list.txt"; fail "list does not show what the ISO is"; }
+apt_root "$T/a2" "$base/dvd"
+apt_update "$T/a2" || fail "apt-get update from the ISO"
+(cd "$T/a2/download" && APT_CONFIG=$T/a2/apt.conf apt-get -q download xenprov-big xenprov-hello >/dev/null) ||
+    fail "apt-get download from the ISO"
+cmp -s "$T/a2/download/xenprov-big_1.0_all.deb" "$up/debian/pool/main/xenprov-big_1.0_all.deb" ||
+    fail "package from the ISO differs"
+curl -sf -r 1000-1999 "$base/dvd/pool/main/xenprov-big_1.0_all.deb" -o "$T/iso.range" || fail "range from the ISO"
+cmp -s "$T/iso.range" <(tail -c +1001 "$up/debian/pool/main/xenprov-big_1.0_all.deb" | head -c 1000) ||
+    fail "range from the ISO differs"
+
+step "mirror: sync, publish, apt-get update in a loop across publishes"
+"$bin" mirror mir --config "$T/repo.toml" >"$T/mirror1.out" 2>"$T/mirror1.log" || { cat "$T/mirror1.log"; fail "first mirror sync"; }
+apt_root "$T/a3" "$base/mir"
+sleep 1.2 # the server looks at the published pointer once a second
+apt_update "$T/a3" || fail "apt-get update from the mirror"
+(
+    for i in $(seq 40); do
+        apt_update "$T/a3" || { echo "apt-get update $i saw an error" >&2; exit 1; }
+        sleep 0.1
+    done
+) >"$T/loop.log" 2>&1 &
+loop_pid=$!
+for n in 1 2 3; do
+    bash "$helpers/apt-upstream.sh" add "$up/debian" "$T/keys" "xenprov-new$n" 100000
+    "$bin" mirror mir --config "$T/repo.toml" >>"$T/mirror.out" 2>>"$T/mirror.log" || { cat "$T/mirror.log"; fail "mirror sync $n"; }
+    sleep 1
+done
+wait "$loop_pid" || { cat "$T/loop.log"; fail "apt-get update during publishes"; }
+sleep 1.2
+apt_update "$T/a3" || fail "apt-get update after the last publish"
+APT_CONFIG=$T/a3/apt.conf apt-cache policy xenprov-new3 | grep -q 'Candidate: 1.0' || fail "last publish not visible"
+snapshots=$(find "$T/mirrors/mir/snapshots" -mindepth 1 -maxdepth 1 -type d | wc -l)
+[ "$snapshots" -le 3 ] || fail "$snapshots snapshots kept, keep = 2"
+
+step "an interrupted mirror sync resumes and never disturbs the published snapshot"
+bash "$helpers/apt-upstream.sh" add "$up/debian" "$T/keys" xenprov-huge2 30000000
+published=$(readlink "$T/mirrors/mir/current")
+"$bin" mirror mir --config "$T/repo.toml" >/dev/null 2>"$T/mirror-cut.log" &
+mirror_pid=$!
+sleep 2
+stop_upstream
+if wait "$mirror_pid"; then fail "mirror sync succeeded with the upstream gone"; fi
+grep -q 'nothing published' "$T/mirror-cut.log" || { cat "$T/mirror-cut.log"; fail "interrupted sync did not say so"; }
+[ "$(readlink "$T/mirrors/mir/current")" = "$published" ] || fail "interrupted sync changed the published snapshot"
+apt_update "$T/a3" || fail "apt-get update from the mirror after an interrupted sync"
+start_upstream
+"$bin" mirror mir --config "$T/repo.toml" >/dev/null 2>"$T/mirror-resume.log" || { cat "$T/mirror-resume.log"; fail "resumed sync"; }
+grep -q '"GET /debian/pool/main/xenprov-huge2_1.0_all.deb HTTP/1.1" 206' "$T/nginx/access.log" ||
+    fail "the interrupted sync's download was not resumed"
+cmp -s "$T/mirrors/mir/current/pool/main/xenprov-huge2_1.0_all.deb" "$up/debian/pool/main/xenprov-huge2_1.0_all.deb" ||
+    fail "mirrored huge2 differs"
+echo "repo content: all checks passed"
