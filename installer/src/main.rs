@@ -11,6 +11,7 @@ mod logging;
 mod mount;
 mod payload;
 mod prompt;
+mod unpack;
 mod verbs;
 
 use std::path::PathBuf;

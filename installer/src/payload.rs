@@ -2,7 +2,7 @@
 //! as it streams. A mismatch fails the install after the fact, before the disk is made bootable.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -19,18 +19,6 @@ pub fn load_manifest(path: &Path) -> Result<Manifest> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-fn unpack_tar<R: Read>(r: R, dest: &Path) -> Result<R> {
-    let mut ar = tar::Archive::new(r);
-    ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(true);
-    ar.set_preserve_mtime(true);
-    ar.set_unpack_xattrs(true);
-    ar.set_overwrite(true);
-    ar.unpack(dest)
-        .with_context(|| format!("unpacking into {}", dest.display()))?;
-    Ok(ar.into_inner())
 }
 
 /// Unpacks `archive` (described by `m`) into `dest`; returns the bytes of archive read.
@@ -56,10 +44,10 @@ pub fn unpack(archive: &Path, m: &Manifest, dest: &Path, mode: Mode) -> Result<u
     let read = match m.format.as_str() {
         "tar+zstd" => {
             let dec = zstd::Decoder::with_buffer(BufReader::with_capacity(BUF, read))?;
-            let dec = unpack_tar(Stage::spawn(dec), dest)?.finish()?;
+            let dec = crate::unpack::unpack(Stage::spawn(dec), dest)?.finish()?;
             dec.finish().into_inner()
         }
-        _ => unpack_tar(read, dest)?,
+        _ => crate::unpack::unpack(read, dest)?,
     };
     let counted = read.finish()?;
     let (sha, n) = counted.into_inner().finish()?;
