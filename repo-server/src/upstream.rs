@@ -77,8 +77,19 @@ impl Upstream {
         &self.base
     }
 
+    /// The URL of a path below the base: bytes that a URL path cannot carry as they are (`%`, `?`, `#`,
+    /// spaces, non-ASCII) are percent-encoded, so the upstream sees the same file name.
     pub fn url(&self, rel: &str) -> String {
-        format!("{}{rel}", self.base)
+        let mut url = self.base.to_string();
+        for &b in rel.as_bytes() {
+            if b.is_ascii_graphic() && !matches!(b, b'%' | b'?' | b'#' | b'"' | b'<' | b'>' | b'\\')
+            {
+                url.push(b as char);
+            } else {
+                url.push_str(&format!("%{b:02X}"));
+            }
+        }
+        url
     }
 
     /// A small file (metadata) whole, or `None` when the upstream does not have it.
@@ -337,6 +348,15 @@ fn apt_mirror_in(etc_apt: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_keep_file_names() {
+        let up = Upstream::new("http://127.0.0.1:1/debian").unwrap();
+        assert_eq!(
+            up.url("pool/main/z/zlib1g_1:1.2 x%3a#.deb"),
+            "http://127.0.0.1:1/debian/pool/main/z/zlib1g_1:1.2%20x%253a%23.deb"
+        );
+    }
 
     #[test]
     fn mirror_from_apt_configuration() {

@@ -3,7 +3,9 @@
 # apt-ftparchive (Acquire-By-Hash), signed with a throw-away GnuPG key that is kept so that the
 # repository can change and be signed again.
 #   apt-upstream.sh init REPO KEYDIR            key (KEYDIR/key.gpg, KEYDIR/gnupg) and packages hello, big, huge
+#   apt-upstream.sh empty REPO KEYDIR           the key only
 #   apt-upstream.sh add REPO KEYDIR NAME BYTES  one more package with a payload of BYTES random bytes
+#   apt-upstream.sh many REPO KEYDIR PREFIX COUNT BYTES  COUNT more (PREFIX1 ... PREFIXCOUNT)
 set -euo pipefail
 cmd=$1 repo=$2 keys=$3
 export GNUPGHOME=$keys/gnupg
@@ -40,11 +42,12 @@ index() {
 }
 
 case $cmd in
-init)
+init | empty)
     mkdir -p "$repo" "$keys"
     mkdir -m 700 "$GNUPGHOME"
     gpg --batch --quiet --passphrase '' --quick-gen-key "xenprov repo-content test <tests@invalid>" ed25519 sign never
     gpg --batch --export >"$keys/key.gpg"
+    [ "$cmd" = empty ] && exit 0
     mkdeb xenprov-hello 1000
     mkdeb xenprov-big 3000000
     mkdeb xenprov-huge 24000000
@@ -54,5 +57,9 @@ add)
     mkdeb "$4" "$5"
     index
     ;;
-*) echo "usage: $0 init|add REPO KEYDIR [NAME BYTES]" >&2; exit 2 ;;
+many)
+    for i in $(seq "$5"); do mkdeb "$4$i" "$6"; done
+    index
+    ;;
+*) echo "usage: $0 init|empty|add|many REPO KEYDIR [NAME BYTES | PREFIX COUNT BYTES]" >&2; exit 2 ;;
 esac
