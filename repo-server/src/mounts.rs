@@ -118,26 +118,29 @@ impl Mounts {
         self.mounts.insert(OsString::from(name), tree);
     }
 
-    fn route(&self, path: &SafePath) -> (&dyn Tree, SafePath) {
-        if let Some((first, rest)) = path.split_first()
-            && let Some(tree) = self.mounts.get(first)
-        {
-            return (&**tree, rest);
-        }
-        (&*self.root, path.clone())
+    /// The mounted tree `path` is in, and the path inside it; `None` for the root tree. Allocates
+    /// nothing for paths outside the mounts, which are most requests.
+    fn mounted(&self, path: &SafePath) -> Option<(&dyn Tree, SafePath)> {
+        let tree = self.mounts.get(path.as_path().iter().next()?)?;
+        let (_, rest) = path.split_first()?;
+        Some((&**tree, rest))
     }
 }
 
 impl Tree for Mounts {
     fn open(&self, path: &SafePath) -> io::Result<Node> {
-        let (tree, rest) = self.route(path);
-        tree.open(&rest)
+        match self.mounted(path) {
+            Some((tree, rest)) => tree.open(&rest),
+            None => self.root.open(path),
+        }
     }
 
     fn list(&self, path: &SafePath) -> io::Result<Vec<DirEntry>> {
-        if !path.is_root() {
-            let (tree, rest) = self.route(path);
+        if let Some((tree, rest)) = self.mounted(path) {
             return tree.list(&rest);
+        }
+        if !path.is_root() {
+            return self.root.list(path);
         }
         let mut entries = match self.root.list(path) {
             Ok(entries) => entries,

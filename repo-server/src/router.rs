@@ -84,6 +84,9 @@ impl Router {
     }
 
     fn upstream_of(&self, path: &str) -> Option<(&Arc<PullThrough>, String)> {
+        if self.upstreams.is_empty() {
+            return None; // the common case pays no second path decoding
+        }
         let path = SafePath::from_uri_path(path).ok()?;
         let (name, rest) = path.split_first()?;
         let upstream = self.upstreams.get(name)?;
