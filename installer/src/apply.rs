@@ -140,7 +140,7 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
 
 /// Runs the whole install. Call `preflight` first.
 pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
-    let mut steps = Steps { n: 0, total: 11 };
+    let mut steps = Steps { n: 0, total: 12 };
     crate::mount::private_namespace()?;
     let image_loop;
     let disk_dev = if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
@@ -245,13 +245,27 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
     }
     check_lvs(plan)?;
 
+    // The ext4 filesystems get their journal after the payload is written: under emulation,
+    // journaling and the background inode-table zeroing (held off by noinit_itable) more than
+    // doubled the unpack. A failed install is erased anyway, so nothing relies on the journal
+    // before then.
     steps.next("Making filesystems");
     for f in &plan.filesystems {
         let dev = plan.device(disk_dev, &f.on);
         match f.fs {
-            FsType::Ext4 => {
-                Cmd::new(&["mkfs.ext4", "-q", "-F", "-U", &f.uuid, "-L", &f.label, &dev]).run()?
-            }
+            FsType::Ext4 => Cmd::new(&[
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-O",
+                "^has_journal",
+                "-U",
+                &f.uuid,
+                "-L",
+                &f.label,
+                &dev,
+            ])
+            .run()?,
             FsType::Vfat => {
                 Cmd::new(&["mkfs.vfat", "-F", "32", "-i", &f.uuid, "-n", &f.label, &dev]).run()?
             }
@@ -269,11 +283,15 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
     order.sort_by_key(|f| mount_order(f.mount.as_deref().unwrap_or("none")));
     for f in order {
         let m = f.mount.as_deref().expect("filtered");
-        let fstype = if f.fs == FsType::Vfat { "vfat" } else { "ext4" };
+        let (fstype, options) = match f.fs {
+            FsType::Vfat => ("vfat", None),
+            _ => ("ext4", Some("noinit_itable")),
+        };
         mounts.mount(
             &plan.device(disk_dev, &f.on),
             &opts.root.join(m.trim_start_matches('/')),
             fstype,
+            options,
         )?;
     }
 
@@ -338,6 +356,11 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
         .run()
         .context("making SSH host keys")?;
 
+    // The payload's initramfs was made before this host had an fstab or a pinned NIC name: without
+    // a rebuild it lacks fsck for the root filesystem and the .link file.
+    steps.next("Rebuilding the initramfs");
+    Cmd::chroot(root, &["update-initramfs", "-u", "-k", "all"]).run()?;
+
     steps.next("Installing GRUB");
     install_grub(plan, root, disk_dev)?;
 
@@ -357,6 +380,16 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
     }
     binds.unmount_all()?;
     mounts.unmount_all()?;
+    for f in plan.filesystems.iter().filter(|f| f.fs == FsType::Ext4) {
+        Cmd::new(&[
+            "tune2fs",
+            "-q",
+            "-O",
+            "has_journal",
+            &plan.device(disk_dev, &f.on),
+        ])
+        .run()?;
+    }
     lvm(&["vgchange", "-an", &plan.vg.name]).run()?;
     let f = fs::File::open(disk_dev)?;
     blockdev::flush(&f);

@@ -35,20 +35,34 @@ impl Mounts {
         Mounts { stack: Vec::new() }
     }
 
-    pub fn mount(&mut self, dev: &str, at: &Path, fstype: &str) -> Result<()> {
-        self.mount_with(dev, at, fstype, MsFlags::empty())
+    /// Mounts read-write; `options` is the filesystem's own option string.
+    pub fn mount(
+        &mut self,
+        dev: &str,
+        at: &Path,
+        fstype: &str,
+        options: Option<&str>,
+    ) -> Result<()> {
+        self.mount_with(dev, at, fstype, MsFlags::empty(), options)
     }
 
     /// Mounts read-only, with the filesystem type blkid finds.
     pub fn mount_ro(&mut self, dev: &str, at: &Path) -> Result<()> {
         let fstype = crate::exec::Cmd::new(&["blkid", "-o", "value", "-s", "TYPE", dev]).run()?;
-        self.mount_with(dev, at, fstype.trim(), MsFlags::MS_RDONLY)
+        self.mount_with(dev, at, fstype.trim(), MsFlags::MS_RDONLY, None)
     }
 
-    fn mount_with(&mut self, dev: &str, at: &Path, fstype: &str, flags: MsFlags) -> Result<()> {
+    fn mount_with(
+        &mut self,
+        dev: &str,
+        at: &Path,
+        fstype: &str,
+        flags: MsFlags,
+        options: Option<&str>,
+    ) -> Result<()> {
         std::fs::create_dir_all(at)
             .with_context(|| format!("creating mount point {}", at.display()))?;
-        mount(Some(dev), at, Some(fstype), flags, None::<&str>)
+        mount(Some(dev), at, Some(fstype), flags, options)
             .with_context(|| format!("mounting {dev} ({fstype}) on {}", at.display()))?;
         self.stack.push((at.to_path_buf(), false));
         Ok(())
