@@ -9,6 +9,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::verify::Sha256;
 
@@ -74,8 +75,10 @@ impl ObjectStore {
         fs::read(self.object_path(sha))
     }
 
-    /// Points the request path `rel` at the object `sha` (a relative symlink, replaced atomically).
+    /// Points the request path `rel` at the object `sha` (a relative symlink, replaced atomically; safe
+    /// when several requests link the same path at once).
     pub fn link(&self, rel: &str, sha: &Sha256) -> io::Result<()> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         let path = self.dir.join(rel);
         let parent = path
             .parent()
@@ -84,8 +87,8 @@ impl ObjectStore {
         let depth = rel.split('/').filter(|c| !c.is_empty()).count() - 1;
         let hex = sha.to_hex();
         let target = format!("{}{OBJECTS}/{}/{hex}", "../".repeat(depth), &hex[..2]);
-        let tmp = parent.join(format!(".{}.link", std::process::id()));
-        let _ = fs::remove_file(&tmp);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tmp = parent.join(format!(".{}.{n}.link", std::process::id()));
         std::os::unix::fs::symlink(&target, &tmp)?;
         fs::rename(&tmp, &path)
     }
@@ -133,6 +136,13 @@ mod tests {
         store.unlink("top").unwrap();
         store.unlink("top").unwrap();
         assert_eq!(store.linked("top"), None);
+        // many at once
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| store.link("pool/x", &a).unwrap());
+            }
+        });
+        assert_eq!(fs::read(dir.path().join("pool/x")).unwrap(), b"a");
         let mode = fs::metadata(store.object_path(&a)).unwrap().permissions();
         assert!(mode.readonly());
     }

@@ -10,7 +10,9 @@
 //! - pool files must be listed in a verified `Packages` index, installer images in a verified
 //!   `SHA256SUMS`;
 //! - RPM: `repodata/repomd.xml` (with `repomd.xml.asc` when required) lists the metadata, `primary.xml`
-//!   every package.
+//!   every package; an install tree's `.treeinfo` lists its boot and install images. Unsigned
+//!   `repomd.xml` and `.treeinfo` are taken as the upstream sends them, unless `repomd-signature` is set
+//!   (then `.treeinfo`, which has no signature, is refused).
 //!
 //! A file that fails is deleted and logged with the expected and found digests, never served. When the
 //! upstream cannot be reached, everything already verified is still served.
@@ -30,7 +32,7 @@ use crate::upstream::{self, FetchError, Upstream};
 use crate::verify::digest::hash_bytes;
 use crate::verify::index::{self, IndexKind};
 use crate::verify::release::Release;
-use crate::verify::{Expected, Sha256, join_relative, repomd, signature};
+use crate::verify::{Expected, Sha256, join_relative, repomd, signature, treeinfo};
 
 /// Debian's archive keyring, the default trust anchor of APT upstreams.
 pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
@@ -109,6 +111,8 @@ impl From<FetchError> for Failure {
 enum Root {
     Apt(String),
     Rpm(String),
+    /// An anaconda install tree's `.treeinfo`.
+    Tree(String),
 }
 
 impl Root {
@@ -127,6 +131,11 @@ impl Root {
                 return Some(Root::Rpm(prefix.trim_end_matches('/').to_string()));
             }
         }
+        if let Some(prefix) = rel.strip_suffix(".treeinfo")
+            && (prefix.is_empty() || prefix.ends_with('/'))
+        {
+            return Some(Root::Tree(prefix.trim_end_matches('/').to_string()));
+        }
         None
     }
 
@@ -139,6 +148,19 @@ impl Root {
         }
     }
 
+    /// The install tree whose `.treeinfo` would name `rel` (`PREFIX/images/...`, `PREFIX/LiveOS/...`).
+    fn tree_of(rel: &str) -> Option<Root> {
+        if rel.starts_with("dists/") {
+            return None; // APT suites: their images are named by SHA256SUMS
+        }
+        ["images/", "LiveOS/"].iter().find_map(|dir| {
+            let at = rel.find(dir)?;
+            let prefix = &rel[..at];
+            (prefix.is_empty() || prefix.ends_with('/'))
+                .then(|| Root::Tree(prefix.trim_end_matches('/').to_string()))
+        })
+    }
+
     fn files(&self) -> Vec<String> {
         match self {
             Root::Apt(dir) => ["InRelease", "Release", "Release.gpg"]
@@ -149,6 +171,7 @@ impl Root {
                 .iter()
                 .map(|n| join_relative(prefix, n).unwrap_or_default())
                 .collect(),
+            Root::Tree(prefix) => vec![join_relative(prefix, ".treeinfo").unwrap_or_default()],
         }
     }
 }
@@ -174,8 +197,9 @@ enum ListKind {
 struct Catalog {
     /// Request path → what it must be.
     files: HashMap<String, Expected>,
-    /// Verified lists whose entries are added to `files` once fetched.
-    lists: HashMap<Sha256, List>,
+    /// Verified lists whose entries are added to `files` once fetched (one content can be listed under
+    /// several names, e.g. an installer's `current/` and dated directories).
+    lists: HashMap<Sha256, Vec<List>>,
     parsed: HashSet<Sha256>,
     roots: HashSet<Root>,
 }
@@ -317,11 +341,34 @@ impl PullThrough {
                 self.refresh(root).await?;
             }
         }
+        // an install tree's images: its .treeinfo names them
+        if let Some(root) = Root::tree_of(rel)
+            && !self.catalog().roots.contains(&root)
+        {
+            let _ = self.refresh(root).await;
+        }
+        // installer images are fetched directly (xl, virt-install): fetch the SHA256SUMS naming them
+        for (name, expected) in self.unfetched_sums_over(rel) {
+            self.fetch_object(&name, &expected).await?;
+        }
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.parse_lists(None))
             .await
             .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
         self.lookup(rel).ok_or_else(|| not_listed(&self.name, rel))
+    }
+
+    /// `SHA256SUMS` files listed in a verified Release, not fetched yet, whose directory holds `rel`.
+    fn unfetched_sums_over(&self, rel: &str) -> Vec<(String, Expected)> {
+        let catalog = self.catalog();
+        catalog
+            .lists
+            .iter()
+            .filter(|(sha, _)| !self.store.contains(sha))
+            .flat_map(|(_, lists)| lists)
+            .filter(|l| l.kind == ListKind::Sha256Sums && rel.starts_with(&format!("{}/", l.base)))
+            .filter_map(|l| Some((l.name.clone(), catalog.files.get(&l.name)?.clone())))
+            .collect()
     }
 
     async fn fetch_object(self: &Arc<Self>, rel: &str, expected: &Expected) -> Result<(), Failure> {
@@ -376,6 +423,7 @@ impl PullThrough {
                 let result = match &root {
                     Root::Apt(dir) => this.refresh_apt(dir).await,
                     Root::Rpm(prefix) => this.refresh_rpm(prefix).await,
+                    Root::Tree(prefix) => this.refresh_tree(prefix).await,
                 };
                 if let Err(f) = &result {
                     tracing::warn!("upstream {}: {}", this.name, f.message);
@@ -451,6 +499,7 @@ impl PullThrough {
                     }
                     Err(e) => refusals.push(format!("{url} with Release.gpg: {e}")),
                 },
+                None if text.is_some() => {} // InRelease is enough; Release alone is not served
                 None => refusals.push(format!("{url}: no Release.gpg beside it")),
             }
         }
@@ -492,7 +541,8 @@ impl PullThrough {
                     IndexKind::Packages => ListKind::Packages,
                     IndexKind::Sha256Sums => ListKind::Sha256Sums,
                 };
-                catalog.lists.insert(
+                add_list(
+                    &mut catalog,
                     expected.sha256,
                     List {
                         kind,
@@ -598,7 +648,8 @@ impl PullThrough {
                 continue;
             };
             if e.kind == "primary" {
-                catalog.lists.insert(
+                add_list(
+                    &mut catalog,
                     e.expected.sha256,
                     List {
                         kind: ListKind::Primary,
@@ -614,10 +665,51 @@ impl PullThrough {
         Ok(())
     }
 
+    async fn refresh_tree(self: &Arc<Self>, prefix: &str) -> Result<(), Failure> {
+        let rel = join_relative(prefix, ".treeinfo").unwrap_or_default();
+        if self.repomd_signature {
+            return Err(Failure::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "{rel}: a .treeinfo has no signature, and this upstream requires signed metadata"
+                ),
+            ));
+        }
+        let data = self
+            .upstream
+            .get_small(&rel, MAX_METADATA)
+            .await?
+            .ok_or_else(|| {
+                Failure::new(
+                    StatusCode::NOT_FOUND,
+                    format!("{}: not found", self.upstream.url(&rel)),
+                )
+            })?;
+        self.accept_tree(prefix, &data)
+    }
+
+    fn accept_tree(&self, prefix: &str, data: &[u8]) -> Result<(), Failure> {
+        let rel = join_relative(prefix, ".treeinfo").unwrap_or_default();
+        let sha = hash_bytes(data);
+        self.store
+            .put(data, &sha)
+            .and_then(|_| self.store.link(&rel, &sha))
+            .map_err(|e| local_failure(&rel, e))?;
+        let mut catalog = self.catalog_mut();
+        for (path, expected) in treeinfo::checksums(&String::from_utf8_lossy(data)) {
+            if let Some(full) = join_relative(prefix, &path) {
+                self.relink(&full, &expected);
+                catalog.files.insert(full, expected);
+            }
+        }
+        catalog.roots.insert(Root::Tree(prefix.to_string()));
+        Ok(())
+    }
+
     /// Reads verified lists that are in the store and not read yet (only `only`, when given), adding
     /// their entries to the catalog.
     fn parse_lists(&self, only: Option<Sha256>) -> Result<(), Failure> {
-        let pending: Vec<(Sha256, List)> = {
+        let pending: Vec<(Sha256, Vec<List>)> = {
             let catalog = self.catalog();
             catalog
                 .lists
@@ -626,21 +718,23 @@ impl PullThrough {
                     only.is_none_or(|o| o == **sha) && !catalog.parsed.contains(*sha)
                 })
                 .filter(|(sha, _)| self.store.contains(sha))
-                .map(|(sha, list)| (*sha, list.clone()))
+                .map(|(sha, lists)| (*sha, lists.clone()))
                 .collect()
         };
-        for (sha, list) in pending {
-            let entries = match self.read_list(&sha, &list) {
+        for (sha, lists) in pending {
+            let entries = match self.read_list(&sha, &lists[0]) {
                 Ok(entries) => entries,
                 Err(e) => {
-                    tracing::error!("upstream {}: reading {}: {e}", self.name, list.name);
+                    tracing::error!("upstream {}: reading {}: {e}", self.name, lists[0].name);
                     continue;
                 }
             };
             let mut catalog = self.catalog_mut();
-            for (path, expected) in entries {
-                if let Some(full) = join_relative(&list.base, &path) {
-                    catalog.files.insert(full, expected);
+            for list in &lists {
+                for (path, expected) in &entries {
+                    if let Some(full) = join_relative(&list.base, path) {
+                        catalog.files.insert(full, expected.clone());
+                    }
                 }
             }
             catalog.parsed.insert(sha);
@@ -688,11 +782,22 @@ impl PullThrough {
                     Some(data) => self.accept_rpm_root(prefix, data, read(&files[1])),
                     None => continue,
                 },
+                Root::Tree(prefix) => match read(&files[0]) {
+                    Some(data) if !self.repomd_signature => self.accept_tree(prefix, &data),
+                    _ => continue,
+                },
             };
             if let Err(f) = result {
                 tracing::warn!("upstream {}: cached {root:?}: {}", self.name, f.message);
             }
         }
+    }
+}
+
+fn add_list(catalog: &mut Catalog, sha: Sha256, list: List) {
+    let lists = catalog.lists.entry(sha).or_default();
+    if !lists.iter().any(|l| l.name == list.name) {
+        lists.push(list);
     }
 }
 
@@ -727,6 +832,9 @@ fn cached_roots(dir: &Path) -> Vec<Root> {
     while let Some((path, rel, depth)) = stack.pop() {
         if path.join("repodata/repomd.xml").exists() {
             roots.push(Root::Rpm(rel.clone()));
+        }
+        if path.join(".treeinfo").exists() {
+            roots.push(Root::Tree(rel.clone()));
         }
         if depth >= 6 {
             continue;
@@ -773,6 +881,22 @@ mod tests {
             Some(Root::Rpm("BaseOS/x86_64/os".into()))
         );
         assert_eq!(Root::of("xrepodata/repomd.xml"), None);
+        assert_eq!(Root::of(".treeinfo"), Some(Root::Tree(String::new())));
+        assert_eq!(
+            Root::of("BaseOS/x86_64/os/.treeinfo"),
+            Some(Root::Tree("BaseOS/x86_64/os".into()))
+        );
+        assert_eq!(Root::of("x.treeinfo"), None);
+        assert_eq!(
+            Root::tree_of("BaseOS/x86_64/os/images/pxeboot/vmlinuz"),
+            Some(Root::Tree("BaseOS/x86_64/os".into()))
+        );
+        assert_eq!(Root::tree_of("pool/main/x.deb"), None);
+        assert_eq!(
+            Root::tree_of("dists/s/main/installer-amd64/current/images/SHA256SUMS"),
+            None
+        );
+        assert_eq!(Root::tree_of("ximages/a"), None);
         assert_eq!(
             Root::suite_of("dists/bookworm/main/binary-amd64/Packages.xz"),
             Some(Root::Apt("dists/bookworm".into()))

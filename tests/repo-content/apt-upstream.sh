@@ -2,7 +2,8 @@
 # A throw-away APT repository to stand for an upstream: packages built with dpkg-deb, indexed by
 # apt-ftparchive (Acquire-By-Hash), signed with a throw-away GnuPG key that is kept so that the
 # repository can change and be signed again.
-#   apt-upstream.sh init REPO KEYDIR            key (KEYDIR/key.gpg, KEYDIR/gnupg) and packages hello, big, huge
+#   apt-upstream.sh init REPO KEYDIR            key (KEYDIR/key.gpg, KEYDIR/gnupg), packages hello, big,
+#                                               huge, and installer images listed in a SHA256SUMS
 #   apt-upstream.sh empty REPO KEYDIR           the key only
 #   apt-upstream.sh add REPO KEYDIR NAME BYTES  one more package with a payload of BYTES random bytes
 #   apt-upstream.sh many REPO KEYDIR PREFIX COUNT BYTES  COUNT more (PREFIX1 ... PREFIXCOUNT)
@@ -29,7 +30,9 @@ index() {
     rm -f dists/stable/main/binary-amd64/Packages.xz dists/stable/main/binary-amd64/Packages.gz
     xz -k dists/stable/main/binary-amd64/Packages
     gzip -k dists/stable/main/binary-amd64/Packages
+    # as in Debian's archive, the Release also lists the installer's SHA256SUMS
     apt-ftparchive \
+        -o 'APT::FTPArchive::Release::Patterns::=*Packages*' -o 'APT::FTPArchive::Release::Patterns::=SHA256SUMS' \
         -o APT::FTPArchive::Release::Origin=xenprov-test -o APT::FTPArchive::Release::Version=1.0 \
         -o APT::FTPArchive::Release::Suite=stable -o APT::FTPArchive::Release::Codename=stable \
         -o APT::FTPArchive::Release::Components=main -o APT::FTPArchive::Release::Architectures=amd64 \
@@ -51,6 +54,11 @@ init | empty)
     mkdeb xenprov-hello 1000
     mkdeb xenprov-big 3000000
     mkdeb xenprov-huge 24000000
+    images=$repo/dists/stable/main/installer-amd64/current/images
+    mkdir -p "$images/netboot/xen"
+    head -c 200000 /dev/urandom >"$images/netboot/xen/vmlinuz"
+    head -c 100000 /dev/urandom >"$images/netboot/xen/initrd.gz"
+    (cd "$images" && sha256sum ./netboot/xen/vmlinuz ./netboot/xen/initrd.gz >SHA256SUMS)
     index
     ;;
 add)

@@ -28,7 +28,7 @@ trap 'echo "FAIL: ${BASH_SOURCE[0]} line $LINENO: $BASH_COMMAND" >&2' ERR
 fail() {
     echo "FAIL: $*" >&2
     echo "--- last lines of the cache server's log:" >&2
-    tail -n 30 "$T/server.log" >&2 || true
+    tail -n 30 "$T/server.log" | cut -c1-400 >&2 || true
     exit 1
 }
 step() { echo "--- $*"; }
@@ -102,6 +102,7 @@ url = "$upstream/rpm"
 name = "mir"
 upstream = "deb"
 suites = ["stable"]
+installer-images = ["netboot/xen/"]
 keep = 2
 
 [[iso]]
@@ -161,14 +162,20 @@ apt_root "$T/a1" "$base/deb"
 apt_update "$T/a1" || fail "apt-get update through the cache"
 log_has "path=/deb/dists/stable/InRelease status=200" || fail "apt did not get InRelease from the cache"
 log_has "path=/deb/dists/stable/main/binary-amd64/by-hash/SHA" || fail "apt did not use by-hash through the cache"
+step "installer images fetched directly, verified through SHA256SUMS"
+images=dists/stable/main/installer-amd64/current/images
+curl -sf "$base/deb/$images/netboot/xen/vmlinuz" -o "$T/vmlinuz" || fail "installer kernel through the cache"
+cmp -s "$T/vmlinuz" "$up/debian/$images/netboot/xen/vmlinuz" || fail "installer kernel differs"
+
 step "concurrent misses of one file make one upstream fetch"
 big=/debian/pool/main/xenprov-big_1.0_all.deb
 curls=()
 for i in $(seq 8); do
-    curl -sf "$base/deb/pool/main/xenprov-big_1.0_all.deb" -o "$T/big.$i" &
+    curl -s "$base/deb/pool/main/xenprov-big_1.0_all.deb" -o "$T/big.$i" -w '%{http_code}\n' >"$T/big.$i.code" &
     curls+=($!)
 done
 for p in "${curls[@]}"; do wait "$p" || fail "a concurrent download failed"; done
+for i in $(seq 8); do [ "$(cat "$T/big.$i.code")" = 200 ] || fail "concurrent download $i answered $(cat "$T/big.$i.code")"; done
 for i in $(seq 8); do cmp -s "$T/big.$i" "$up$big" || fail "concurrent download $i differs"; done
 [ "$(upstream_gets "$big")" = 1 ] || fail "8 concurrent misses made $(upstream_gets "$big") upstream requests"
 (cd "$T/a1/download" && APT_CONFIG=$T/a1/apt.conf apt-get -q download xenprov-hello xenprov-big >/dev/null) ||
@@ -181,6 +188,7 @@ log_has "path=/deb/pool/main/xenprov-big_1.0_all.deb status=200" || fail "no acc
 
 step "a tampered package upstream is refused"
 bash "$helpers/apt-upstream.sh" add "$up/debian" "$T/keys" xenprov-tamper 200000
+sleep 1.2 # past the metadata TTL
 apt_update "$T/a1" || fail "apt-get update after the upstream changed"
 tamper=$up/debian/pool/main/xenprov-tamper_1.0_all.deb
 cp "$tamper" "$T/tamper.orig"
@@ -235,6 +243,13 @@ dnf -y -q --installroot="$T/dnfroot" --releasever=1 --setopt=reposdir=/dev/null 
     --repofrompath=xenprov,"$base/rpm" --repo=xenprov --nogpgcheck install xenprov-big \
     >"$T/dnf.log" 2>&1 || { cat "$T/dnf.log"; fail "dnf install through the cache"; }
 rpm --root "$T/dnfroot" -q xenprov-big xenprov-hello >/dev/null || fail "packages not in the installroot"
+step "an install tree's .treeinfo images through the cache"
+mkdir -p "$up/rpm/images/pxeboot"
+head -c 300000 /dev/urandom >"$up/rpm/images/pxeboot/vmlinuz"
+printf '[general]\nfamily = xenprov\n[checksums]\nimages/pxeboot/vmlinuz = sha256:%s\n' \
+    "$(sha256sum <"$up/rpm/images/pxeboot/vmlinuz" | cut -d' ' -f1)" >"$up/rpm/.treeinfo"
+curl -sf "$base/rpm/images/pxeboot/vmlinuz" -o "$T/rpm-vmlinuz" || fail "image named by .treeinfo"
+cmp -s "$T/rpm-vmlinuz" "$up/rpm/images/pxeboot/vmlinuz" || fail "image named by .treeinfo differs"
 # dnf does not fetch the "other" metadata: tamper with it upstream, then ask the cache for it
 other=$(cd "$up/rpm" && ls repodata/*-other.xml.gz)
 printf 'X' | dd of="$up/rpm/$other" bs=1 seek=20 conv=notrunc status=none
@@ -276,7 +291,10 @@ done
 wait "$loop_pid" || { cat "$T/loop.log"; fail "apt-get update during publishes"; }
 sleep 1.2
 apt_update "$T/a3" || fail "apt-get update after the last publish"
-APT_CONFIG=$T/a3/apt.conf apt-cache policy xenprov-new3 | grep -q 'Candidate: 1.0' || fail "last publish not visible"
+APT_CONFIG=$T/a3/apt.conf apt-cache policy xenprov-new3 >"$T/policy"
+grep -q 'Candidate: 1.0' "$T/policy" || fail "last publish not visible"
+cmp -s "$T/mirrors/mir/current/$images/netboot/xen/vmlinuz" "$up/debian/$images/netboot/xen/vmlinuz" ||
+    fail "installer image not mirrored"
 snapshots=$(find "$T/mirrors/mir/snapshots" -mindepth 1 -maxdepth 1 -type d | wc -l)
 [ "$snapshots" -le 3 ] || fail "$snapshots snapshots kept, keep = 2"
 

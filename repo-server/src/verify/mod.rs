@@ -3,13 +3,15 @@
 //! APT: `InRelease` (or `Release` + `Release.gpg`) is checked with gpgv against a keyring (`signature`),
 //! then its SHA256 list names every index (`release`), and each `Packages` index names every package
 //! (`index`). RPM: `repomd.xml` (optionally with `repomd.xml.asc`) names each metadata file, and
-//! `primary.xml` names every package (`repomd`). Files are hashed while they are written (`digest`).
+//! `primary.xml` names every package (`repomd`); an install tree's `.treeinfo` names its images (`treeinfo`).
+//! Files are hashed while they are written (`digest`).
 
 pub mod digest;
 pub mod index;
 pub mod release;
 pub mod repomd;
 pub mod signature;
+pub mod treeinfo;
 
 use std::fmt;
 
