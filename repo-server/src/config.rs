@@ -76,7 +76,7 @@ impl Default for Config {
             upstream: Vec::new(),
             mirror: Vec::new(),
             cache: PathBuf::from("/var/cache/xenprov/upstream"),
-            mirrors: PathBuf::from("/srv/xenprov/mirrors"),
+            mirrors: PathBuf::from("/var/lib/xenprov/mirrors"),
             keyring: PathBuf::from(crate::pull_through::DEBIAN_KEYRING),
         }
     }
@@ -134,7 +134,7 @@ pub struct ServeArgs {
     /// Directory of the upstream caches [default: /var/cache/xenprov/upstream]
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
-    /// Directory of the mirrors [default: /srv/xenprov/mirrors]
+    /// Directory of the mirrors [default: /var/lib/xenprov/mirrors]
     #[arg(long, value_name = "DIR")]
     pub mirrors: Option<PathBuf>,
     /// Keyring of upstream repositories [default: Debian's archive keyring]
@@ -242,6 +242,34 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_secs(120));
         assert!(!config.access_log);
         assert_eq!(config.max_connections, Config::default().max_connections);
+    }
+
+    #[test]
+    fn mounts_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("repo.toml");
+        let snippet = include_str!("../../tests/repo-content/dom0-debian-cache.toml");
+        std::fs::write(
+            &file,
+            format!("{snippet}\n[[iso]]\nname = \"dvd\"\npath = \"/srv/dvd.iso\"\n"),
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            iso: vec![IsoSpec::parse_flag("net=/srv/net.iso").unwrap()],
+            upstream: vec![UpstreamSpec::parse_flag("rocky=http://127.0.0.1:1/rocky").unwrap()],
+            ..ServeArgs::default()
+        };
+        let config = args.config().unwrap();
+        let isos: Vec<_> = config.iso.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(isos, ["dvd", "net"]);
+        assert_eq!(config.upstream[0].name, "debian");
+        assert_eq!(config.upstream[0].url, None);
+        assert_eq!(
+            config.upstream[1].url.as_deref(),
+            Some("http://127.0.0.1:1/rocky")
+        );
+        assert_eq!(config.upstream[0].metadata_ttl, Duration::from_secs(60));
     }
 
     #[test]
