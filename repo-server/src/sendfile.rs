@@ -59,8 +59,8 @@ impl SendfileQueue {
         debug_assert!(source.as_fd().is_some() && len <= PLACEHOLDER_LEN);
         let len = len.min(PLACEHOLDER_LEN);
         self.lock().push_back(Pending {
+            offset: offset + source.fd_offset(),
             source,
-            offset,
             len: len as u64,
             completion: None,
         });

@@ -27,9 +27,14 @@ pub trait Source: Send + Sync + 'static {
     /// Reads up to `buf.len()` bytes at `offset`, like `pread(2)`.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
 
-    /// An open regular file holding the bytes at the same offsets, so the kernel can send them directly.
+    /// An open regular file holding the bytes from `fd_offset` on, so the kernel can send them directly.
     fn as_fd(&self) -> Option<BorrowedFd<'_>> {
         None
+    }
+
+    /// Where byte 0 of the source lies in the file of `as_fd` (a file inside an ISO image is at its extent).
+    fn fd_offset(&self) -> u64 {
+        0
     }
 
     /// Fills `buf` from `offset`; a file that shrank since it was opened is an error, never a short body.
