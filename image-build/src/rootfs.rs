@@ -169,6 +169,14 @@ pub fn build(inputs: &Inputs, key: &str, debs: &Path, entry: &Path) -> Result<()
         0o755,
     )?;
     write(&root, "tmp/debconf", DEBCONF, 0o644)?;
+    // The initramfs is made here, before the host has an fstab, so its fsck hook cannot learn the
+    // root's type from it; the dom0's root is always ext4 (xenprov-install makes it so).
+    write(
+        &root,
+        "etc/initramfs-tools/conf.d/xenprov-fstype",
+        "# The dom0's root is ext4: fsck it in the initramfs.\nFSTYPE=ext4\n",
+        0o644,
+    )?;
 
     let mut chroot = Chroot::enter(&root)?;
     chroot.bind(debs, "var/cache/apt/archives")?;

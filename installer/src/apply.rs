@@ -140,7 +140,7 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
 
 /// Runs the whole install. Call `preflight` first.
 pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
-    let mut steps = Steps { n: 0, total: 12 };
+    let mut steps = Steps { n: 0, total: 11 };
     crate::mount::private_namespace()?;
     let image_loop;
     let disk_dev = if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
@@ -355,11 +355,6 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
     Cmd::chroot(root, &["ssh-keygen", "-A"])
         .run()
         .context("making SSH host keys")?;
-
-    // The payload's initramfs was made before this host had an fstab or a pinned NIC name: without
-    // a rebuild it lacks fsck for the root filesystem and the .link file.
-    steps.next("Rebuilding the initramfs");
-    Cmd::chroot(root, &["update-initramfs", "-u", "-k", "all"]).run()?;
 
     steps.next("Installing GRUB");
     install_grub(plan, root, disk_dev)?;

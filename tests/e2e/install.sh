@@ -164,6 +164,8 @@ inspect() {
     want=$(for lv in $LVS; do echo "${lv%%:*}:$(bytes "${lv#*:}")"; done | sort | tr '\n' ' ')
     [ "$got" = "$want" ] || fail "logical volumes are '$got', the answer asks for '$want'"
 
+    # The installer writes the payload before adding the journal; it must be there now.
+    dumpe2fs -h "$boot" 2>/dev/null | grep -q '^Filesystem features:.*has_journal' || fail "/boot has no journal"
     mkdir -p "$MNT"
     mount -o ro,noload "$boot" "$MNT"
     local cfg=$MNT/grub/grub.cfg opt
