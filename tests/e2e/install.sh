@@ -27,7 +27,7 @@ XEN_OPTS="dom0_mem=700M,max:700M dom0_max_vcpus=2 com1=115200,8n1 loglvl=all"
 export LVM_SUPPRESS_FD_WARNINGS=1
 need_cargo
 need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin tar binutils \
-    qemu-system-x86 ovmf dosfstools fdisk lvm2 e2fsprogs jq
+    qemu-system-x86 ovmf dosfstools fdisk lvm2 e2fsprogs jq openssl openssh-client
 
 FROM=${XENPROV_E2E_FROM:-}
 TIMINGS=()
@@ -89,7 +89,13 @@ make_disks() {
     truncate -s 20G "$OUT/target.img"
     truncate -s 16M "$OUT/answer.img"
     mkfs.vfat -n XENPROV "$OUT/answer.img" >/dev/null
-    mcopy -i "$OUT/answer.img" "$ANSWER" ::answer.toml
+    # A fresh admin password (kept here, hashed in the answer) and SSH key for each run.
+    rm -f "$OUT/id_ed25519"*
+    ssh-keygen -q -t ed25519 -N '' -C xenprov-e2e -f "$OUT/id_ed25519"
+    (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$OUT/admin.pw")
+    sed -e "s|ADMIN_HASH|$(openssl passwd -6 -stdin <"$OUT/admin.pw")|" -e "s|SSH_KEY|$(cat "$OUT/id_ed25519.pub")|" \
+        "$ANSWER" >"$OUT/answer.toml"
+    mcopy -i "$OUT/answer.img" "$OUT/answer.toml" ::answer.toml
     head -c 32M /dev/urandom >"$OUT/witness.img"
     sha256sum <"$OUT/witness.img" >"$OUT/witness.sha256"
 }

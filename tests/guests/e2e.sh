@@ -10,6 +10,8 @@
 # Settings: XENPROV_GUESTS_OUT (out/guests), XENPROV_GUESTS_TYPES ("pv pvh"; add hvm to try HVM),
 # XENPROV_GUESTS_MIRROR (the Debian mirror the guests' d-i uses; default: this machine's APT source).
 # The installed host disk is kept as $OUT/host.img and reused while the ISO is unchanged.
+# XENPROV_GUESTS_HOST=DIR takes the host that tests/e2e/install.sh installed in DIR (its target.img,
+# answer disk, SSH key and admin password) instead of installing one (what CI does).
 # Timings go to $OUT/timings.txt, logs (host serial, guest consoles, access log) to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -85,6 +87,17 @@ build_host() {
     timing "host: ISO build and install" $((SECONDS - start))
 }
 
+# The host installed by the main e2e test (tests/e2e/install.sh), used as it is.
+adopt_host() {
+    local from=$1
+    for f in target.img answer.img answer.toml id_ed25519 admin.pw; do
+        [ -e "$from/$f" ] || fail "$from/$f is missing: run tests/e2e/install.sh first"
+    done
+    ln -sf "$(realpath "$from/target.img")" "$OUT/host.img"
+    cp "$from/answer.img" "$from/answer.toml" "$from/id_ed25519" "$from/admin.pw" "$OUT/"
+    chmod 600 "$OUT/id_ed25519" "$OUT/admin.pw"
+}
+
 # --- the host running, reached over SSH on 127.0.0.1 only -------------------------------------------
 SSH=(ssh -q -p "$SSH_PORT" -i "$OUT/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
     -o ConnectTimeout=10 -o BatchMode=yes)
@@ -98,9 +111,13 @@ boot_host() {
     # the installer wrote into /etc/network/interfaces.
     mapfile -t args < <(qemu_disk "$OUT/run.qcow2" XPTARGET0 bootindex=0; qemu_disk "$OUT/answer.img" XPANSWER0
         qemu_net "tcp:127.0.0.1:$SSH_PORT-:22")
-    # dom0 700M and three 1G guests with their qemu device models (HVM) and page tables.
-    QEMU_MEM=4608 qemu_start host bios "$OUT/host.serial.log" "${args[@]}"
-    qemu_wait_log host 'xenprov-guests login:' 900 || fail "the host did not come up (see $OUT/host.serial.log)"
+    # dom0 700M and a 1G guest each, with their qemu device models (HVM) and page tables.
+    local n
+    n=$(wc -w <<<"$TYPES")
+    QEMU_MEM=$((1536 + 1024 * n)) qemu_start host bios "$OUT/host.serial.log" "${args[@]}"
+    local hostname
+    hostname=$(sed -n 's/^hostname = "\(.*\)"/\1/p' "$OUT/answer.toml")
+    qemu_wait_log host "$hostname login:" 900 || fail "the host did not come up (see $OUT/host.serial.log)"
     # Root login with the key: admin's sudo takes the password once, on stdin.
     local i
     for i in $(seq 60); do
@@ -158,7 +175,11 @@ preseed_served() {
     on_host "journalctl -u xenprov-repo -o cat --no-pager | grep -F '/preseed/$1/$2' | grep -q 'status=200'"
 }
 
-build_host
+if [ -n "${XENPROV_GUESTS_HOST:-}" ]; then
+    adopt_host "$XENPROV_GUESTS_HOST"
+else
+    build_host
+fi
 boot_host
 setup_host
 declare -A STARTED TOKEN
