@@ -956,59 +956,51 @@ fn read_grub(t: &Table<'_, '_>) -> Grub {
     }
 }
 
-fn read_network(t: &Table<'_, '_>) -> Network {
-    let d = Network::default();
-    let interface = t
-        .parsed("interface", |s| {
-            if s == "auto" || net::check_ifname(s).is_ok() && !s.contains(':') {
-                Ok(s.to_string())
-            } else {
-                net::parse_mac(s).map_err(|_| {
-                    format!("`{s}` is not \"auto\", an interface name (e.g. eno1) or a MAC address")
-                })
-            }
-        })
-        .map(|a| a.value)
-        .unwrap_or(d.interface);
-    let mode = t.choice(
-        "mode",
-        &[("dhcp", NetMode::Dhcp), ("static", NetMode::Static)],
-    );
+/// An IPv4 configuration: the host's `[network]` and a guest's share it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IpConfig {
+    pub mode: NetMode,
+    pub address: Option<Cidr>,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+}
+
+/// Reads `mode`, `address`, `gateway` and `dns`: a static address needs its gateway (in its
+/// subnet), and `dns` too when `dns_required`; DHCP takes neither address nor gateway.
+pub fn read_ip_config(t: &Table<'_, '_>, dns_required: bool) -> IpConfig {
+    let mode = t
+        .choice(
+            "mode",
+            &[("dhcp", NetMode::Dhcp), ("static", NetMode::Static)],
+        )
+        .unwrap_or(NetMode::Dhcp);
     let address = t.parsed("address", str::parse::<Cidr>);
     let gateway = t.parsed("gateway", net::parse_ipv4);
-    let dns = t
+    let dns: Vec<Ipv4Addr> = t
         .str_array("dns")
-        .map(|items| {
-            items
-                .into_iter()
-                .filter_map(|a| {
-                    net::parse_ipv4(&a.value)
-                        .map_err(|e| t.reader().report_at(a.offset, &a.key, e))
-                        .ok()
-                })
-                .collect()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|a| {
+            net::parse_ipv4(&a.value)
+                .map_err(|e| t.reader().report_at(a.offset, &a.key, e))
+                .ok()
         })
-        .unwrap_or_default();
-    let bridge = t
-        .parsed("bridge", |s| net::check_ifname(s).map(|_| s.to_string()))
-        .map(|a| a.value)
-        .unwrap_or(d.bridge);
-    let mode = mode.unwrap_or(d.mode);
+        .collect();
     match mode {
         NetMode::Static => {
-            if !t.has("address") {
-                t.error(
-                    "address",
-                    t.offset(),
-                    "missing: mode = \"static\" needs address, e.g. \"192.0.2.10/24\"",
-                );
-            }
-            if !t.has("gateway") {
-                t.error(
-                    "gateway",
-                    t.offset(),
-                    "missing: mode = \"static\" needs gateway, e.g. \"192.0.2.1\"",
-                );
+            let needs = [
+                ("address", "address, e.g. \"192.0.2.10/24\"", true),
+                ("gateway", "gateway, e.g. \"192.0.2.1\"", true),
+                ("dns", "dns, e.g. [\"192.0.2.53\"]", dns_required),
+            ];
+            for (key, what, required) in needs {
+                if required && !t.has(key) {
+                    t.error(
+                        key,
+                        t.offset(),
+                        format!("missing: mode = \"static\" needs {what}"),
+                    );
+                }
             }
             if let (Some(a), Some(g)) = (&address, &gateway)
                 && !a.value.contains(g.value)
@@ -1035,12 +1027,39 @@ fn read_network(t: &Table<'_, '_>) -> Network {
             }
         }
     }
-    Network {
-        interface,
+    IpConfig {
         mode,
         address: address.map(|a| a.value),
         gateway: gateway.map(|a| a.value),
         dns,
+    }
+}
+
+fn read_network(t: &Table<'_, '_>) -> Network {
+    let d = Network::default();
+    let interface = t
+        .parsed("interface", |s| {
+            if s == "auto" || net::check_ifname(s).is_ok() && !s.contains(':') {
+                Ok(s.to_string())
+            } else {
+                net::parse_mac(s).map_err(|_| {
+                    format!("`{s}` is not \"auto\", an interface name (e.g. eno1) or a MAC address")
+                })
+            }
+        })
+        .map(|a| a.value)
+        .unwrap_or(d.interface);
+    let ip = read_ip_config(t, false);
+    let bridge = t
+        .parsed("bridge", |s| net::check_ifname(s).map(|_| s.to_string()))
+        .map(|a| a.value)
+        .unwrap_or(d.bridge);
+    Network {
+        interface,
+        mode: ip.mode,
+        address: ip.address,
+        gateway: ip.gateway,
+        dns: ip.dns,
         bridge,
     }
 }
@@ -1062,7 +1081,9 @@ fn check_user_name(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn check_ssh_key(s: &str) -> Result<(), String> {
+/// An `authorized_keys` line: a known key type, base64 key data, and an optional comment of
+/// characters that are safe inside the quotes of kickstart and preseed scripts.
+pub fn check_ssh_key(s: &str) -> Result<(), String> {
     const TYPES: [&str; 8] = [
         "ssh-ed25519",
         "ssh-rsa",
@@ -1073,18 +1094,17 @@ fn check_ssh_key(s: &str) -> Result<(), String> {
         "sk-ecdsa-sha2-nistp256@openssh.com",
         "ssh-dss",
     ];
-    let mut parts = s.split_whitespace();
-    let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else {
+    let fields: Vec<&str> = s.split(' ').collect();
+    let (Some(kind), Some(blob)) = (fields.first(), fields.get(1)) else {
         return Err("not an SSH public key; expected `TYPE BASE64 [comment]`, e.g. `ssh-ed25519 AAAA... me@host`".into());
     };
-    if !TYPES.contains(&kind) {
+    if !TYPES.contains(kind) {
         return Err(format!(
             "`{kind}` is not an SSH key type; expected one of {}",
             TYPES.join(", ")
         ));
     }
-    if s.contains('\n')
-        || !blob.starts_with("AAAA")
+    if !blob.starts_with("AAAA")
         || !blob
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
@@ -1092,6 +1112,15 @@ fn check_ssh_key(s: &str) -> Result<(), String> {
         return Err(
             "the key data is not base64 from an SSH public key (it starts with AAAA)".into(),
         );
+    }
+    let comment = fields[2..].join(" ");
+    if let Some(c) = comment
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || " -_.@:+=,/".contains(*c)))
+    {
+        return Err(format!(
+            "the key's comment has `{c}`; a comment may hold letters, digits, spaces and - _ . @ : + = , /"
+        ));
     }
     Ok(())
 }

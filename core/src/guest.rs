@@ -305,21 +305,6 @@ fn check_word(s: &str, what: &str, extra: &str) -> Result<(), String> {
     }
 }
 
-fn check_ssh_key_line(s: &str) -> Result<(), String> {
-    let fields: Vec<&str> = s.split(' ').collect();
-    if fields.len() < 2 || !fields[1].starts_with("AAAA") {
-        return Err(
-            "not an SSH public key; expected `TYPE BASE64 [comment]`, e.g. `ssh-ed25519 AAAA... me@host`"
-                .into(),
-        );
-    }
-    check_word(fields[0], "an SSH key type", "-@.")?;
-    check_word(fields[1], "SSH key data", "+/=")?;
-    // The comment lands inside double quotes in the kickstart and single quotes in the preseed.
-    check_word(&fields[2..].join(" "), "an SSH key comment", " -_.@:+=,/")
-        .or_else(|e| if fields.len() == 2 { Ok(()) } else { Err(e) })
-}
-
 impl Guest {
     /// Reads a definition; with `host`, also refuses what cannot work on that host.
     pub fn parse(src: &str, catalog: &Catalog, host: &Host) -> Result<Guest, Diags> {
@@ -555,7 +540,7 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
             })
             .collect::<Vec<_>>()
     };
-    let ssh_authorized_keys = words("ssh-authorized-keys", &check_ssh_key_line);
+    let ssh_authorized_keys = words("ssh-authorized-keys", &crate::answer::check_ssh_key);
     let packages = words("packages", &|s| check_word(s, "a package name", "-_.+:@^"));
 
     let network = match t.table("network") {
@@ -599,61 +584,12 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
 }
 
 fn read_network(t: &Table<'_, '_>) -> GuestNetwork {
-    let mode = t
-        .choice(
-            "mode",
-            &[("dhcp", NetMode::Dhcp), ("static", NetMode::Static)],
-        )
-        .unwrap_or(NetMode::Dhcp);
-    let address = t.parsed("address", str::parse::<Cidr>);
-    let gateway = t.parsed("gateway", net::parse_ipv4);
-    let dns: Vec<Ipv4Addr> = t
-        .str_array("dns")
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|a| {
-            net::parse_ipv4(&a.value)
-                .map_err(|e| t.reader().report_at(a.offset, &a.key, e))
-                .ok()
-        })
-        .collect();
-    let statics = [("address", t.has("address")), ("gateway", t.has("gateway"))];
-    for (key, present) in statics {
-        match (mode, present) {
-            (NetMode::Static, false) => t.error(
-                key,
-                t.offset(),
-                format!("missing: mode = \"static\" needs {key}"),
-            ),
-            (NetMode::Dhcp, true) => t.error(
-                key,
-                t.offset(),
-                "only used with mode = \"static\"; remove it or set mode = \"static\"",
-            ),
-            _ => {}
-        }
-    }
-    if mode == NetMode::Static && dns.is_empty() {
-        t.error(
-            "dns",
-            t.offset(),
-            "missing: mode = \"static\" needs dns servers",
-        );
-    }
-    if let (Some(a), Some(g)) = (&address, &gateway)
-        && !a.value.contains(g.value)
-    {
-        t.error(
-            "gateway",
-            g.offset,
-            format!("{} is not in the subnet of address {}", g.value, a.value),
-        );
-    }
+    let ip = crate::answer::read_ip_config(t, true);
     GuestNetwork {
-        mode,
-        address: address.map(|a| a.value),
-        gateway: gateway.map(|a| a.value),
-        dns,
+        mode: ip.mode,
+        address: ip.address,
+        gateway: ip.gateway,
+        dns: ip.dns,
     }
 }
 
@@ -824,8 +760,8 @@ mod tests {
         assert!(check_guest_name("web1").is_ok());
         assert!(check_guest_name("web.1").is_err());
         assert!(check_guest_name("-x").is_err());
-        assert!(check_ssh_key_line("ssh-ed25519 AAAAC3Nz me@host").is_ok());
-        assert!(check_ssh_key_line("ssh-ed25519 AAAAC3Nz me\"; rm -rf /").is_err());
+        assert!(crate::answer::check_ssh_key("ssh-ed25519 AAAAC3Nz me@host").is_ok());
+        assert!(crate::answer::check_ssh_key("ssh-ed25519 AAAAC3Nz me\"; rm -rf /").is_err());
         assert!(check_word("@^minimal-environment", "a package name", "-_.+:@^").is_ok());
         assert!(check_word("a b", "a package name", "-_.+:@^").is_err());
     }
