@@ -7,7 +7,8 @@
 #    wrk -t2 -c64 alternates between the two, medians of req/s and of work per server CPU-second.
 # 3. Installs through the cache: debootstrap --variant=minbase of a local copy of real Debian packages
 #    (fetched once with apt-get download into a signed local repository behind a rate-limited nginx, as
-#    a remote mirror would be), first with a cold cache, then again with the cache warm.
+#    a remote mirror would be): its fetch phase with a cold cache, again with the cache warm, and a whole
+#    install with the cache warm (a second guest's install after the first).
 #
 # Usage: bench/repo-content.sh [--size MIB] [--duration SECONDS] [--rounds N] [--no-install] [--rate RATE]
 #   --rate   the upstream's bandwidth for the install figure, in nginx limit_rate form (default 4m = 4 MB/s)
@@ -185,18 +186,25 @@ if $install; then
         GNUPGHOME=$T/keys/gnupg gpg --batch --yes --clearsign -o "dists/$codename/InRelease" "dists/$codename/Release"
     )
     echo "  $(ls "$repo/pool/main" | wc -l) packages, $(du -sh "$repo/pool" | cut -f1)"
-    times=()
-    for run in cold warm; do
+    # run LABEL [debootstrap options]: seconds for a debootstrap through the cache into a fresh target
+    run() {
+        local label=$1 start t
+        shift
         rm -rf "$T/target"
         start=$(date +%s.%N)
-        debootstrap --variant=minbase --keyring="$T/keys/key.gpg" "$codename" "$T/target" \
-            "http://127.0.0.1:$ours_port/slow" >"$T/debootstrap.$run.log" 2>&1 ||
-            { tail -20 "$T/debootstrap.$run.log" >&2; exit 1; }
+        debootstrap "$@" --variant=minbase --keyring="$T/keys/key.gpg" "$codename" "$T/target" \
+            "http://127.0.0.1:$ours_port/slow" >"$T/debootstrap.log" 2>&1 ||
+            { tail -20 "$T/debootstrap.log" >&2; exit 1; }
         t=$(echo "$(date +%s.%N) - $start" | bc -l)
-        times+=("$t")
-        printf '  %s cache: %.1f s\n' "$run" "$t"
-    done
-    install_result=$(printf 'first (cold cache) %.1f s, second (warm) %.1f s' "${times[0]}" "${times[1]}")
+        printf '  %-40s %6.1f s\n' "$label" "$t" >&2
+        echo "$t"
+    }
+    # the download phase is what the cache changes; a whole install adds unpacking and configuring
+    cold=$(run "fetch, cold cache (--download-only)" --download-only)
+    warm=$(run "fetch, warm cache (--download-only)" --download-only)
+    full=$(run "whole install, warm cache")
+    install_result=$(printf 'fetch phase %.1f s cold, %.1f s warm (%.1fx); whole second install %.1f s' \
+        "$cold" "$warm" "$(echo "$cold / $warm" | bc -l)" "$full")
 fi
 
 echo "=== figures"

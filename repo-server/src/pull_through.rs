@@ -520,12 +520,7 @@ impl PullThrough {
                 Failure::new(StatusCode::BAD_GATEWAY, message)
             })?;
         for (name, data) in &accepted {
-            let rel = format!("{dir}/{name}");
-            let sha = hash_bytes(data);
-            self.store
-                .put(data, &sha)
-                .and_then(|_| self.store.link(&rel, &sha))
-                .map_err(|e| local_failure(&rel, e))?;
+            self.keep_verified(&format!("{dir}/{name}"), data)?;
         }
         let mut catalog = self.catalog_mut();
         for (path, expected) in &release.files {
@@ -561,6 +556,20 @@ impl PullThrough {
         }
         catalog.roots.insert(Root::Apt(dir.to_string()));
         Ok(())
+    }
+
+    /// Stores a verified metadata file and links its request path to it.
+    fn keep_verified(&self, rel: &str, data: &[u8]) -> Result<(), Failure> {
+        let sha = hash_bytes(data);
+        self.store
+            .put(data, &sha)
+            .and_then(|_| self.store.link(rel, &sha))
+            .map_err(|e| {
+                Failure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("storing {rel} in {}: {e}", self.dir().display()),
+                )
+            })
     }
 
     /// A cached path whose content the new metadata changed points at the new content if that is in
@@ -632,15 +641,9 @@ impl PullThrough {
                 .map_err(|e| refuse(format!("repomd.xml.asc: {e}")))?;
         }
         let entries = repomd::repomd(&data).map_err(refuse)?;
-        for (name, bytes) in [("", Some(&data)), (".asc", asc.as_ref())] {
-            if let Some(bytes) = bytes {
-                let sha = hash_bytes(bytes);
-                let path = format!("{rel}{name}");
-                self.store
-                    .put(bytes, &sha)
-                    .and_then(|_| self.store.link(&path, &sha))
-                    .map_err(|e| local_failure(&path, e))?;
-            }
+        self.keep_verified(&rel, &data)?;
+        if let Some(asc) = &asc {
+            self.keep_verified(&format!("{rel}.asc"), asc)?;
         }
         let mut catalog = self.catalog_mut();
         for e in entries {
@@ -689,12 +692,10 @@ impl PullThrough {
     }
 
     fn accept_tree(&self, prefix: &str, data: &[u8]) -> Result<(), Failure> {
-        let rel = join_relative(prefix, ".treeinfo").unwrap_or_default();
-        let sha = hash_bytes(data);
-        self.store
-            .put(data, &sha)
-            .and_then(|_| self.store.link(&rel, &sha))
-            .map_err(|e| local_failure(&rel, e))?;
+        self.keep_verified(
+            &join_relative(prefix, ".treeinfo").unwrap_or_default(),
+            data,
+        )?;
         let mut catalog = self.catalog_mut();
         for (path, expected) in treeinfo::checksums(&String::from_utf8_lossy(data)) {
             if let Some(full) = join_relative(prefix, &path) {
@@ -805,13 +806,6 @@ fn not_listed(name: &str, rel: &str) -> Failure {
     let message = format!("{rel} is not listed in any verified index of upstream {name}");
     tracing::info!("{message}; not fetched");
     Failure::new(StatusCode::NOT_FOUND, message)
-}
-
-fn local_failure(rel: &str, e: std::io::Error) -> Failure {
-    Failure::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("storing {rel}: {e}"),
-    )
 }
 
 /// Roots of trust linked in a cache directory: `dists/*/{InRelease,Release}` and `**/repodata/repomd.xml`.

@@ -105,6 +105,11 @@ suites = ["stable"]
 installer-images = ["netboot/xen/"]
 keep = 2
 
+[[mirror]]
+name = "rmir"
+url = "$upstream/rpm"
+rpm = [""]
+
 [[iso]]
 name = "dvd"
 path = "$T/dvd.iso"
@@ -252,6 +257,7 @@ curl -sf "$base/rpm/images/pxeboot/vmlinuz" -o "$T/rpm-vmlinuz" || fail "image n
 cmp -s "$T/rpm-vmlinuz" "$up/rpm/images/pxeboot/vmlinuz" || fail "image named by .treeinfo differs"
 # dnf does not fetch the "other" metadata: tamper with it upstream, then ask the cache for it
 other=$(cd "$up/rpm" && ls repodata/*-other.xml.gz)
+cp "$up/rpm/$other" "$T/other.orig"
 printf 'X' | dd of="$up/rpm/$other" bs=1 seek=20 conv=notrunc status=none
 code=$(curl -s -o /dev/null -w '%{http_code}' "$base/rpm/$other")
 [ "$code" = 502 ] || fail "tampered RPM metadata answered $code"
@@ -297,6 +303,18 @@ cmp -s "$T/mirrors/mir/current/$images/netboot/xen/vmlinuz" "$up/debian/$images/
     fail "installer image not mirrored"
 snapshots=$(find "$T/mirrors/mir/snapshots" -mindepth 1 -maxdepth 1 -type d | wc -l)
 [ "$snapshots" -le 3 ] || fail "$snapshots snapshots kept, keep = 2"
+
+step "an RPM mirror: refused while its metadata is tampered with, then published and used by dnf"
+if "$bin" mirror rmir --config "$T/repo.toml" >/dev/null 2>"$T/rmir.log"; then fail "RPM mirror of tampered metadata published"; fi
+grep -q "$other: expected sha256" "$T/rmir.log" || { cat "$T/rmir.log"; fail "RPM mirror refusal not explained"; }
+cp "$T/other.orig" "$up/rpm/$other"
+"$bin" mirror rmir --config "$T/repo.toml" >/dev/null 2>"$T/rmir.log" || { cat "$T/rmir.log"; fail "RPM mirror"; }
+sleep 1.2
+dnf -y -q --installroot="$T/dnfroot2" --releasever=1 --setopt=reposdir=/dev/null \
+    --setopt=cachedir="$T/dnfcache2" --setopt=install_weak_deps=False \
+    --repofrompath=rmir,"$base/rmir" --repo=rmir --nogpgcheck install xenprov-big \
+    >"$T/dnf2.log" 2>&1 || { cat "$T/dnf2.log"; fail "dnf install from the RPM mirror"; }
+rpm --root "$T/dnfroot2" -q xenprov-big xenprov-hello >/dev/null || fail "packages from the RPM mirror not installed"
 
 step "an interrupted mirror sync resumes and never disturbs the published snapshot"
 bash "$helpers/apt-upstream.sh" add "$up/debian" "$T/keys" xenprov-huge2 30000000
