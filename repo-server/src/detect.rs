@@ -1,5 +1,5 @@
 //! What an install tree is, from the standard metadata it carries rather than a signature database:
-//! `.treeinfo` (anaconda trees), `.discinfo`, `dists/*/Release` (APT suites), `.disk/info` (Debian media)
+//! `.treeinfo` (anaconda trees), `.discinfo`, `dists/*/Release` or `InRelease` (APT suites), `.disk/info` (Debian media)
 //! and `repodata/repomd.xml`. A tree with none of them is a generic tree, never an error.
 
 use std::collections::HashSet;
@@ -147,11 +147,11 @@ fn apt_suites(tree: &dyn Tree) -> Vec<Detected> {
         if !seen.insert(e.meta.id) {
             continue;
         }
-        let Some(text) = dists
-            .child(OsStr::new(dir))
-            .and_then(|d| d.child(OsStr::new("Release")))
-            .and_then(|p| read_path(tree, &p))
-        else {
+        // a cache may hold only the clearsigned InRelease, whose fields read the same
+        let Some(text) = ["Release", "InRelease"].iter().find_map(|name| {
+            let path = dists.child(OsStr::new(dir))?.child(OsStr::new(name))?;
+            read_path(tree, &path)
+        }) else {
             continue;
         };
         let field = |name: &str| control_field(&text, name).unwrap_or_default();

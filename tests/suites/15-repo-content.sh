@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Repo content with real clients: apt-get through the verifying pull-through cache of a local upstream
-# (nginx) signed with a throw-away key; one upstream fetch for concurrent misses; a tampered package and
-# a tampered InRelease refused; the upstream stopped mid-way (cached files still served, the download
-# resumed with a Range request); dnf through the cache of a createrepo_c repository; an ISO built by
-# xorriso served in place to apt-get; mirrors published atomically while apt-get update runs in a loop;
-# an interrupted mirror sync that resumes. Loopback only; everything it starts is stopped.
+# (nginx) signed with a throw-away key; installer images through SHA256SUMS; one upstream fetch for
+# concurrent misses; a tampered package and a tampered InRelease refused; the upstream stopped mid-way
+# (cached files still served, the download resumed with a Range request); a restarted server that still
+# knows what it verified; dnf through the cache of a createrepo_c repository and its .treeinfo images; an
+# ISO built by xorriso served in place to apt-get; mirrors published atomically while apt-get update runs
+# in a loop; an RPM mirror refused while tampered with, then used by dnf; an interrupted mirror sync that
+# resumes. Loopback only; everything it starts is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
@@ -237,6 +239,13 @@ start_upstream
 curl -sf "$base/deb/pool/main/xenprov-huge_1.0_all.deb" -o "$T/huge" || fail "download after the upstream came back"
 cmp -s "$T/huge" "$up$huge" || fail "resumed download differs"
 grep -q "\"GET $huge HTTP/1.1\" 206" "$T/nginx/access.log" || fail "the download was not resumed with a range"
+step "after a restart the cache knows again what it verified"
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+start_server
+# listed in an index the cache verified before the restart, never fetched since the tamper was undone
+curl -sf "$base/deb/pool/main/xenprov-tamper_1.0_all.deb" -o "$T/tamper.deb" || fail "fetch after a restart"
+cmp -s "$T/tamper.deb" "$T/tamper.orig" || fail "package fetched after a restart differs"
+
 # from here on only huge2 (the interrupted mirror sync's) is slow
 sed -i 's/location ~ huge/location ~ huge2/' "$T/nginx/nginx.conf"
 stop_upstream
@@ -267,6 +276,8 @@ step "the ISO served in place to apt-get"
 "$bin" list --config "$T/repo.toml" >"$T/list.txt"
 grep -q '^iso dvd .*Rock Ridge names.*xenprov-test 1.0 (stable) amd64' "$T/list.txt" ||
     { cat "$T/list.txt"; fail "list does not show what the ISO is"; }
+grep -q "^upstream deb ($upstream/debian): cache .*xenprov-test 1.0 (stable) amd64" "$T/list.txt" ||
+    { cat "$T/list.txt"; fail "list does not show what the cache holds"; }
 apt_root "$T/a2" "$base/dvd"
 apt_update "$T/a2" || fail "apt-get update from the ISO"
 (cd "$T/a2/download" && APT_CONFIG=$T/a2/apt.conf apt-get -q download xenprov-big xenprov-hello >/dev/null) ||
@@ -301,6 +312,9 @@ APT_CONFIG=$T/a3/apt.conf apt-cache policy xenprov-new3 >"$T/policy"
 grep -q 'Candidate: 1.0' "$T/policy" || fail "last publish not visible"
 cmp -s "$T/mirrors/mir/current/$images/netboot/xen/vmlinuz" "$up/debian/$images/netboot/xen/vmlinuz" ||
     fail "installer image not mirrored"
+"$bin" list --config "$T/repo.toml" >"$T/list.txt"
+grep -q "^mirror mir (.*): snapshot $(readlink "$T/mirrors/mir/current" | sed 's|.*/||') of 3 kept: xenprov-test" "$T/list.txt" ||
+    { cat "$T/list.txt"; fail "list does not show the published snapshot"; }
 snapshots=$(find "$T/mirrors/mir/snapshots" -mindepth 1 -maxdepth 1 -type d | wc -l)
 [ "$snapshots" -le 3 ] || fail "$snapshots snapshots kept, keep = 2"
 
