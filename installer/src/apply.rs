@@ -378,7 +378,6 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
     for f in plan.filesystems.iter().filter(|f| f.fs == FsType::Ext4) {
         Cmd::new(&[
             "tune2fs",
-            "-q",
             "-O",
             "has_journal",
             &plan.device(disk_dev, &f.on),
