@@ -854,6 +854,170 @@ fn cached_roots(dir: &Path) -> Vec<Root> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::server::Server;
+    use crate::verify::signature::tests::TestKey;
+    use std::fs;
+
+    /// A signed upstream suite `dists/s` with one package, served by another xenprov-repo on loopback.
+    struct Upstream {
+        dir: tempfile::TempDir,
+        key: TestKey,
+        url: String,
+        _stop: tokio::sync::oneshot::Sender<()>,
+    }
+
+    impl Upstream {
+        fn start() -> Upstream {
+            let dir = tempfile::tempdir().unwrap();
+            let key = TestKey::generate();
+            let config = Config {
+                root: dir.path().to_owned(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                access_log: false,
+                workers: 1,
+                ..Config::default()
+            };
+            let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                rt.block_on(async {
+                    let server = Server::bind(config).unwrap();
+                    addr_tx.send(server.local_addr().unwrap()).unwrap();
+                    let _ = server
+                        .run(async {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+            });
+            let url = format!("http://{}/", addr_rx.recv().unwrap());
+            let up = Upstream {
+                dir,
+                key,
+                url,
+                _stop: stop,
+            };
+            up.publish(b"package a");
+            up
+        }
+
+        fn write(&self, rel: &str, data: &[u8]) {
+            let path = self.dir.path().join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, data).unwrap();
+        }
+
+        /// The package with `content`, its Packages index and a signed Release.
+        fn publish(&self, content: &[u8]) {
+            self.write("pool/main/a.deb", content);
+            let packages = format!(
+                "Package: a\nFilename: pool/main/a.deb\nSize: {}\nSHA256: {}\n",
+                content.len(),
+                hash_bytes(content)
+            );
+            self.write("dists/s/main/binary-amd64/Packages", packages.as_bytes());
+            let release = format!(
+                "Suite: s\nCodename: s\nSHA256:\n {} {} main/binary-amd64/Packages\n",
+                hash_bytes(packages.as_bytes()),
+                packages.len()
+            );
+            self.write(
+                "dists/s/InRelease",
+                &self.key.sign(&["--clearsign"], release.as_bytes()),
+            );
+        }
+
+        fn cache(&self, cache: &Path) -> Arc<PullThrough> {
+            let spec = UpstreamSpec {
+                url: Some(self.url.clone()),
+                ..UpstreamSpec::parse_flag("up").unwrap()
+            };
+            PullThrough::open(&spec, cache, &self.key.keyring).unwrap()
+        }
+    }
+
+    fn cached(cache: &PullThrough, rel: &str) -> Option<Vec<u8>> {
+        fs::read(cache.dir().join(rel)).ok()
+    }
+
+    #[tokio::test]
+    async fn verified_along_the_chain() {
+        let up = Upstream::start();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = up.cache(dir.path());
+        // a package no verified index names yet is not fetched
+        let f = cache.fetch("pool/main/a.deb").await.unwrap_err();
+        assert_eq!(f.status, StatusCode::NOT_FOUND, "{}", f.message);
+        assert!(f.message.contains("not listed"), "{}", f.message);
+        cache.fetch("dists/s/InRelease").await.unwrap();
+        cache
+            .fetch("dists/s/main/binary-amd64/Packages")
+            .await
+            .unwrap();
+        cache.fetch("pool/main/a.deb").await.unwrap();
+        assert_eq!(cached(&cache, "pool/main/a.deb").unwrap(), b"package a");
+        // files outside the suite's Release are refused
+        let f = cache
+            .fetch("dists/s/main/binary-amd64/Packages.xz")
+            .await
+            .unwrap_err();
+        assert_eq!(f.status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn tampered_files_are_refused() {
+        let up = Upstream::start();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = up.cache(dir.path());
+        cache.fetch("dists/s/InRelease").await.unwrap();
+        cache
+            .fetch("dists/s/main/binary-amd64/Packages")
+            .await
+            .unwrap();
+        up.write("pool/main/a.deb", b"package b"); // same size, other bytes
+        let f = cache.fetch("pool/main/a.deb").await.unwrap_err();
+        assert_eq!(f.status, StatusCode::BAD_GATEWAY);
+        assert!(f.message.contains("expected sha256"), "{}", f.message);
+        assert_eq!(cached(&cache, "pool/main/a.deb"), None);
+        assert_eq!(
+            fs::read_dir(dir.path().join("up/.partial"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_release_signed_by_another_key_is_refused() {
+        let up = Upstream::start();
+        let other = TestKey::generate();
+        let text = b"Suite: s\nSHA256:\n 00 0 x\n";
+        up.write("dists/s/InRelease", &other.sign(&["--clearsign"], text));
+        let dir = tempfile::tempdir().unwrap();
+        let cache = up.cache(dir.path());
+        let f = cache.fetch("dists/s/InRelease").await.unwrap_err();
+        assert_eq!(f.status, StatusCode::BAD_GATEWAY);
+        assert!(f.message.contains("no verified Release"), "{}", f.message);
+        assert_eq!(cached(&cache, "dists/s/InRelease"), None);
+    }
+
+    #[tokio::test]
+    async fn an_index_changed_upstream_is_fetched_with_the_new_release() {
+        let up = Upstream::start();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = up.cache(dir.path());
+        cache.fetch("dists/s/InRelease").await.unwrap();
+        up.publish(b"package two");
+        // our Release is older than the upstream's index: the new Release is taken, once
+        cache
+            .fetch("dists/s/main/binary-amd64/Packages")
+            .await
+            .unwrap();
+        cache.fetch("pool/main/a.deb").await.unwrap();
+        assert_eq!(cached(&cache, "pool/main/a.deb").unwrap(), b"package two");
+    }
 
     #[test]
     fn roots_of_paths() {
