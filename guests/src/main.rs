@@ -119,6 +119,7 @@ enum Verb {
         #[arg(long)]
         json: bool,
     },
+    /// One guest: its definition, state, configs and install progress.
     Show {
         name: String,
         #[arg(long)]
