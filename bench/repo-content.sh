@@ -34,16 +34,8 @@ cargo build --release -p xenprov-repo
 bin=$PWD/target/release/xenprov-repo
 helpers=$PWD/tests/repo-content
 
-T=$(mktemp -d)
-chmod 755 "$T"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. tests/lib/servers.sh
+scratch_init
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 seconds() { local s; s=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $s" | bc -l; }
 
@@ -70,31 +62,11 @@ bash "$helpers/apt-upstream.sh" empty "$up/debian" "$T/keys"
 bash "$helpers/apt-upstream.sh" many "$up/debian" "$T/keys" small 64 200 >/dev/null
 bash "$helpers/apt-upstream.sh" many "$up/debian" "$T/keys" medium 16 $((8 << 20)) >/dev/null
 nginx_port=$(free_port)
-mkdir -p "$T/nginx/tmp"
-cat >"$T/nginx/nginx.conf" <<EOF
-# Debian's nginx.conf as far as serving files goes (sendfile, tcp_nopush, workers), loopback only.
-worker_processes auto;
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    sendfile on;
-    tcp_nopush on;
-    default_type application/octet-stream;
-    access_log off;
-    client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp; fastcgi_temp_path $T/nginx/tmp;
-    uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;
-    server { listen 127.0.0.1:$nginx_port; root $up; }
-    server { listen 127.0.0.1:NGINX_SLOW_PORT; root $T/slow; limit_rate $rate; }
-}
-EOF
 slow_port=$(free_port)
-sed -i "s/NGINX_SLOW_PORT/$slow_port/" "$T/nginx/nginx.conf"
 mkdir -p "$T/slow"
-nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
-nginx_master=$!
-pids+=("$nginx_master")
+nginx_conf "server { listen 127.0.0.1:$nginx_port; root $up; }
+    server { listen 127.0.0.1:$slow_port; root $T/slow; limit_rate $rate; }"
+nginx_start
 ours_port=$(free_port)
 mkdir -p "$T/root"
 cat >"$T/repo.toml" <<EOF
@@ -140,7 +112,7 @@ cpu_ticks() { cat "${@/#//proc/}" 2>/dev/null | awk '{ t += $14 + $15 } END { pr
 # wrk_run PORT PATH_PREFIX COUNT -> "requests_per_second server_cpu_ticks"
 wrk_run() {
     local stats before
-    if [ "$1" = "$nginx_port" ]; then stats=$(pgrep -P "$nginx_master" | sed 's|$|/stat|'); else stats=$ours/stat; fi
+    if [ "$1" = "$nginx_port" ]; then stats=$(pgrep -P "$nginx_pid" | sed 's|$|/stat|'); else stats=$ours/stat; fi
     before=$(cpu_ticks $stats)
     WRK_PREFIX=$2 WRK_COUNT=$3 wrk -t2 -c64 -d"${duration}s" --timeout 60s -s "$T/rotate.lua" "http://127.0.0.1:$1" >"$T/wrk.out"
     if grep -q "Non-2xx\|Socket errors" "$T/wrk.out"; then cat "$T/wrk.out" >&2; exit 1; fi

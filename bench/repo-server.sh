@@ -30,17 +30,8 @@ cargo build --release -p xenprov-repo
 bin=$PWD/target/release/xenprov-repo
 clients=$PWD/tests/repo-server/clients.py
 
-T=$(mktemp -d)
-chmod 755 "$T" # nginx workers run as nobody
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. tests/lib/servers.sh
+scratch_init
 
 www=$T/www
 mkdir -p "$www/small" "$www/medium" "$www/large"
@@ -58,29 +49,9 @@ end
 EOF
 
 nginx_port=$(free_port)
-mkdir -p "$T/nginx/tmp"
 if $access_log; then nginx_log="access_log $T/nginx/access.log;"; else nginx_log="access_log off;"; fi
-cat >"$T/nginx/nginx.conf" <<EOF
-# Debian's nginx.conf as far as serving files goes (sendfile, tcp_nopush, workers), loopback only.
-worker_processes auto;
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    sendfile on;
-    tcp_nopush on;
-    types_hash_max_size 2048;
-    default_type application/octet-stream;
-    $nginx_log
-    client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp; fastcgi_temp_path $T/nginx/tmp;
-    uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;
-    server { listen 127.0.0.1:$nginx_port; root $www; }
-}
-EOF
-nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
-nginx_master=$!
-pids+=("$nginx_master")
+nginx_conf "server { listen 127.0.0.1:$nginx_port; root $www; }" "$nginx_log"
+nginx_start
 
 ours_port=$(free_port)
 "$bin" serve --root "$www" --listen "127.0.0.1:$ours_port" --access-log "$access_log" --sendfile "$sendfile" \
@@ -107,7 +78,7 @@ pids+=($!)
 
 # CPU time (clock ticks) used so far by the given processes, all their threads included.
 cpu_ticks() { cat "${@/#//proc/}" 2>/dev/null | awk '{ t += $14 + $15 } END { print t + 0 }'; }
-server_pids() { if [ "$1" = "$nginx_port" ]; then pgrep -P "$nginx_master"; else echo "$ours"; fi; }
+server_pids() { if [ "$1" = "$nginx_port" ]; then pgrep -P "$nginx_pid"; else echo "$ours"; fi; }
 
 # wrk_run PORT DIR COUNT -> "requests_per_second bytes_per_second server_cpu_ticks"
 wrk_run() {

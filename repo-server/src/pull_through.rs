@@ -587,18 +587,22 @@ impl PullThrough {
         }
     }
 
-    async fn refresh_rpm(self: &Arc<Self>, prefix: &str) -> Result<(), Failure> {
-        let rel = join_relative(prefix, "repodata/repomd.xml").unwrap_or_default();
-        let data = self
-            .upstream
-            .get_small(&rel, MAX_METADATA)
+    /// A metadata file the upstream must have: 404 when it does not.
+    async fn get_metadata(&self, rel: &str) -> Result<Vec<u8>, Failure> {
+        self.upstream
+            .get_small(rel, MAX_METADATA)
             .await?
             .ok_or_else(|| {
                 Failure::new(
                     StatusCode::NOT_FOUND,
-                    format!("{}: not found", self.upstream.url(&rel)),
+                    format!("{}: not found", self.upstream.url(rel)),
                 )
-            })?;
+            })
+    }
+
+    async fn refresh_rpm(self: &Arc<Self>, prefix: &str) -> Result<(), Failure> {
+        let rel = join_relative(prefix, "repodata/repomd.xml").unwrap_or_default();
+        let data = self.get_metadata(&rel).await?;
         let asc = if self.repomd_signature {
             let asc_rel = format!("{rel}.asc");
             Some(
@@ -678,16 +682,7 @@ impl PullThrough {
                 ),
             ));
         }
-        let data = self
-            .upstream
-            .get_small(&rel, MAX_METADATA)
-            .await?
-            .ok_or_else(|| {
-                Failure::new(
-                    StatusCode::NOT_FOUND,
-                    format!("{}: not found", self.upstream.url(&rel)),
-                )
-            })?;
+        let data = self.get_metadata(&rel).await?;
         self.accept_tree(prefix, &data)
     }
 

@@ -24,24 +24,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "FAIL: ${BASH_SOURCE[0]} line $LINENO: $BASH_COMMAND" >&2' ERR
 
-fail() {
-    echo "FAIL: $*" >&2
-    echo "--- last lines of the server log:" >&2
-    tail -n 20 "$T/server.log" >&2 || true
-    exit 1
-}
-step() { echo "--- $*"; }
-# Access lines reach the log in batches, at least every half second: wait for them.
-log_count() {
-    local n=0
-    for _ in $(seq 30); do
-        n=$(grep -c -- "$1" "$T/server.log" || true)
-        [ "$n" -ge "${2:-1}" ] && break
-        sleep 0.1
-    done
-    echo "$n"
-}
-log_has() { [ "$(log_count "$1")" -ge 1 ]; }
+. tests/lib/servers.sh # fail, step, log_count, log_has (on $T/server.log)
 header() { tr -d '\r' <"$1" | awk -v h="$2" 'tolower($1) == tolower(h) ":" { $1 = ""; sub(/^ /, ""); print }'; }
 
 # The served tree, a file next to it that must never be served, and symlinks that try to reach it.

@@ -16,65 +16,22 @@ cargo build --release -p xenprov-repo
 bin=$PWD/target/release/xenprov-repo
 helpers=$PWD/tests/repo-content
 
-T=$(mktemp -d)
-chmod 755 "$T" # nginx workers run as nobody
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
+. tests/lib/servers.sh
+scratch_init
 trap 'echo "FAIL: ${BASH_SOURCE[0]} line $LINENO: $BASH_COMMAND" >&2' ERR
-
-fail() {
-    echo "FAIL: $*" >&2
-    echo "--- last lines of the cache server's log:" >&2
-    tail -n 30 "$T/server.log" | cut -c1-400 >&2 || true
-    exit 1
-}
-step() { echo "--- $*"; }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# Lines reach the server log in batches, at least every half second: wait for them.
-log_count() {
-    local n=0
-    for _ in $(seq 30); do
-        n=$(grep -c -- "$1" "$T/server.log" || true)
-        [ "$n" -ge "${2:-1}" ] && break
-        sleep 0.1
-    done
-    echo "$n"
-}
-log_has() { [ "$(log_count "$1")" -ge 1 ]; }
 
 # --- the upstream: nginx on loopback, rate-limited for the huge package so that it can be stopped mid-way
 up=$T/up
 bash "$helpers/apt-upstream.sh" init "$up/debian" "$T/keys"
 bash tests/repo-server/build-rpm-repo.sh "$up/rpm"
 up_port=$(free_port)
-mkdir -p "$T/nginx/tmp"
-cat >"$T/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log;
-events { worker_connections 256; }
-http {
-    access_log $T/nginx/access.log;
-    client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp; fastcgi_temp_path $T/nginx/tmp;
-    uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;
-    server {
+nginx_conf "server {
         listen 127.0.0.1:$up_port;
         root $up;
         location ~ huge { limit_rate 4m; }
-    }
-}
-EOF
-nginx_pid=
+    }" "access_log $T/nginx/access.log;"
 start_upstream() {
-    nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
-    nginx_pid=$!
-    pids+=("$nginx_pid")
+    nginx_start
     for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$up_port/debian/dists/stable/Release" && return; sleep 0.1; done
     fail "nginx did not start"
 }

@@ -1,0 +1,69 @@
+# Sourced by the repo-server suites and benchmarks: a scratch directory whose processes are stopped on
+# exit, free loopback ports, an nginx configuration, and waiting for lines of our server's log.
+
+# T: the scratch directory (world-readable: nginx workers run as nobody); add PIDs to `pids`.
+scratch_init() {
+    T=$(mktemp -d)
+    chmod 755 "$T"
+    pids=()
+    trap scratch_cleanup EXIT
+}
+scratch_cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$T"
+}
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+step() { echo "--- $*"; }
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- last lines of the server log:" >&2
+    tail -n 30 "$T/server.log" | cut -c1-400 >&2 || true
+    exit 1
+}
+
+# Access lines reach $T/server.log in batches, at least every half second: wait for them.
+# log_count PATTERN [AT_LEAST]
+log_count() {
+    local n=0
+    for _ in $(seq 30); do
+        n=$(grep -c -- "$1" "$T/server.log" || true)
+        [ "$n" -ge "${2:-1}" ] && break
+        sleep 0.1
+    done
+    echo "$n"
+}
+log_has() { [ "$(log_count "$1")" -ge 1 ]; }
+
+# Writes $T/nginx/nginx.conf: Debian's nginx.conf as far as serving files goes (sendfile, tcp_nopush,
+# workers), with the given server blocks and access_log line. Start it with nginx_start.
+nginx_conf() {
+    local servers=$1 access_log=${2:-access_log off;}
+    mkdir -p "$T/nginx/tmp"
+    cat >"$T/nginx/nginx.conf" <<CONF
+worker_processes auto;
+daemon off;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    sendfile on;
+    tcp_nopush on;
+    types_hash_max_size 2048;
+    default_type application/octet-stream;
+    $access_log
+    client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp; fastcgi_temp_path $T/nginx/tmp;
+    uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;
+    $servers
+}
+CONF
+}
+# Starts nginx in the background; its PID is in nginx_pid and in pids.
+nginx_start() {
+    nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" &
+    nginx_pid=$!
+    pids+=("$nginx_pid")
+}
