@@ -237,7 +237,9 @@ fn shown_state(st: &Status, dom: Option<&Domain>) -> &'static str {
     match (st.state, dom) {
         (State::Installed, Some(_)) if st.switched.is_some() => "running",
         (State::Defined, _) => "defined",
-        (State::Installing, _) | (State::Installed, Some(_)) => "installing",
+        // The installer reports done before it powers off: a domain gone without it has failed.
+        (State::Installing, None) => "failed",
+        (State::Installing, Some(_)) | (State::Installed, Some(_)) => "installing",
         (State::Installed, None) => "installed",
         (State::Failed, _) => "failed",
     }
@@ -441,6 +443,16 @@ mod tests {
     fn token_of(install_cfg: &str) -> String {
         let i = install_cfg.find("/preseed/web1/").unwrap() + 14;
         install_cfg[i..i + 32].to_string()
+    }
+
+    #[test]
+    fn an_installer_gone_without_done_is_listed_as_failed() {
+        let lab = Lab::new();
+        let env = lab.env();
+        create(&env, &def("web1"), "web1.toml").unwrap();
+        assert_eq!(list(&env).unwrap()[0].state, "installing");
+        lab.fake.running.borrow_mut().clear(); // the installer's domain crashed
+        assert_eq!(list(&env).unwrap()[0].state, "failed");
     }
 
     #[test]
