@@ -12,8 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib/deps.sh
 . tests/lib/qemu.sh
+. tests/lib/answer.sh
 need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin binutils \
-    qemu-system-x86 ovmf dosfstools
+    qemu-system-x86 ovmf dosfstools openssl openssh-client
 
 OUT=${XENPROV_BENCH_OUT:-out/bench}
 STEPS=" ${XENPROV_BENCH_STEPS:-install boot write} "
@@ -29,11 +30,9 @@ result() {
 target/release/xenprov-image iso --out "$ISO" --work-dir "$OUT/image"
 
 fresh_disks() {
-    rm -f "$OUT/target.img" "$OUT/answer.img"
+    rm -f "$OUT/target.img"
     truncate -s 20G "$OUT/target.img"
-    truncate -s 16M "$OUT/answer.img"
-    mkfs.vfat -n XENPROV "$OUT/answer.img" >/dev/null
-    mcopy -i "$OUT/answer.img" tests/e2e/answer.toml ::answer.toml
+    answer_disk tests/e2e/answer.toml "$OUT"
 }
 
 # Seconds from start until the VM's serial log matches, or until it exits when REGEX is empty.

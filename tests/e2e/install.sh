@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
 . tests/lib/qemu.sh
+. tests/lib/answer.sh
 
 OUT=${XENPROV_E2E_OUT:-out/e2e}
 ISO_FIRMWARE=${XENPROV_E2E_ISO_FIRMWARE:-uefi}
@@ -85,17 +86,9 @@ make_iso() {
 }
 
 make_disks() {
-    rm -f "$OUT/target.img" "$OUT/answer.img" "$OUT/witness.img"
+    rm -f "$OUT/target.img" "$OUT/witness.img"
     truncate -s 20G "$OUT/target.img"
-    truncate -s 16M "$OUT/answer.img"
-    mkfs.vfat -n XENPROV "$OUT/answer.img" >/dev/null
-    # A fresh admin password (kept here, hashed in the answer) and SSH key for each run.
-    rm -f "$OUT/id_ed25519"*
-    ssh-keygen -q -t ed25519 -N '' -C xenprov-e2e -f "$OUT/id_ed25519"
-    (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$OUT/admin.pw")
-    sed -e "s|ADMIN_HASH|$(openssl passwd -6 -stdin <"$OUT/admin.pw")|" -e "s|SSH_KEY|$(cat "$OUT/id_ed25519.pub")|" \
-        "$ANSWER" >"$OUT/answer.toml"
-    mcopy -i "$OUT/answer.img" "$OUT/answer.toml" ::answer.toml
+    answer_disk "$ANSWER" "$OUT"
     head -c 32M /dev/urandom >"$OUT/witness.img"
     sha256sum <"$OUT/witness.img" >"$OUT/witness.sha256"
 }

@@ -20,6 +20,7 @@ cd "$(dirname "$0")/../.."
 # nor shadow paging available"), and QEMU's TCG offers NPT only when asked.
 export QEMU_CPU=${QEMU_CPU:-qemu64,+svm,+npt}
 . tests/lib/qemu.sh
+. tests/lib/answer.sh
 
 trap 'echo "guests e2e: FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 MODE=${1:-full}
@@ -63,20 +64,9 @@ build_host() {
         echo "=== guests e2e: reusing the installed host $OUT/host.img"
         return
     fi
-    rm -f "$OUT/host.img" "$OUT/host.stamp" "$OUT/id_ed25519"*
-    ssh-keygen -q -t ed25519 -N '' -C xenprov-guests-e2e -f "$OUT/id_ed25519"
-    # The admin password only lives in this shell and in the host's shadow file, as a hash.
-    openssl rand -hex 16 >"$OUT/admin.pw"
-    chmod 600 "$OUT/admin.pw"
-    local hash key
-    hash=$(openssl passwd -6 -stdin <"$OUT/admin.pw")
-    key=$(cat "$OUT/id_ed25519.pub")
-    sed -e "s|ADMIN_HASH|$hash|" -e "s|SSH_KEY|$key|" tests/guests/e2e/answer.toml >"$OUT/answer.toml"
+    rm -f "$OUT/host.img" "$OUT/host.stamp"
+    answer_disk tests/guests/e2e/answer.toml "$OUT"
     truncate -s 28G "$OUT/host.img"
-    rm -f "$OUT/answer.img"
-    truncate -s 16M "$OUT/answer.img"
-    mkfs.vfat -n XENPROV "$OUT/answer.img" >/dev/null
-    mcopy -i "$OUT/answer.img" "$OUT/answer.toml" ::answer.toml
     local args
     mapfile -t args < <(qemu_cdrom "$OUT/xenprov.iso"; qemu_disk "$OUT/host.img" XPTARGET0
         qemu_disk "$OUT/answer.img" XPANSWER0; qemu_net)
