@@ -67,3 +67,52 @@ nginx_start() {
     nginx_pid=$!
     pids+=("$nginx_pid")
 }
+
+# server_address PID: waits for our server's "on http://127.0.0.1:PORT" line in $T/server.log and sets
+# port and base; fails when the server exits first or stays silent for 10 s.
+server_address() {
+    local pid=$1
+    port=
+    for _ in $(seq 100); do
+        port=$(sed -n 's|.* on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$T/server.log" 2>/dev/null || true)
+        [ -n "$port" ] && break
+        kill -0 "$pid" 2>/dev/null || fail "server exited at startup"
+        sleep 0.1
+    done
+    [ -n "$port" ] || fail "server did not report its address"
+    base=http://127.0.0.1:$port
+}
+
+# apt_root DIR URL: an apt configuration of its own in DIR (use it with APT_CONFIG=DIR/apt.conf) for the
+# suite "stable" at URL, trusting only the throw-away key in $T/keys.
+apt_root() {
+    local r=$1
+    mkdir -p "$r"/{etc/apt/apt.conf.d,etc/apt/preferences.d,etc/apt/trusted.gpg.d,state/lists/partial} \
+        "$r"/{cache/archives/partial,log,download}
+    touch "$r/state/status"
+    echo "deb [signed-by=$T/keys/key.gpg] $2 stable main" >"$r/etc/apt/sources.list"
+    cat >"$r/apt.conf" <<CONF
+Dir "$r/";
+Dir::Etc "$r/etc/apt/";
+Dir::State "$r/state/";
+Dir::State::status "$r/state/status";
+Dir::Cache "$r/cache/";
+Dir::Log "$r/log/";
+APT::Architecture "amd64";
+APT::Architectures { "amd64"; };
+APT::Sandbox::User "root";
+Acquire::Languages "none";
+Debug::NoLocking "true";
+CONF
+}
+
+# dnf_install DIR URL: dnf installs xenprov-big (which pulls in xenprov-hello) from the repository at URL
+# into the installroot DIR/root, with no other repository; its output is in DIR/dnf.log, shown on failure.
+dnf_install() {
+    local d=$1
+    mkdir -p "$d"
+    dnf -y -q --installroot="$d/root" --releasever=1 --setopt=reposdir=/dev/null \
+        --setopt=cachedir="$d/cache" --setopt=install_weak_deps=False \
+        --repofrompath=xenprov,"$2" --repo=xenprov --nogpgcheck install xenprov-big \
+        >"$d/dnf.log" 2>&1 || { cat "$d/dnf.log"; return 1; }
+}

@@ -51,62 +51,35 @@ bash "$helpers/build-rpm-repo.sh" "$srv/rpm"
 "$bin" serve --root "$srv" --listen 127.0.0.1:0 --header-read-timeout 3s --idle-timeout 4s \
     --shutdown-timeout 30s 2>"$T/server.log" &
 server_pid=$!
-port=
-for _ in $(seq 100); do
-    port=$(sed -n 's|.* on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$T/server.log" 2>/dev/null || true)
-    [ -n "$port" ] && break
-    kill -0 "$server_pid" 2>/dev/null || fail "server exited at startup"
-    sleep 0.1
-done
-[ -n "$port" ] || fail "server did not report its address"
-base=http://127.0.0.1:$port
+server_address "$server_pid"
 [ "$(curl -sf "$base/healthz")" = ok ] || fail "/healthz"
 
 step "apt-get update and download from a signed repository"
-apt_root=$T/apt
-mkdir -p "$apt_root"/{etc/apt/apt.conf.d,etc/apt/preferences.d,etc/apt/trusted.gpg.d,state/lists/partial} \
-    "$apt_root"/{cache/archives/partial,log,download}
-touch "$apt_root/state/status"
-echo "deb [signed-by=$T/keys/key.gpg] $base/debian stable main" >"$apt_root/etc/apt/sources.list"
-cat >"$apt_root/apt.conf" <<EOF
-Dir "$apt_root/";
-Dir::Etc "$apt_root/etc/apt/";
-Dir::State "$apt_root/state/";
-Dir::State::status "$apt_root/state/status";
-Dir::Cache "$apt_root/cache/";
-Dir::Log "$apt_root/log/";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Debug::NoLocking "true";
-EOF
-export APT_CONFIG=$apt_root/apt.conf
+apt_dir=$T/apt
+apt_root "$apt_dir" "$base/debian"
+export APT_CONFIG=$apt_dir/apt.conf
 apt-get -q update >"$T/apt-update.log" 2>&1 || { cat "$T/apt-update.log"; fail "apt-get update"; }
 grep -q '^W:\|^E:' "$T/apt-update.log" && { cat "$T/apt-update.log"; fail "apt-get update warned"; }
 log_has "path=/debian/dists/stable/InRelease status=200" || fail "apt did not fetch InRelease"
 log_has "path=/debian/dists/stable/main/binary-amd64/by-hash/SHA" || fail "apt did not use by-hash"
-(cd "$apt_root/download" && apt-get -q download xenprov-hello xenprov-big >/dev/null) || fail "apt-get download"
+(cd "$apt_dir/download" && apt-get -q download xenprov-hello xenprov-big >/dev/null) || fail "apt-get download"
 for deb in xenprov-hello_1.0_all.deb xenprov-big_1.0_all.deb; do
-    cmp -s "$apt_root/download/$deb" "$srv/debian/pool/main/$deb" || fail "apt downloaded a different $deb"
+    cmp -s "$apt_dir/download/$deb" "$srv/debian/pool/main/$deb" || fail "apt downloaded a different $deb"
 done
 # A partial download with the server's date: apt resumes with Range and If-Range, then checks the hash.
 big_deb=$srv/debian/pool/main/xenprov-big_1.0_all.deb
-head -c 1000000 "$big_deb" >"$apt_root/cache/archives/partial/xenprov-big_1.0_all.deb"
-touch -r "$big_deb" "$apt_root/cache/archives/partial/xenprov-big_1.0_all.deb"
+head -c 1000000 "$big_deb" >"$apt_dir/cache/archives/partial/xenprov-big_1.0_all.deb"
+touch -r "$big_deb" "$apt_dir/cache/archives/partial/xenprov-big_1.0_all.deb"
 apt-get -q -y -d install xenprov-big >"$T/apt-install.log" 2>&1 || { cat "$T/apt-install.log"; fail "apt resume"; }
-cmp -s "$apt_root/cache/archives/xenprov-big_1.0_all.deb" "$big_deb" || fail "apt resumed download differs"
+cmp -s "$apt_dir/cache/archives/xenprov-big_1.0_all.deb" "$big_deb" || fail "apt resumed download differs"
 log_has "path=/debian/pool/main/xenprov-big_1.0_all.deb status=206" || fail "apt did not resume with a range"
 unset APT_CONFIG
 
 step "dnf install --installroot"
-dnf -y -q --installroot="$T/dnfroot" --releasever=1 --setopt=reposdir=/dev/null \
-    --setopt=cachedir="$T/dnfcache" --setopt=install_weak_deps=False \
-    --repofrompath=xenprov,"$base/rpm" --repo=xenprov --nogpgcheck install xenprov-big \
-    >"$T/dnf.log" 2>&1 || { cat "$T/dnf.log"; fail "dnf install"; }
-rpm --root "$T/dnfroot" -q xenprov-big xenprov-hello >/dev/null || fail "packages not in the installroot's rpmdb"
-[ "$(cat "$T/dnfroot/usr/share/xenprov-hello/hello.txt")" = "hello from xenprov" ] || fail "xenprov-hello content"
-[ "$(stat -c %s "$T/dnfroot/usr/share/xenprov-big/blob")" = 3145728 ] || fail "xenprov-big payload"
+dnf_install "$T/dnf" "$base/rpm" || fail "dnf install"
+rpm --root "$T/dnf/root" -q xenprov-big xenprov-hello >/dev/null || fail "packages not in the installroot's rpmdb"
+[ "$(cat "$T/dnf/root/usr/share/xenprov-hello/hello.txt")" = "hello from xenprov" ] || fail "xenprov-hello content"
+[ "$(stat -c %s "$T/dnf/root/usr/share/xenprov-big/blob")" = 3145728 ] || fail "xenprov-big payload"
 log_has "path=/rpm/repodata/repomd.xml status=200" || fail "dnf did not fetch repomd.xml"
 
 step "zchunk delta download (multi-range requests)"

@@ -82,39 +82,10 @@ start_server() {
     "$bin" serve --config "$T/repo.toml" 2>>"$T/server.log" &
     server_pid=$!
     pids+=("$server_pid")
-    port=
-    for _ in $(seq 100); do
-        port=$(sed -n 's|.* on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$T/server.log" 2>/dev/null || true)
-        [ -n "$port" ] && break
-        kill -0 "$server_pid" 2>/dev/null || fail "server exited at startup"
-        sleep 0.1
-    done
-    [ -n "$port" ] || fail "server did not report its address"
-    base=http://127.0.0.1:$port
+    server_address "$server_pid"
 }
 start_server
 
-# apt_root DIR URL: an apt configuration of its own in DIR, using the throw-away key.
-apt_root() {
-    local r=$1
-    mkdir -p "$r"/{etc/apt/apt.conf.d,etc/apt/preferences.d,etc/apt/trusted.gpg.d,state/lists/partial} \
-        "$r"/{cache/archives/partial,log,download}
-    touch "$r/state/status"
-    echo "deb [signed-by=$T/keys/key.gpg] $2 stable main" >"$r/etc/apt/sources.list"
-    cat >"$r/apt.conf" <<EOF
-Dir "$r/";
-Dir::Etc "$r/etc/apt/";
-Dir::State "$r/state/";
-Dir::State::status "$r/state/status";
-Dir::Cache "$r/cache/";
-Dir::Log "$r/log/";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Debug::NoLocking "true";
-EOF
-}
 # apt_update DIR: apt-get update that must neither warn nor fail.
 apt_update() {
     APT_CONFIG=$1/apt.conf apt-get -q update >"$1/update.log" 2>&1 || { cat "$1/update.log"; return 1; }
@@ -209,11 +180,8 @@ stop_upstream
 start_upstream
 
 step "dnf through the cache of an RPM repository"
-dnf -y -q --installroot="$T/dnfroot" --releasever=1 --setopt=reposdir=/dev/null \
-    --setopt=cachedir="$T/dnfcache" --setopt=install_weak_deps=False \
-    --repofrompath=xenprov,"$base/rpm" --repo=xenprov --nogpgcheck install xenprov-big \
-    >"$T/dnf.log" 2>&1 || { cat "$T/dnf.log"; fail "dnf install through the cache"; }
-rpm --root "$T/dnfroot" -q xenprov-big xenprov-hello >/dev/null || fail "packages not in the installroot"
+dnf_install "$T/dnf" "$base/rpm" || fail "dnf install through the cache"
+rpm --root "$T/dnf/root" -q xenprov-big xenprov-hello >/dev/null || fail "packages not in the installroot"
 step "an install tree's .treeinfo images through the cache"
 mkdir -p "$up/rpm/images/pxeboot"
 head -c 300000 /dev/urandom >"$up/rpm/images/pxeboot/vmlinuz"
@@ -281,11 +249,8 @@ grep -q "$other: expected sha256" "$T/rmir.log" || { cat "$T/rmir.log"; fail "RP
 cp "$T/other.orig" "$up/rpm/$other"
 "$bin" mirror rmir --config "$T/repo.toml" >/dev/null 2>"$T/rmir.log" || { cat "$T/rmir.log"; fail "RPM mirror"; }
 sleep 1.2
-dnf -y -q --installroot="$T/dnfroot2" --releasever=1 --setopt=reposdir=/dev/null \
-    --setopt=cachedir="$T/dnfcache2" --setopt=install_weak_deps=False \
-    --repofrompath=rmir,"$base/rmir" --repo=rmir --nogpgcheck install xenprov-big \
-    >"$T/dnf2.log" 2>&1 || { cat "$T/dnf2.log"; fail "dnf install from the RPM mirror"; }
-rpm --root "$T/dnfroot2" -q xenprov-big xenprov-hello >/dev/null || fail "packages from the RPM mirror not installed"
+dnf_install "$T/dnf2" "$base/rmir" || fail "dnf install from the RPM mirror"
+rpm --root "$T/dnf2/root" -q xenprov-big xenprov-hello >/dev/null || fail "packages from the RPM mirror not installed"
 
 step "an interrupted mirror sync resumes and never disturbs the published snapshot"
 bash "$helpers/apt-upstream.sh" add "$up/debian" "$T/keys" xenprov-huge2 30000000
