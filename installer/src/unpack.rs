@@ -76,13 +76,21 @@ impl Root {
         } else {
             rel
         };
-        Ok(openat2(
-            &self.fd,
-            p,
-            flags | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT,
-        )?)
+        // EAGAIN: a rename anywhere on the system raced the kernel's check of a `..` met on the way;
+        // the lookup is safe to repeat, a bounded number of times.
+        let mut tries = 0;
+        loop {
+            match openat2(
+                &self.fd,
+                p,
+                flags | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT,
+            ) {
+                Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
+                r => return Ok(r?),
+            }
+        }
     }
 
     /// Makes `rel` and its missing parents (root's, 0755), as tar does for entries whose

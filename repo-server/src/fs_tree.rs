@@ -130,14 +130,23 @@ impl Root {
         } else {
             rel
         };
-        rustix::fs::openat2(
-            &self.fd,
-            rel,
-            // NONBLOCK: opening a FIFO must not hang; it is refused after fstat anyway.
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
-            Mode::empty(),
-            resolve | ResolveFlags::NO_MAGICLINKS,
-        )
+        // EAGAIN: a rename anywhere on the system raced the kernel's check of a `..` (symlinks into
+        // the cache's object store have them); the lookup is safe to repeat. Bounded, so a flood of
+        // renames gives an error rather than a spinning worker.
+        let mut tries = 0;
+        loop {
+            match rustix::fs::openat2(
+                &self.fd,
+                rel,
+                // NONBLOCK: opening a FIFO must not hang; it is refused after fstat anyway.
+                OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+                Mode::empty(),
+                resolve | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                Err(Errno::AGAIN) if tries < OPENAT2_RETRIES => tries += 1,
+                r => return r,
+            }
+        }
     }
 
     /// Opens `rel` and returns it with its metadata, following symlinks only inside the root.
@@ -160,6 +169,9 @@ impl Root {
             .map_err(not_found_if_missing)
     }
 }
+
+/// How often a lookup is repeated after `openat2` reports a racing rename (EAGAIN).
+const OPENAT2_RETRIES: u32 = 16;
 
 fn identity(stat: &Stat) -> (u64, u64) {
     (stat.st_dev, stat.st_ino)
@@ -283,6 +295,35 @@ mod tests {
             }
             Node::Dir(_) => Ok(b"<dir>".to_vec()),
         }
+    }
+
+    /// The pull-through cache renames links into place while other requests open links with `..`:
+    /// the kernel then answers EAGAIN now and then, which must never reach a client.
+    #[test]
+    fn lookups_through_dotdot_survive_concurrent_renames() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("objects")).unwrap();
+        std::fs::create_dir_all(root.join("pool")).unwrap();
+        std::fs::write(root.join("objects/x"), b"x").unwrap();
+        symlink("../objects/x", root.join("pool/x")).unwrap();
+        let tree = FsTree::open_root(root).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renamer = {
+            let (stop, a, b) = (stop.clone(), root.join("objects/a"), root.join("objects/b"));
+            std::fs::write(&a, b"").unwrap();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::rename(&a, &b).unwrap();
+                    std::fs::rename(&b, &a).unwrap();
+                }
+            })
+        };
+        let path = SafePath::from_uri_path("/pool/x").unwrap();
+        let failures = (0..200_000).filter(|_| tree.open(&path).is_err()).count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        renamer.join().unwrap();
+        assert_eq!(failures, 0);
     }
 
     #[test]
