@@ -77,20 +77,24 @@ impl Router {
             "/healthz" => self.health(&req),
             "/metrics" => self.metrics(&req),
             path => match self.upstream_of(path) {
-                Some((upstream, rel)) => self.through_cache(&req, upstream, &rel).await,
+                Some((upstream, rel, path)) => self.through_cache(&req, upstream, &rel, path).await,
                 None => self.files.serve(&req).await,
             },
         }
     }
 
-    fn upstream_of(&self, path: &str) -> Option<(&Arc<PullThrough>, String)> {
+    /// The upstream `path` is under, the path below it, and `path` decoded (decoded once: the
+    /// cache's hits are served from it). Paths that do not decode are left to the static handler,
+    /// which refuses them.
+    fn upstream_of(&self, path: &str) -> Option<(&Arc<PullThrough>, String, SafePath)> {
         if self.upstreams.is_empty() {
-            return None; // the common case pays no second path decoding
+            return None; // the common case pays no path decoding here
         }
         let path = SafePath::from_uri_path(path).ok()?;
         let (name, rest) = path.split_first()?;
         let upstream = self.upstreams.get(name)?;
-        Some((upstream, rest.as_path().to_str()?.to_string()))
+        let rel = rest.as_path().to_str()?.to_string();
+        Some((upstream, rel, path))
     }
 
     /// Hits are plain files of the cache; a miss is fetched, verified, then served the same way.
@@ -99,6 +103,7 @@ impl Router {
         req: &Request<B>,
         upstream: &Arc<PullThrough>,
         rel: &str,
+        path: SafePath,
     ) -> Response<Body> {
         let Some(head) = get_or_head(req) else {
             return method_not_allowed("GET, HEAD");
@@ -106,12 +111,12 @@ impl Router {
         if let Err(f) = upstream.refresh_if_stale(rel).await {
             return error(f.status, head);
         }
-        let resp = self.files.serve(req).await;
+        let resp = self.files.serve_path(req, &path, head).await;
         if resp.status() != StatusCode::NOT_FOUND || rel.is_empty() {
             return resp;
         }
         match upstream.fetch(rel).await {
-            Ok(()) => self.files.serve(req).await,
+            Ok(()) => self.files.serve_path(req, &path, head).await,
             Err(f) => error(f.status, head),
         }
     }

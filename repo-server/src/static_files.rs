@@ -64,11 +64,21 @@ impl StaticFiles {
                 return error(status, head);
             }
         };
-        match self.tree.open(&path) {
-            Ok(Node::File(source)) => self.file(req, &path, source, head).await,
+        self.serve_path(req, &path, head).await
+    }
+
+    /// Answers a GET (or HEAD, when `head`) for `path`, decoded from `req`'s URI by the caller.
+    pub async fn serve_path<B>(
+        &self,
+        req: &Request<B>,
+        path: &SafePath,
+        head: bool,
+    ) -> Response<Body> {
+        match self.tree.open(path) {
+            Ok(Node::File(source)) => self.file(req, path, source, head).await,
             Ok(Node::Dir(_)) if !path.has_trailing_slash() => redirect_to_dir(req),
             Ok(Node::Dir(_)) => self.listing(req, path, head).await,
-            Err(e) => io_error(&e, &path, head),
+            Err(e) => io_error(&e, path, head),
         }
     }
 
@@ -182,7 +192,7 @@ impl StaticFiles {
         Ok(Content::Memory(data))
     }
 
-    async fn listing<B>(&self, req: &Request<B>, path: SafePath, head: bool) -> Response<Body> {
+    async fn listing<B>(&self, req: &Request<B>, path: &SafePath, head: bool) -> Response<Body> {
         let tree = self.tree.clone();
         let listed = {
             let path = path.clone();
@@ -190,7 +200,7 @@ impl StaticFiles {
         };
         let mut entries = match listed.map_err(io::Error::other).and_then(|r| r) {
             Ok(entries) => entries,
-            Err(e) => return io_error(&e, &path, head),
+            Err(e) => return io_error(&e, path, head),
         };
         listing::sort(&mut entries);
         let wants_json = req
