@@ -5,7 +5,13 @@
 # install token (the repo server's access log shows the 200), and — in `full` mode — installs,
 # powers off, and comes back up from its own disk (login prompt, `xenprov-guest list` says running).
 #
-#   tests/guests/e2e.sh [preseed|full]     preseed: stop once every guest fetched its preseed (CI)
+#   tests/guests/e2e.sh [preseed|standin|full]
+#     preseed: stop once every guest fetched its preseed and reported `started`
+#     standin: then, with d-i paused, tests/guests/standin.sh does d-i's package steps in the dom0
+#              (this machine's mirror serves no udebs), the preseed's late_command reports `done`,
+#              and the rest is real: the installer's domain ends, `xenprov-guest wait` switches to
+#              the run-phase config, GRUB boots the guest from its own disk (CI, PV)
+#     full:    d-i installs by itself (needs a mirror that serves udebs)
 #
 # Settings: XENPROV_GUESTS_OUT (out/guests), XENPROV_GUESTS_TYPES ("pv pvh"; add hvm to try HVM),
 # XENPROV_GUESTS_MIRROR (the Debian mirror the guests' d-i uses; default: this machine's APT source).
@@ -28,11 +34,11 @@ OUT=${XENPROV_GUESTS_OUT:-out/guests}
 TYPES=${XENPROV_GUESTS_TYPES:-pv pvh}
 SSH_PORT=${XENPROV_GUESTS_SSH_PORT:-10022}
 DI_DIR=/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64
-case $MODE in preseed | full) ;; *) echo "usage: $0 [preseed|full]" >&2; exit 2 ;; esac
+case $MODE in preseed | standin | full) ;; *) echo "usage: $0 [preseed|standin|full]" >&2; exit 2 ;; esac
 
 need_cargo
 need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin tar \
-    qemu-system-x86 qemu-utils ovmf dosfstools fdisk openssh-client openssl
+    qemu-system-x86 qemu-utils ovmf dosfstools fdisk openssh-client openssl zstd
 
 fail() {
     echo "guests e2e: FAIL: $*" >&2
@@ -135,6 +141,7 @@ setup_host() {
     on_host 'mkdir -p /srv/xenprov/repo/debian-installer/12/amd64 /etc/xenprov /tmp/guests'
     tar -C "$OUT/di$DI_DIR" -c linux initrd.gz | on_host 'tar -x -C /srv/xenprov/repo/debian-installer/12/amd64'
     tar -C tests/guests/e2e -c . | on_host 'tar -x -C /tmp/guests'
+    on_host 'cat >/tmp/guests/standin.sh' <tests/guests/standin.sh
     # Issue 5 brings a verifying pull-through cache on the repo server; until then d-i fetches
     # packages from the Debian mirror directly, through QEMU's user-mode network.
     printf 'trees = [{ os = "debian12", url = "%s" }]\ninstall-timeout = "3h"\n' "$(mirror)" |
@@ -165,6 +172,11 @@ preseed_served() {
     on_host "journalctl -u xenprov-repo -o cat --no-pager | grep -F '/preseed/$1/$2' | grep -q 'status=200'"
 }
 
+if [ "$MODE" = standin ]; then
+    start=$SECONDS
+    ROOTFS=$(bash tests/guests/rootfs.sh "$(mirror)") || fail "building the guests' root file system"
+    timing "guest root file system (cached)" $((SECONDS - start))
+fi
 if [ -n "${XENPROV_GUESTS_HOST:-}" ]; then
     adopt_host "$XENPROV_GUESTS_HOST"
 else
@@ -172,7 +184,7 @@ else
 fi
 boot_host
 setup_host
-declare -A STARTED TOKEN
+declare -A STARTED TOKEN ROOT_UUID
 for t in $TYPES; do
     g=deb-$t
     STARTED[$g]=$SECONDS
@@ -200,12 +212,33 @@ for t in $TYPES; do
     on_host "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/preseed/$g/00000000000000000000000000000000" |
         grep -qx 404 || fail "$g: a wrong token was not refused"
 done
-if [ "$MODE" = full ]; then
+if [ "$MODE" = standin ]; then
     for t in $TYPES; do
         g=deb-$t
+        on_host "xl pause $g"
+        start=$SECONDS
+        on_host "bash /tmp/guests/standin.sh $g http://127.0.0.1:8080/preseed/$g/${TOKEN[$g]}" <"$ROOTFS" |
+            tee "$OUT/standin-$g.log" || fail "$g: the stand-in for d-i's package steps failed"
+        ROOT_UUID[$g]=$(sed -n 's/^standin: .* (root \([0-9a-f-]*\))$/\1/p' "$OUT/standin-$g.log")
+        timing "$g: stand-in for d-i's package steps" $((SECONDS - start))
+        # d-i's last step powers off, and on_poweroff="destroy" ends the installer's domain.
+        on_host "xl destroy $g"
+    done
+fi
+if [ "$MODE" != preseed ]; then
+    for t in $TYPES; do
+        g=deb-$t
+        start=$SECONDS
         on_host "xenprov-guest wait $g" || fail "$g: install did not finish"
-        s=$(await "$g: login prompt from its own disk" 1800 "${STARTED[$g]}" console_has "$g" "$g login:")
-        timing "$g: new -> running from its own disk" "$s"
+        s=$(await "$g: login prompt from its own disk" 1800 "$start" console_has "$g" "$g login:")
+        timing "$g: switch -> login from own disk" "$s"
+        timing "$g: new -> running from its own disk" $((SECONDS - STARTED[$g]))
+        # GRUB (pvgrub2, or the MBR's for HVM) read the guest's grub.cfg and booted its root.
+        console_has "$g" 'Booting .Debian GNU/Linux.' || fail "$g: GRUB did not boot from its own disk"
+        if [ "$MODE" = standin ]; then
+            console_has "$g" "Command line: (BOOT_IMAGE=[^ ]+ )?root=UUID=${ROOT_UUID[$g]} " ||
+                fail "$g: its kernel did not mount the root the stand-in made (${ROOT_UUID[$g]})"
+        fi
         on_host "xenprov-guest list --json" | grep -A4 "\"name\": \"$g\"" | grep -q '"state": "running"' ||
             fail "$g: xenprov-guest list does not say running"
         on_host "test -L /etc/xen/auto/$g.cfg" || fail "$g: not linked for autostart"
