@@ -140,8 +140,15 @@ setup_host() {
     dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$OUT/di" ".$DI_DIR/linux" ".$DI_DIR/initrd.gz"
     on_host 'mkdir -p /srv/xenprov/repo/debian-installer/12/amd64 /etc/xenprov /tmp/guests'
     tar -C "$OUT/di$DI_DIR" -c linux initrd.gz | on_host 'tar -x -C /srv/xenprov/repo/debian-installer/12/amd64'
-    tar -C tests/guests/e2e -c . | on_host 'tar -x -C /tmp/guests'
-    on_host 'cat >/tmp/guests/standin.sh' <tests/guests/standin.sh
+    # The guests take the test's SSH key, which their preseed's late_command installs, so that the
+    # test can log in to them once they run from their own disks.
+    local pub f
+    pub=$(ssh-keygen -y -f "$OUT/id_ed25519")
+    for f in tests/guests/e2e/deb-*.toml; do
+        { echo "ssh-authorized-keys = [\"$pub\"]"; cat "$f"; } | on_host "cat >/tmp/guests/${f##*/}"
+    done
+    on_host 'umask 077 && cat >/tmp/guests/id' <"$OUT/id_ed25519"
+    for f in standin.sh guest-ssh.sh; do on_host "cat >/tmp/guests/$f" <"tests/guests/$f"; done
     # Issue 5 brings a verifying pull-through cache on the repo server; until then d-i fetches
     # packages from the Debian mirror directly, through QEMU's user-mode network.
     printf 'trees = [{ os = "debian12", url = "%s" }]\ninstall-timeout = "3h"\n' "$(mirror)" |
@@ -165,6 +172,12 @@ await() {
     echo $((SECONDS - start))
 }
 
+# The guest answers SSH with its name and xvda1 as its root.
+guest_says() {
+    local got
+    got=$(on_host "bash /tmp/guests/guest-ssh.sh $1 'hostname; findmnt -n -o SOURCE /'" 2>/dev/null | tr '\n' ' ')
+    [ "$got" = "$1 /dev/xvda1 " ]
+}
 console_has() { on_host "grep -aqE '$2' /var/log/xen/console/guest-$1.log 2>/dev/null"; }
 started_event() { on_host "grep -q '\"event\": \"started\"' /var/lib/xenprov/guests/$1/status.json"; }
 token_of() { on_host "sed -n 's|.*/preseed/$1/\([0-9a-f]\{32\}\).*|\1|p' /var/lib/xenprov/guests/$1/install.cfg"; }
@@ -233,8 +246,10 @@ if [ "$MODE" != preseed ]; then
         s=$(await "$g: login prompt from its own disk" 1800 "$start" console_has "$g" "$g login:")
         timing "$g: switch -> login from own disk" "$s"
         timing "$g: new -> running from its own disk" $((SECONDS - STARTED[$g]))
-        # GRUB (pvgrub2, or the MBR's for HVM) read the guest's grub.cfg and booted its root.
-        console_has "$g" 'Booting .Debian GNU/Linux.' || fail "$g: GRUB did not boot from its own disk"
+        # pvgrub2 read the guest's grub.cfg and booted its entry (an HVM guest's GRUB, from its MBR,
+        # speaks on the emulated VGA and serial, which xenconsoled does not log).
+        [ "$t" = hvm ] || console_has "$g" 'Booting .Debian GNU/Linux.' ||
+            fail "$g: pvgrub2 did not boot from its own disk"
         if [ "$MODE" = standin ]; then
             console_has "$g" "Command line: (BOOT_IMAGE=[^ ]+ )?root=UUID=${ROOT_UUID[$g]} " ||
                 fail "$g: its kernel did not mount the root the stand-in made (${ROOT_UUID[$g]})"
@@ -242,6 +257,10 @@ if [ "$MODE" != preseed ]; then
         on_host "xenprov-guest list --json" | grep -A4 "\"name\": \"$g\"" | grep -q '"state": "running"' ||
             fail "$g: xenprov-guest list does not say running"
         on_host "test -L /etc/xen/auto/$g.cfg" || fail "$g: not linked for autostart"
+        # Up on its own disk and on the network: from the dom0, over the bridge, with the key its
+        # late_command installed.
+        s=$(await "$g: SSH from the dom0 (hostname, root device)" 300 "$start" guest_says "$g")
+        timing "$g: switch -> SSH into it from dom0" "$s"
     done
 fi
 collect
