@@ -1048,6 +1048,11 @@ fn host_files(
         ),
         file("/etc/xen/xl.conf", "0644", r("xl.conf.tera")?),
         file("/etc/default/xen", "0644", r("default-xen.tera")?),
+        file(
+            "/etc/default/xendomains",
+            "0644",
+            r("default-xendomains.tera")?,
+        ),
         dir("/var/log/xen/console", "0750", "root"),
         file(
             "/usr/lib/xenprov/issue",
