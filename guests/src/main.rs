@@ -125,11 +125,14 @@ enum Verb {
         #[arg(long)]
         json: bool,
     },
-    /// Destroy a guest and delete its configs and (unless kept) its disk.
+    /// Delete a guest: its configs, autostart link and (unless kept) its disk. Stops its installer;
+    /// a guest running from its own disk must be shut down first, or destroyed with --force.
     Rm {
         name: String,
         #[arg(long)]
         keep_disk: bool,
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -172,8 +175,12 @@ fn main() -> Result<()> {
         Verb::Wait { name } => wait(&env, &name),
         Verb::List { json } => list(&env, json),
         Verb::Show { name, json } => show(&env, &name, json),
-        Verb::Rm { name, keep_disk } => {
-            ops::remove(&env, &name, keep_disk)?;
+        Verb::Rm {
+            name,
+            keep_disk,
+            force,
+        } => {
+            ops::remove(&env, &name, keep_disk, force)?;
             println!(
                 "removed guest {name}{}",
                 if keep_disk { " (disk kept)" } else { "" }

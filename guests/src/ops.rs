@@ -295,10 +295,18 @@ pub fn show(env: &Env<'_>, name: &str) -> Result<Details> {
 }
 
 /// Stops and forgets a guest: its domain, configs, autostart link, registry entry and (unless
-/// kept) its disk.
-pub fn remove(env: &Env<'_>, name: &str, keep_disk: bool) -> Result<()> {
+/// kept) its disk. A guest running from its own disk is only destroyed with `force`; an installer
+/// is always stopped.
+pub fn remove(env: &Env<'_>, name: &str, keep_disk: bool, force: bool) -> Result<()> {
     let guest = env.registry.guest(name)?;
     if env.domain(name)?.is_some() {
+        let st = env.registry.status(name, (env.now)())?;
+        if st.switched.is_some() && !force {
+            bail!(
+                "guest `{name}` is running from its own disk: shut it down first \
+                 (xl shutdown -w {name}), or give --force to destroy it"
+            );
+        }
         env.machine.xl_destroy(name)?;
     }
     for p in [env.auto_link(name), env.run_config(name)] {
@@ -523,7 +531,15 @@ mod tests {
         );
         assert_eq!(g.name, "web1");
 
-        remove(&env, "web1", false).unwrap();
+        let e = remove(&env, "web1", false, false).unwrap_err();
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(
+            lab.fake.log.borrow().len(),
+            3,
+            "a refused rm touched something"
+        );
+        assert!(lab.dir.path().join("xen/web1.cfg").exists());
+        remove(&env, "web1", false, true).unwrap();
         assert_eq!(
             &lab.fake.log.borrow()[3..],
             ["xl destroy web1", "lvremove dsk/web1-disk"]
@@ -546,7 +562,7 @@ mod tests {
         );
         assert!(e.to_string().contains("guest-web1.log"), "{e}");
         assert_eq!(list(&env).unwrap()[0].state, "failed");
-        remove(&env, "web1", true).unwrap();
+        remove(&env, "web1", true, false).unwrap();
         assert!(
             !lab.fake
                 .log
