@@ -99,10 +99,16 @@ SSH=(ssh -q -p "$SSH_PORT" -i "$OUT/id_ed25519" -o StrictHostKeyChecking=no -o U
     -o ConnectTimeout=10 -o BatchMode=yes)
 on_host() { "${SSH[@]}" root@127.0.0.1 "$@"; }
 
+# Boots the host on a fresh overlay of its disk; `boot_host again` boots it on the same overlay
+# once more, after it has shut itself down.
 boot_host() {
-    local start=$SECONDS args
-    rm -f "$OUT/run.qcow2"
-    qemu-img create -q -f qcow2 -b "$(realpath "$OUT/host.img")" -F raw "$OUT/run.qcow2"
+    local start=$SECONDS args log=$OUT/host.serial.log
+    if [ "${1:-}" = again ]; then
+        log=$OUT/host-again.serial.log
+    else
+        rm -f "$OUT/run.qcow2"
+        qemu-img create -q -f qcow2 -b "$(realpath "$OUT/host.img")" -F raw "$OUT/run.qcow2"
+    fi
     # The same PCI slots as during the install (the answer disk stays), so the NIC keeps the name
     # the installer wrote into /etc/network/interfaces.
     mapfile -t args < <(qemu_disk "$OUT/run.qcow2" XPTARGET0 bootindex=0; qemu_disk "$OUT/answer.img" XPANSWER0
@@ -110,10 +116,10 @@ boot_host() {
     # dom0 700M and a 1G guest each, with their qemu device models (HVM) and page tables.
     local n
     n=$(wc -w <<<"$TYPES")
-    QEMU_MEM=$((1536 + 1024 * n)) qemu_start host bios "$OUT/host.serial.log" "${args[@]}"
+    QEMU_MEM=$((1536 + 1024 * n)) qemu_start host bios "$log" "${args[@]}"
     local hostname
     hostname=$(sed -n 's/^hostname = "\(.*\)"/\1/p' "$OUT/answer.toml")
-    qemu_wait_log host "$hostname login:" 900 || fail "the host did not come up (see $OUT/host.serial.log)"
+    qemu_wait_log host "$hostname login:" 900 || fail "the host did not come up (see $log)"
     # Root login with the key: admin's sudo takes the password once, on stdin.
     local i
     for i in $(seq 60); do
@@ -147,12 +153,18 @@ setup_host() {
     for f in tests/guests/e2e/deb-*.toml; do
         { echo "ssh-authorized-keys = [\"$pub\"]"; cat "$f"; } | on_host "cat >/tmp/guests/${f##*/}"
     done
-    on_host 'umask 077 && cat >/tmp/guests/id' <"$OUT/id_ed25519"
-    for f in standin.sh guest-ssh.sh; do on_host "cat >/tmp/guests/$f" <"tests/guests/$f"; done
+    send_tools
     # Issue 5 brings a verifying pull-through cache on the repo server; until then d-i fetches
     # packages from the Debian mirror directly, through QEMU's user-mode network.
     printf 'trees = [{ os = "debian12", url = "%s" }]\ninstall-timeout = "3h"\n' "$(mirror)" |
         on_host 'cat >/etc/xenprov/guests.toml'
+}
+
+# The test's scripts for the dom0, and the key for the guests; /tmp is empty again after a reboot.
+send_tools() {
+    on_host 'mkdir -p /tmp/guests && umask 077 && cat >/tmp/guests/id' <"$OUT/id_ed25519"
+    local f
+    for f in standin.sh guest-ssh.sh; do on_host "cat >/tmp/guests/$f" <"tests/guests/$f"; done
 }
 
 collect() {
@@ -261,6 +273,29 @@ if [ "$MODE" != preseed ]; then
         # late_command installed.
         s=$(await "$g: SSH from the dom0 (hostname, root device)" 300 "$start" guest_says "$g")
         timing "$g: switch -> SSH into it from dom0" "$s"
+    done
+    # Autostart: the host reboots; xendomains shuts the guests down (their consoles show systemd powering off) and
+    # starts those linked in /etc/xen/auto again with the host.
+    start=$SECONDS
+    on_host 'systemctl reboot' || true
+    SSH_OK=
+    qemu_wait_exit host 600 || fail "the host did not shut down for its reboot"
+    boot_host again
+    send_tools
+    for t in $TYPES; do
+        g=deb-$t
+        console_has "$g" 'systemd-shutdown.*Powering off' || fail "$g: not shut down cleanly with the host"
+        s=$(await "$g: back after the host's reboot (autostart)" 600 "$start" guest_says "$g")
+        timing "$g: host reboot -> guest SSH (autostart)" "$s"
+        on_host "xenprov-guest list --json" | grep -A4 "\"name\": \"$g\"" | grep -q '"state": "running"' ||
+            fail "$g: xenprov-guest list does not say running after the host's reboot"
+        # rm refuses a guest running from its own disk; with --force its domain, configs, autostart
+        # link and LV all go.
+        ! on_host "xenprov-guest rm $g" 2>/dev/null || fail "$g: rm of a running guest was not refused"
+        on_host "test -e /etc/xen/$g.cfg && xl domid $g >/dev/null" || fail "$g: a refused rm changed something"
+        on_host "xenprov-guest rm --force $g" || fail "$g: xenprov-guest rm --force"
+        on_host "! xl domid $g 2>/dev/null && ! test -e /etc/xen/$g.cfg && ! test -L /etc/xen/auto/$g.cfg &&
+            ! lvs --noheadings -o lv_name | grep -qw $g-disk" || fail "$g: rm left its domain, config, link or LV"
     done
 fi
 collect
