@@ -2,8 +2,9 @@
 # Runs in the dom0, in place of the part of d-i that cannot run here: this machine's Debian mirror
 # serves no udebs, so a guest's d-i stops at "Download installer components", after it has booted
 # on Xen, fetched its preseed and reported `started`. With that installer paused, this does what
-# partman, base-installer, pkgsel and grub-installer would, as the guest's preseed says, and then
-# runs the preseed's own late_command (SSH keys, post-install script, the `done` event).
+# partman, base-installer, pkgsel and grub-installer would, as the guest's preseed says (but for
+# tasksel's "standard" task), and then runs the preseed's own late_command (SSH keys, post-install
+# script, the `done` event).
 # Everything after — the installer's domain ending, `xenprov-guest wait` switching to the run-phase
 # config, pvgrub2 or the disk's MBR booting the guest — is the real thing.
 #
@@ -47,6 +48,13 @@ mount "${loop}p1" "$T"
 
 # base-installer and pkgsel: the packages, already unpacked and configured.
 zstd -dc | tar -x -C "$T" --numeric-owner
+# The rootfs has what these guests' preseeds ask pkgsel for; a guest asking for more would pass
+# without it, so the stand-in refuses instead.
+missing=()
+for p in $(val pkgsel/include); do
+    chroot "$T" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] || { echo "standin: the rootfs lacks what pkgsel/include asks for: ${missing[*]}" >&2; exit 1; }
 root_uuid=$(blkid -s UUID -o value "${loop}p1")
 swap_uuid=$(blkid -s UUID -o value "${loop}p5")
 printf 'UUID=%s / ext4 errors=remount-ro 0 1\nUUID=%s none swap sw 0 0\n' "$root_uuid" "$swap_uuid" >"$T/etc/fstab"
