@@ -154,8 +154,8 @@ setup_host() {
         { echo "ssh-authorized-keys = [\"$pub\"]"; cat "$f"; } | on_host "cat >/tmp/guests/${f##*/}"
     done
     send_tools
-    # Issue 5 brings a verifying pull-through cache on the repo server; until then d-i fetches
-    # packages from the Debian mirror directly, through QEMU's user-mode network.
+    # The guests' tree is the Debian mirror itself, reached through QEMU's user-mode network; the
+    # repo server's verifying pull-through cache (tests/repo-content/) is not between them yet.
     printf 'trees = [{ os = "debian12", url = "%s" }]\ninstall-timeout = "3h"\n' "$(mirror)" |
         on_host 'cat >/etc/xenprov/guests.toml'
 }
