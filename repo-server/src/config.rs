@@ -248,10 +248,12 @@ mod tests {
     fn mounts_from_file_and_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("repo.toml");
-        let snippet = include_str!("../../tests/repo-content/dom0-debian-cache.toml");
+        // What the installer writes on a dom0, plus an ISO.
+        let installed = include_str!("../../templates/xenprov-repo.toml.tera")
+            .replace("{{ repo_listen }}", "0.0.0.0:8080");
         std::fs::write(
             &file,
-            format!("{snippet}\n[[iso]]\nname = \"dvd\"\npath = \"/srv/dvd.iso\"\n"),
+            format!("{installed}\n[[iso]]\nname = \"dvd\"\npath = \"/srv/dvd.iso\"\n"),
         )
         .unwrap();
         let args = ServeArgs {
