@@ -14,7 +14,8 @@
 #     full:    d-i installs by itself (needs a mirror that serves udebs)
 #
 # Settings: XENPROV_GUESTS_OUT (out/guests), XENPROV_GUESTS_TYPES ("pv pvh"; add hvm to try HVM),
-# XENPROV_GUESTS_MIRROR (the Debian mirror the guests' d-i uses; default: this machine's APT source).
+# XENPROV_GUESTS_MIRROR (the Debian mirror the stand-in's base system is built from; default: this
+# machine's APT source; the guests themselves use the host's repo server, whose cache has the dom0's).
 # The installed host disk is kept as $OUT/host.img and reused while the ISO is unchanged.
 # XENPROV_GUESTS_HOST=DIR takes the host that tests/e2e/install.sh installed in DIR (its target.img,
 # answer disk, SSH key and admin password) instead of installing one (what CI does).
@@ -144,8 +145,9 @@ setup_host() {
     fi
     rm -rf "$OUT/di" && mkdir -p "$OUT/di"
     dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$OUT/di" ".$DI_DIR/linux" ".$DI_DIR/initrd.gz"
-    on_host 'mkdir -p /srv/xenprov/repo/debian-installer/12/amd64 /etc/xenprov /tmp/guests'
+    on_host 'mkdir -p /srv/xenprov/repo/debian-installer/12/amd64 /etc/xenprov'
     tar -C "$OUT/di$DI_DIR" -c linux initrd.gz | on_host 'tar -x -C /srv/xenprov/repo/debian-installer/12/amd64'
+    send_tools
     # The guests take the test's SSH key, which their preseed's late_command installs, so that the
     # test can log in to them once they run from their own disks.
     local pub f
@@ -153,11 +155,9 @@ setup_host() {
     for f in tests/guests/e2e/deb-*.toml; do
         { echo "ssh-authorized-keys = [\"$pub\"]"; cat "$f"; } | on_host "cat >/tmp/guests/${f##*/}"
     done
-    send_tools
-    # The guests' tree is the Debian mirror itself, reached through QEMU's user-mode network; the
-    # repo server's verifying pull-through cache (tests/repo-content/) is not between them yet.
-    printf 'trees = [{ os = "debian12", url = "%s" }]\ninstall-timeout = "3h"\n' "$(mirror)" |
-        on_host 'cat >/etc/xenprov/guests.toml'
+    # No `trees`: the guests' packages come from the repo server's /debian/, the verifying cache
+    # that the installer configured in /etc/xenprov/repo.toml (upstream: the dom0's APT mirror).
+    echo 'install-timeout = "3h"' | on_host 'cat >/etc/xenprov/guests.toml'
 }
 
 # The test's scripts for the dom0, and the key for the guests; /tmp is empty again after a reboot.
@@ -192,7 +192,17 @@ guest_says() {
 }
 console_has() { on_host "grep -aqE '$2' /var/log/xen/console/guest-$1.log 2>/dev/null"; }
 started_event() { on_host "grep -q '\"event\": \"started\"' /var/lib/xenprov/guests/$1/status.json"; }
+listed_running() { on_host "xenprov-guest list --json" | grep -A4 "\"name\": \"$1\"" | grep -q '"state": "running"'; }
 token_of() { on_host "sed -n 's|.*/preseed/$1/\([0-9a-f]\{32\}\).*|\1|p' /var/lib/xenprov/guests/$1/install.cfg"; }
+# Lines of the repo server's access log that match an extended regex.
+served() { on_host "journalctl -u xenprov-repo -o cat --no-pager" | grep -cE "$1" || true; }
+# d-i's choose-mirror fetched the suite's Release from the repo server's /debian/, one peer per guest.
+mirror_checked() {
+    local n
+    n=$(on_host "journalctl -u xenprov-repo -o cat --no-pager" | grep -E 'path=/debian/dists/[a-z]+/(In)?Release status=200' |
+        grep -v 'peer=127\.' | sed 's/.*peer=\([0-9.]*\):.*/\1/' | sort -u | wc -l)
+    [ "$n" -ge "$1" ]
+}
 preseed_served() {
     on_host "journalctl -u xenprov-repo -o cat --no-pager | grep -F '/preseed/$1/$2' | grep -q 'status=200'"
 }
@@ -237,6 +247,10 @@ for t in $TYPES; do
     on_host "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/preseed/$g/00000000000000000000000000000000" |
         grep -qx 404 || fail "$g: a wrong token was not refused"
 done
+# d-i checks its mirror, the repo server's verifying cache of the dom0's Debian mirror, and goes on to
+# download its components (which this machine's mirror does not have: 404).
+s=$(await "d-i fetched its suite's Release from the repo server" 600 "${STARTED[deb-${TYPES%% *}]}" mirror_checked "$(wc -w <<<"$TYPES")")
+timing "new -> d-i checked its mirror (repo server)" "$s"
 if [ "$MODE" = standin ]; then
     for t in $TYPES; do
         g=deb-$t
@@ -266,13 +280,21 @@ if [ "$MODE" != preseed ]; then
             console_has "$g" "Command line: (BOOT_IMAGE=[^ ]+ )?root=UUID=${ROOT_UUID[$g]} " ||
                 fail "$g: its kernel did not mount the root the stand-in made (${ROOT_UUID[$g]})"
         fi
-        on_host "xenprov-guest list --json" | grep -A4 "\"name\": \"$g\"" | grep -q '"state": "running"' ||
-            fail "$g: xenprov-guest list does not say running"
+        listed_running "$g" || fail "$g: xenprov-guest list does not say running"
         on_host "test -L /etc/xen/auto/$g.cfg" || fail "$g: not linked for autostart"
         # Up on its own disk and on the network: from the dom0, over the bridge, with the key its
         # late_command installed.
         s=$(await "$g: SSH from the dom0 (hostname, root device)" 300 "$start" guest_says "$g")
         timing "$g: switch -> SSH into it from dom0" "$s"
+        # pkgsel's package came through the repo server's cache, and the guest's own apt uses it too.
+        [ "$(served 'path=/debian/pool/main/h/hello/hello_[^ ]+_amd64\.deb status=200')" -ge 1 ] ||
+            fail "$g: its packages did not come from the repo server"
+        before=$(served 'path=/debian/dists/bookworm/InRelease status=(200|304)')
+        got=$(on_host "bash /tmp/guests/guest-ssh.sh $g 'apt-get -q update >/dev/null && hello'") ||
+            fail "$g: apt-get update through the repo server, or the package pkgsel installed, failed in the guest"
+        [ "$got" = "Hello, world!" ] || fail "$g: hello said '$got'"
+        (($(served 'path=/debian/dists/bookworm/InRelease status=(200|304)') > before)) ||
+            fail "$g: the guest's apt-get update did not reach the repo server"
     done
     # Autostart: the host reboots; xendomains shuts the guests down (their consoles show systemd powering off) and
     # starts those linked in /etc/xen/auto again with the host.
@@ -287,8 +309,7 @@ if [ "$MODE" != preseed ]; then
         console_has "$g" 'systemd-shutdown.*Powering off' || fail "$g: not shut down cleanly with the host"
         s=$(await "$g: back after the host's reboot (autostart)" 600 "$start" guest_says "$g")
         timing "$g: host reboot -> guest SSH (autostart)" "$s"
-        on_host "xenprov-guest list --json" | grep -A4 "\"name\": \"$g\"" | grep -q '"state": "running"' ||
-            fail "$g: xenprov-guest list does not say running after the host's reboot"
+        listed_running "$g" || fail "$g: xenprov-guest list does not say running after the host's reboot"
         # rm refuses a guest running from its own disk; with --force its domain, configs, autostart
         # link and LV all go.
         ! on_host "xenprov-guest rm $g" 2>/dev/null || fail "$g: rm of a running guest was not refused"

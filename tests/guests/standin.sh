@@ -2,9 +2,10 @@
 # Runs in the dom0, in place of the part of d-i that cannot run here: this machine's Debian mirror
 # serves no udebs, so a guest's d-i stops at "Download installer components", after it has booted
 # on Xen, fetched its preseed and reported `started`. With that installer paused, this does what
-# partman, base-installer, pkgsel and grub-installer would, as the guest's preseed says (but for
-# tasksel's "standard" task), and then runs the preseed's own late_command (SSH keys, post-install
-# script, the `done` event).
+# partman, base-installer and grub-installer would, as the guest's preseed says; pkgsel's packages
+# (pkgsel/include, but not tasksel's "standard" task) are installed for real, with apt-get from the
+# preseed's mirror: the repo server's verifying cache. Then it runs the preseed's own late_command
+# (SSH keys, post-install script, the `done` event).
 # Everything after — the installer's domain ending, `xenprov-guest wait` switching to the run-phase
 # config, pvgrub2 or the disk's MBR booting the guest — is the real thing.
 #
@@ -46,15 +47,8 @@ mkswap -q "${loop}p5"
 mkdir -p "$T"
 mount "${loop}p1" "$T"
 
-# base-installer and pkgsel: the packages, already unpacked and configured.
+# base-installer: the base system, already unpacked and configured.
 zstd -dc | tar -x -C "$T" --numeric-owner
-# The rootfs has what these guests' preseeds ask pkgsel for; a guest asking for more would pass
-# without it, so the stand-in refuses instead.
-missing=()
-for p in $(val pkgsel/include); do
-    chroot "$T" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] || { echo "standin: the rootfs lacks what pkgsel/include asks for: ${missing[*]}" >&2; exit 1; }
 root_uuid=$(blkid -s UUID -o value "${loop}p1")
 swap_uuid=$(blkid -s UUID -o value "${loop}p5")
 printf 'UUID=%s / ext4 errors=remount-ro 0 1\nUUID=%s none swap sw 0 0\n' "$root_uuid" "$swap_uuid" >"$T/etc/fstab"
@@ -63,13 +57,22 @@ echo "$host" >"$T/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$host" >"$T/etc/hosts"
 printf 'deb http://%s%s %s main\n' "$(val mirror/http/hostname)" "$(val mirror/http/directory)" \
     "$(val mirror/suite)" >"$T/etc/apt/sources.list"
+for d in dev proc sys; do mount --rbind "/$d" "$T/$d"; done
+
+# pkgsel: apt-get in the target, as d-i's apt-install runs it, with services kept from starting.
+printf '#!/bin/sh\nexit 101\n' >"$T/usr/sbin/policy-rc.d"
+chmod 755 "$T/usr/sbin/policy-rc.d"
+chroot "$T" apt-get -q update 2>&1 | sed 's/^/standin: apt-get: /'
+# shellcheck disable=SC2046 # one package per word
+DEBIAN_FRONTEND=noninteractive chroot "$T" apt-get -q -y install $(val pkgsel/include) 2>&1 |
+    sed 's/^/standin: apt-get: /'
+rm "$T/usr/sbin/policy-rc.d"
 hash=$(val passwd/root-password-crypted)
 sed -i "s|^root:[^:]*:|root:$hash:|" "$T/etc/shadow"
 ssh-keygen -q -A -f "$T"
 
 # grub-installer: GRUB on the boot device (the MBR that HVM boots) and its grub.cfg (what pvgrub2
 # reads for PV and PVH), with the preseed's kernel options.
-for d in dev proc sys; do mount --rbind "/$d" "$T/$d"; done
 bootdev=$(val grub-installer/bootdev)
 [ "$bootdev" = /dev/xvda ] || { echo "standin: GRUB goes to $bootdev, not xvda" >&2; exit 1; }
 printf 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\nGRUB_DISTRIBUTOR=Debian\nGRUB_CMDLINE_LINUX_DEFAULT=""\nGRUB_CMDLINE_LINUX="%s"\nGRUB_TERMINAL=console\n' \
