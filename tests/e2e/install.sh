@@ -23,7 +23,7 @@ HOSTNAME=xenprov-e2e
 LVS="home:512M root:6G swap:1G tmp:512M var:2G"
 ESP_SIZE=256M
 BOOT_SIZE=512M
-XEN_OPTS="dom0_mem=700M,max:700M dom0_max_vcpus=2 com1=115200,8n1 loglvl=all"
+XEN_OPTS="dom0_mem=700M,max:700M dom0_max_vcpus=2 com1=115200,8n1 loglvl=all hap_2mb=0"
 
 export LVM_SUPPRESS_FD_WARNINGS=1
 need_cargo
