@@ -172,7 +172,7 @@ send_tools() {
 
 collect() {
     on_host 'tar -C /var/log/xen/console -c . 2>/dev/null' | tar -x -C "$OUT" 2>/dev/null || true
-    on_host 'journalctl -u xenprov-repo -o cat --no-pager' >"$OUT/repo-access.log" 2>/dev/null || true
+    access_log >"$OUT/repo-access.log" 2>/dev/null || true
     on_host 'xenprov-guest list; for g in /var/lib/xenprov/guests/*/; do cat $g/status.json; done' >"$OUT/guests-state.txt" 2>&1 || true
 }
 
@@ -199,18 +199,18 @@ console_has() { on_host "grep -aqE '$2' /var/log/xen/console/guest-$1.log 2>/dev
 started_event() { on_host "grep -q '\"event\": \"started\"' /var/lib/xenprov/guests/$1/status.json"; }
 listed_running() { on_host "xenprov-guest list --json" | grep -A4 "\"name\": \"$1\"" | grep -q '"state": "running"'; }
 token_of() { on_host "sed -n 's|.*/preseed/$1/\([0-9a-f]\{32\}\).*|\1|p' /var/lib/xenprov/guests/$1/install.cfg"; }
-# Lines of the repo server's access log that match an extended regex.
-served() { on_host "journalctl -u xenprov-repo -o cat --no-pager" | grep -cE "$1" || true; }
+# The repo server's access log (its journal), and how many of its lines match an extended regex.
+access_log() { on_host "journalctl -u xenprov-repo -o cat --no-pager"; }
+served() { access_log | grep -cE "$1" || true; }
 # d-i's choose-mirror fetched the suite's Release from the repo server's /debian/, one peer per guest.
 mirror_checked() {
     local n
-    n=$(on_host "journalctl -u xenprov-repo -o cat --no-pager" | grep -E 'path=/debian/dists/[a-z]+/(In)?Release status=200' |
+    n=$(access_log | grep -E 'path=/debian/dists/[a-z]+/(In)?Release status=200' |
         grep -v 'peer=127\.' | sed 's/.*peer=\([0-9.]*\):.*/\1/' | sort -u | wc -l)
     [ "$n" -ge "$1" ]
 }
-preseed_served() {
-    on_host "journalctl -u xenprov-repo -o cat --no-pager | grep -F '/preseed/$1/$2' | grep -q 'status=200'"
-}
+# (grep -c, not -q: the log is read to its end, so no early exit breaks the pipe under pipefail.)
+preseed_served() { [ "$(access_log | grep -F "/preseed/$1/$2" | grep -c 'status=200')" -ge 1 ]; }
 # Xen's log says that domain $1 triple-faulted: QEMU TCG's emulation of nested SVM, not the guest.
 triple_faulted() { on_host "xl dmesg" | grep -q "d$1v[0-9]* Triple fault"; }
 
@@ -310,11 +310,12 @@ if [ "$MODE" != preseed ]; then
         # pkgsel's package came through the repo server's cache, and the guest's own apt uses it too.
         [ "$(served 'path=/debian/pool/main/h/hello/hello_[^ ]+_amd64\.deb status=200')" -ge 1 ] ||
             fail "$g: its packages did not come from the repo server"
-        before=$(served 'path=/debian/dists/bookworm/InRelease status=(200|304)')
+        inrelease='path=/debian/dists/bookworm/InRelease status=(200|304)'
+        before=$(served "$inrelease")
         got=$(on_host "bash /tmp/guests/guest-ssh.sh $g 'apt-get -q update >/dev/null && hello'") ||
             fail "$g: apt-get update through the repo server, or the package pkgsel installed, failed in the guest"
         [ "$got" = "Hello, world!" ] || fail "$g: hello said '$got'"
-        (($(served 'path=/debian/dists/bookworm/InRelease status=(200|304)') > before)) ||
+        (($(served "$inrelease") > before)) ||
             fail "$g: the guest's apt-get update did not reach the repo server"
     done
     # Autostart: the host reboots; xendomains shuts the guests down (their consoles show systemd powering off) and
