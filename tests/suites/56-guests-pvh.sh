@@ -4,8 +4,8 @@
 # the repo server's cache. The rest of its install and its run phase are the same as the PV guest's
 # (55-guests-e2e); PVH went through them by hand (tests/guests/e2e.sh standin), but too rarely under
 # QEMU TCG's nested SVM for CI. Even this stage meets a triple fault now and then: Xen logs it, and
-# the test tries again, at most three times; any other failure is final.
+# the test tries again, at most five times; any other failure is final.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 XENPROV_GUESTS_HOST=${XENPROV_E2E_OUT:-out/e2e} XENPROV_GUESTS_OUT=out/guests-pvh XENPROV_GUESTS_TYPES=pvh \
-    XENPROV_GUESTS_TRIES=3 exec bash tests/guests/e2e.sh preseed
+    XENPROV_GUESTS_TRIES=5 exec bash tests/guests/e2e.sh preseed
