@@ -5,7 +5,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib/deps.sh
 need_cargo || exit 1
-need_pkgs build-essential pkg-config || exit 1
+# The Rust tests read real tools too: sfdisk checks the GPT, gpg and gpgv the keyrings.
+need_pkgs build-essential pkg-config fdisk gnupg gpgv || exit 1
 
 passed=0 failed=0 failures=()
 step() {

@@ -67,9 +67,13 @@ pub struct Disk {
     pub rotational: bool,
     #[serde(default)]
     pub read_only: bool,
-    /// Signatures on the whole disk: partition table types (`gpt`, `dos`), filesystems, `LVM2_member`…
+    /// Signatures on the whole disk: partition tables (`gpt`, `dos`, `PMBR`), filesystems,
+    /// `LVM2_member`, `linux_raid_member`, `crypto_LUKS`…, each with its offset (`ext4 at 0x438`).
     #[serde(default)]
     pub signatures: Vec<String>,
+    /// Why the disk could not be probed; such a disk counts as holding data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_error: Option<String>,
     #[serde(default)]
     pub partitions: Vec<Partition>,
     /// Where the disk or its partitions are mounted, or used as swap.
@@ -115,9 +119,31 @@ pub struct VolumeGroup {
 }
 
 impl Disk {
-    /// Something lives on this disk: partitions, or a signature on the disk itself.
+    /// Something lives on this disk: partitions, a signature on the disk itself, or it could not
+    /// be probed (what cannot be read cleanly is never taken for blank).
     pub fn has_data(&self) -> bool {
-        !self.partitions.is_empty() || !self.signatures.is_empty()
+        !self.found().is_empty()
+    }
+
+    /// What was found on the disk, one phrase each, as refusals and plans name it.
+    pub fn found(&self) -> Vec<String> {
+        let mut f: Vec<String> = self
+            .probe_error
+            .iter()
+            .map(|e| format!("it could not be probed: {e}"))
+            .collect();
+        f.extend(self.signatures.iter().map(|s| format!("signature {s}")));
+        f.extend(self.partitions.iter().map(|p| {
+            let mut s = format!("partition {} ({}", p.path, crate::size::human(p.size));
+            if let Some(t) = &p.fstype {
+                s += &format!(", {t}");
+            }
+            if let Some(l) = &p.label {
+                s += &format!(", label {l}");
+            }
+            s + ")"
+        }));
+        f
     }
 
     /// Whether `dev` is this disk or one of its partitions.

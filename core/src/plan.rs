@@ -344,6 +344,16 @@ fn choose_disk<'i>(answer: &Answer, inv: &'i Inventory) -> Result<&'i Disk, Plan
     }
 }
 
+/// The refusal for a disk that holds data, naming everything found on it; `apply` says the same
+/// when its re-check finds data the plan did not.
+pub fn holds_data(d: &Disk) -> String {
+    format!(
+        "{} holds data ({}); set [disk] wipe = true to overwrite it",
+        d.path,
+        d.found().join(", ")
+    )
+}
+
 fn check_disk(
     answer: &Answer,
     inv: &Inventory,
@@ -365,19 +375,7 @@ fn check_disk(
         err(errors, format!("{} cannot be the target: {why}", d.path));
     }
     if d.has_data() && !answer.disk.wipe {
-        let mut what: Vec<String> = d.signatures.clone();
-        if !d.partitions.is_empty() {
-            let n = d.partitions.len();
-            what.push(format!("{n} partition{}", if n == 1 { "" } else { "s" }));
-        }
-        err(
-            errors,
-            format!(
-                "{} holds data ({}); set [disk] wipe = true to overwrite it",
-                d.path,
-                what.join(", ")
-            ),
-        );
+        err(errors, holds_data(d));
     }
     // Volume groups with a physical volume on this disk are torn down by the wipe, which is only
     // safe when the whole group lives here.
@@ -766,21 +764,7 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
 
     let xen_cmdline = xen_cmdline(answer);
     let dom0_cmdline = "console=hvc0".to_string();
-    let mut destroys: Vec<String> = disk
-        .signatures
-        .iter()
-        .map(|s| format!("{s} signature"))
-        .collect();
-    destroys.extend(disk.partitions.iter().map(|p| {
-        let mut s = format!("partition {} ({}", p.path, human(p.size));
-        if let Some(t) = &p.fstype {
-            s += &format!(", {t}");
-        }
-        if let Some(l) = &p.label {
-            s += &format!(", label {l}");
-        }
-        s + ")"
-    }));
+    let mut destroys = disk.found();
     destroys.extend(deactivate_vgs.iter().map(|v| format!("volume group {v}")));
 
     let net = &answer.network;

@@ -100,6 +100,7 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
             plan.disk.sector
         );
     }
+    recheck_contents(plan)?;
     if blockdev::is_block_device(path) {
         let inv = inventory::gather();
         let d = inv.disk(&plan.disk.path).with_context(|| {
@@ -134,6 +135,38 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
         }
     } else {
         bail!("the plan has no payload manifest; give --payload");
+    }
+    Ok(())
+}
+
+/// Probes the target again: what is on it must be what the plan was made for (nothing, or what
+/// its wipe was told to erase), or nothing is written.
+fn recheck_contents(plan: &Plan) -> Result<()> {
+    let mut inv = inventory::gather();
+    inventory::add_image_target(&mut inv, &plan.disk.path)?;
+    let d = inv.disk(&plan.disk.path).with_context(|| {
+        format!(
+            "{} is no longer listed among this machine's disks",
+            plan.disk.path
+        )
+    })?;
+    let now = d.found();
+    let vgs = plan.disk.deactivate_vgs.len();
+    let planned = &plan.disk.destroys[..plan.disk.destroys.len().saturating_sub(vgs)];
+    if now != planned {
+        let list = |l: &[String]| {
+            if l.is_empty() {
+                "nothing".to_string()
+            } else {
+                l.join(", ")
+            }
+        };
+        bail!(
+            "{} now holds {}, but the plan was made when it held {}: refusing to write (plan again)",
+            plan.disk.path,
+            list(&now),
+            list(planned)
+        );
     }
     Ok(())
 }

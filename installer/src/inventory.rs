@@ -1,6 +1,7 @@
 //! Reads the machine into an [`Inventory`]: sysfs for disks and NICs, `/proc` for CPU, memory,
-//! mounts and swap, `blkid -p` for signatures (it probes the device itself, no cache), `pvs` for
-//! volume groups, and udev's database for serials where sysfs has none.
+//! mounts and swap, [`probe`] for what is on each disk (failing closed), `blkid -p` for the type
+//! and label of partitions and the install medium (it probes the device itself, no cache), `pvs`
+//! for volume groups, and udev's database for serials where sysfs has none.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -8,9 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use gptman::GPT;
 use xenprov_core::inventory::{
     BootMode, Cpu, Disk, DiskKind, Inventory, Nic, Partition, VolumeGroup,
 };
+
+use crate::probe;
 
 /// Where the live environment records the block device it booted from.
 pub const MEDIUM_DEVICE_FILE: &str = "/run/xenprov/medium-device";
@@ -28,11 +32,16 @@ fn read_u64(p: impl AsRef<Path>) -> Option<u64> {
     read(p)?.parse().ok()
 }
 
-/// `KEY=VALUE` lines from `blkid -p -o export`; empty when nothing is found.
-fn probe(dev: &str) -> BTreeMap<String, String> {
-    let out = Command::new("blkid")
-        .args(["-p", "-o", "export", dev])
-        .output();
+/// `KEY=VALUE` lines from `blkid -p -o export` (with `-O OFFSET -S SIZE` for a partition inside
+/// an image file); empty when nothing is found. Only descriptive: whether a disk holds data is
+/// [`probe::signatures`]'s to say.
+fn blkid_tags(dev: &str, within: Option<(u64, u64)>) -> BTreeMap<String, String> {
+    let mut cmd = Command::new("blkid");
+    cmd.args(["-p", "-o", "export"]);
+    if let Some((offset, size)) = within {
+        cmd.args(["-O", &offset.to_string(), "-S", &size.to_string()]);
+    }
+    let out = cmd.arg(dev).output();
     let Ok(out) = out else { return BTreeMap::new() };
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -137,12 +146,9 @@ fn disk(
     let path = format!("/dev/{name}");
     let devnum = read(sys.join("dev")).unwrap_or_default();
     let udev = udev_props(&devnum);
-    let sig = probe(&path);
-    let mut signatures: Vec<String> = ["PTTYPE", "TYPE"]
-        .iter()
-        .filter_map(|k| sig.get(*k).cloned())
-        .collect();
-    signatures.dedup();
+    let sig = blkid_tags(&path, None);
+    let size = read_u64(sys.join("size")).unwrap_or(0) * 512;
+    let (signatures, probe_error) = split(probe::signatures(Path::new(&path), size));
 
     let mut parts = Vec::new();
     let mut used = Vec::new();
@@ -158,7 +164,7 @@ fn disk(
             continue;
         }
         let ppath = format!("/dev/{pname}");
-        let p = probe(&ppath);
+        let p = blkid_tags(&ppath, None);
         parts.push(Partition {
             path: ppath.clone(),
             size: read_u64(e.path().join("size")).unwrap_or(0) * 512,
@@ -188,7 +194,7 @@ fn disk(
     Disk {
         links: links_to(Path::new(&path)),
         kind: DiskKind::Block,
-        size: read_u64(sys.join("size")).unwrap_or(0) * 512,
+        size,
         logical_sector: read_u64(sys.join("queue/logical_block_size")).unwrap_or(512) as u32,
         physical_sector: read_u64(sys.join("queue/physical_block_size")).unwrap_or(512) as u32,
         model,
@@ -197,6 +203,7 @@ fn disk(
         rotational: read(sys.join("queue/rotational")).as_deref() == Some("1"),
         read_only: read(sys.join("ro")).as_deref() == Some("1"),
         signatures,
+        probe_error,
         partitions: parts,
         mounts: used,
         holders: all_holders,
@@ -328,20 +335,53 @@ pub fn add_image_target(inv: &mut Inventory, target: &str) -> Result<()> {
     if !meta.is_file() || inv.disk(target).is_some() {
         return Ok(());
     }
-    let sig = probe(target);
+    let (signatures, probe_error) = split(probe::signatures(Path::new(target), meta.len()));
     inv.disks.push(Disk {
         path: target.to_string(),
         kind: DiskKind::File,
         size: meta.len(),
         logical_sector: 512,
         physical_sector: 512,
-        signatures: ["PTTYPE", "TYPE"]
-            .iter()
-            .filter_map(|k| sig.get(*k).cloned())
-            .collect(),
+        signatures,
+        probe_error,
+        partitions: image_partitions(target),
         ..Default::default()
     });
     Ok(())
+}
+
+/// A probe's result as the inventory keeps it: what was found, or why nothing could be.
+fn split(r: Result<Vec<String>>) -> (Vec<String>, Option<String>) {
+    match r {
+        Ok(s) => (s, None),
+        Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+    }
+}
+
+/// The GPT partitions of a disk image (`IMAGE:N`), with what blkid finds inside each. No kernel
+/// partition devices exist for a file, so they are read from its table; an image without a GPT
+/// has none here (its signatures still say what it holds).
+fn image_partitions(target: &str) -> Vec<Partition> {
+    let Ok(mut f) = fs::File::open(target) else {
+        return Vec::new();
+    };
+    let Ok(gpt) = GPT::find_from(&mut f) else {
+        return Vec::new();
+    };
+    gpt.iter()
+        .filter(|(_, e)| e.is_used())
+        .map(|(n, e)| {
+            let offset = e.starting_lba * gpt.sector_size;
+            let size = e.size().unwrap_or(0) * gpt.sector_size;
+            let tags = blkid_tags(target, Some((offset, size)));
+            Partition {
+                path: format!("{target}:{n}"),
+                size,
+                fstype: tags.get("TYPE").cloned(),
+                label: tags.get("LABEL").cloned(),
+            }
+        })
+        .collect()
 }
 
 /// Marks the disk holding `dev` (a disk or one of its partitions) as carrying the answer file.

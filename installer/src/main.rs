@@ -10,6 +10,7 @@ mod live;
 mod logging;
 mod mount;
 mod payload;
+mod probe;
 mod prompt;
 mod unpack;
 mod verbs;
