@@ -925,11 +925,15 @@ mod tests {
         }
 
         fn cache(&self, cache: &Path) -> Arc<PullThrough> {
+            self.cache_with_keyring(cache, &self.key.keyring)
+        }
+
+        fn cache_with_keyring(&self, cache: &Path, keyring: &Path) -> Arc<PullThrough> {
             let spec = UpstreamSpec {
                 url: Some(self.url.clone()),
                 ..UpstreamSpec::parse_flag("up").unwrap()
             };
-            PullThrough::open(&spec, cache, &self.key.keyring).unwrap()
+            PullThrough::open(&spec, cache, keyring).unwrap()
         }
     }
 
@@ -1012,6 +1016,29 @@ mod tests {
             .unwrap();
         cache.fetch("pool/main/a.deb").await.unwrap();
         assert_eq!(cached(&cache, "pool/main/a.deb").unwrap(), b"package two");
+    }
+
+    #[tokio::test]
+    async fn an_armored_keyring_is_used_and_one_without_a_key_named() {
+        let up = Upstream::start();
+        let dir = tempfile::tempdir().unwrap();
+        let armored = dir.path().join("RPM-GPG-KEY-up");
+        fs::write(&armored, up.key.gpg(&["--armor", "--export"])).unwrap();
+        let cache = up.cache_with_keyring(&dir.path().join("a"), &armored);
+        cache.fetch("dists/s/InRelease").await.unwrap();
+        cache
+            .fetch("dists/s/main/binary-amd64/Packages")
+            .await
+            .unwrap();
+        cache.fetch("pool/main/a.deb").await.unwrap();
+
+        let no_key = dir.path().join("notes.asc");
+        fs::write(&no_key, "fingerprint: see the vendor's site\n").unwrap();
+        let cache = up.cache_with_keyring(&dir.path().join("b"), &no_key);
+        let f = cache.fetch("dists/s/InRelease").await.unwrap_err();
+        assert_eq!(f.status, StatusCode::BAD_GATEWAY);
+        let said = format!("no OpenPGP public key in {}", no_key.display());
+        assert!(f.message.contains(&said), "{}", f.message);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 # A throw-away APT repository to stand for an upstream: packages built with dpkg-deb, indexed by
 # apt-ftparchive (Acquire-By-Hash), signed with a throw-away GnuPG key that is kept so that the
 # repository can change and be signed again.
-#   apt-upstream.sh init REPO KEYDIR            key (KEYDIR/key.gpg, KEYDIR/gnupg), packages hello, big,
+#   apt-upstream.sh init REPO KEYDIR            key (KEYDIR/key.gpg, KEYDIR/gnupg; KEYDIR/key.asc the same
+#                                               key armored, after an unrelated one), packages hello, big,
 #                                               huge, and installer images listed in a SHA256SUMS
 #   apt-upstream.sh empty REPO KEYDIR           the key only
 #   apt-upstream.sh add REPO KEYDIR NAME BYTES  one more package with a payload of BYTES random bytes
@@ -50,6 +51,13 @@ init | empty)
     mkdir -m 700 "$GNUPGHOME"
     gpg --batch --quiet --passphrase '' --quick-gen-key "xenprov repo-content test <tests@invalid>" ed25519 sign never
     gpg --batch --export >"$keys/key.gpg"
+    # armored as vendors ship keys (RPM-GPG-KEY-*, .asc), behind an unrelated key's block as in a file
+    # of several keys
+    other=$(mktemp -d)
+    GNUPGHOME=$other gpg --batch --quiet --passphrase '' --quick-gen-key "unrelated <other@invalid>" ed25519 sign never
+    { GNUPGHOME=$other gpg --batch --armor --export && gpg --batch --armor --export; } >"$keys/key.asc"
+    GNUPGHOME=$other gpgconf --kill all
+    rm -rf "$other"
     [ "$cmd" = empty ] && exit 0
     mkdeb xenprov-hello 1000
     mkdeb xenprov-big 3000000

@@ -24,6 +24,9 @@ trap 'echo "FAIL: ${BASH_SOURCE[0]} line $LINENO: $BASH_COMMAND" >&2' ERR
 up=$T/up
 bash "$helpers/apt-upstream.sh" init "$up/debian" "$T/keys"
 bash tests/repo-server/build-rpm-repo.sh "$up/rpm"
+# repomd.xml signed (armored, as EL repositories sign it) for the mirror that requires a signature
+GNUPGHOME=$T/keys/gnupg gpg --batch --yes --armor --detach-sign -o "$up/rpm/repodata/repomd.xml.asc" \
+    "$up/rpm/repodata/repomd.xml"
 up_port=$(free_port)
 nginx_conf "server {
         listen 127.0.0.1:$up_port;
@@ -40,7 +43,8 @@ upstream_gets() { grep -c "\"GET $1 " "$T/nginx/access.log" || true; }
 start_upstream
 upstream=http://127.0.0.1:$up_port
 
-# --- the server under test: an upstream cache, an ISO and a mirror, all from one config file
+# --- the server under test: an upstream cache, an ISO and a mirror, all from one config file. The APT
+# cache and the mirrors verify against the armored keyring, the RPM cache's keyring is the binary one.
 cat >"$T/repo.toml" <<EOF
 root = "$T/root"
 listen = "127.0.0.1:0"
@@ -51,6 +55,7 @@ keyring = "$T/keys/key.gpg"
 [[upstream]]
 name = "deb"
 url = "$upstream/debian"
+keyring = "$T/keys/key.asc"
 metadata-ttl = "1s"
 
 [[upstream]]
@@ -67,6 +72,8 @@ keep = 2
 [[mirror]]
 name = "rmir"
 url = "$upstream/rpm"
+keyring = "$T/keys/key.asc"
+repomd-signature = true
 rpm = [""]
 
 [[iso]]
@@ -92,7 +99,7 @@ apt_update() {
     if grep -q '^W:\|^E:\|Hash Sum mismatch' "$1/update.log"; then cat "$1/update.log"; return 1; fi
 }
 
-step "apt-get through the cache"
+step "apt-get through the cache, verifying against an armored keyring of two keys"
 apt_root "$T/a1" "$base/deb"
 apt_update "$T/a1" || fail "apt-get update through the cache"
 log_has "path=/deb/dists/stable/InRelease status=200" || fail "apt did not get InRelease from the cache"
@@ -251,6 +258,22 @@ cp "$T/other.orig" "$up/rpm/$other"
 sleep 1.2
 dnf_install "$T/dnf2" "$base/rmir" || fail "dnf install from the RPM mirror"
 rpm --root "$T/dnf2/root" -q xenprov-big xenprov-hello >/dev/null || fail "packages from the RPM mirror not installed"
+[ -f "$T/mirrors/rmir/current/repodata/repomd.xml.asc" ] || fail "RPM mirror published without repomd.xml.asc"
+
+step "a keyring holding no public key is refused by name"
+# a file of signatures only, as when the keyring points at a repository's Release.gpg
+cat >"$T/nokey.toml" <<EOF
+mirrors = "$T/nokey"
+
+[[mirror]]
+name = "nokey"
+url = "$upstream/debian"
+keyring = "$up/debian/dists/stable/Release.gpg"
+suites = ["stable"]
+EOF
+if "$bin" mirror nokey --config "$T/nokey.toml" >/dev/null 2>"$T/nokey.log"; then fail "mirror synced with a keyring of signatures"; fi
+grep -qF "no OpenPGP public key in $up/debian/dists/stable/Release.gpg: expected a binary keyring or an ASCII-armored" \
+    "$T/nokey.log" || { cat "$T/nokey.log"; fail "keyring without a key not named"; }
 
 step "an interrupted mirror sync resumes and never disturbs the published snapshot"
 bash "$helpers/apt-upstream.sh" add "$up/debian" "$T/keys" xenprov-huge2 30000000

@@ -4,10 +4,12 @@
 //! then its SHA256 list names every index (`release`), and each `Packages` index names every package
 //! (`index`). RPM: `repomd.xml` (optionally with `repomd.xml.asc`) names each metadata file, and
 //! `primary.xml` names every package (`repomd`); an install tree's `.treeinfo` names its images (`treeinfo`).
-//! Files are hashed while they are written (`digest`).
+//! Files are hashed while they are written (`digest`); keyrings, binary or ASCII-armored, are read for
+//! gpgv by `keyring`.
 
 pub mod digest;
 pub mod index;
+pub mod keyring;
 pub mod release;
 pub mod repomd;
 pub mod signature;

@@ -5,13 +5,16 @@
 //! A signature counts only when gpgv exits 0 *and* reports `VALIDSIG` on its status channel. For a
 //! clearsigned file (`InRelease`) the text used afterwards is the one gpgv writes out — what the signature
 //! covers — never our own parse of the armour, so text outside the signed part cannot slip in.
+//!
+//! gpgv reads only binary keyrings, so each check hands it a copy of the keyring as `keyring` decoded
+//! and checked it, next to the files checked: an armored keyring works, and gpgv reads what was checked.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 #[derive(Debug)]
-pub struct SignatureError(String);
+pub struct SignatureError(pub(super) String);
 
 impl fmt::Display for SignatureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -55,22 +58,20 @@ fn scratch() -> Result<tempfile::TempDir, SignatureError> {
         .map_err(|e| SignatureError(format!("creating a directory for gpgv: {e}")))
 }
 
-fn write(path: &PathBuf, data: &[u8]) -> Result<(), SignatureError> {
+fn write(path: &Path, data: &[u8]) -> Result<(), SignatureError> {
     std::fs::write(path, data)
         .map_err(|e| SignatureError(format!("writing {}: {e}", path.display())))
 }
 
 fn gpgv(keyring: &Path, home: &Path, args: &[&std::ffi::OsStr]) -> Result<(), SignatureError> {
-    // gpgv looks a keyring without a slash up in its home directory: always pass an absolute path.
-    let keyring = keyring
-        .canonicalize()
-        .map_err(|e| SignatureError(format!("keyring {}: {e}", keyring.display())))?;
+    let binary = home.join("keyring.gpg");
+    write(&binary, &super::keyring::binary(keyring)?)?;
     let out = Command::new("gpgv")
         .env("GNUPGHOME", home)
         .env("LC_ALL", "C")
         .arg("--status-fd=1")
         .arg("--keyring")
-        .arg(&keyring)
+        .arg(&binary)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -100,6 +101,7 @@ fn gpgv(keyring: &Path, home: &Path, args: &[&std::ffi::OsStr]) -> Result<(), Si
 #[cfg(test)]
 pub mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::process::Command;
 
     /// A throw-away GnuPG home with one signing key; its public keyring is at `keyring`.
@@ -111,47 +113,37 @@ pub mod tests {
     impl TestKey {
         pub fn generate() -> TestKey {
             let home = tempfile::tempdir().unwrap();
-            let gpg = |args: &[&str]| {
-                let out = Command::new("gpg")
-                    .env("GNUPGHOME", home.path())
-                    .args([
-                        "--batch",
-                        "--quiet",
-                        "--pinentry-mode",
-                        "loopback",
-                        "--passphrase",
-                        "",
-                    ])
-                    .args(args)
-                    .output()
-                    .unwrap();
-                assert!(out.status.success(), "gpg {args:?}: {out:?}");
-                out.stdout
-            };
-            gpg(&[
+            let keyring = home.path().join("pub.gpg");
+            let key = TestKey { home, keyring };
+            key.gpg(&[
                 "--quick-gen-key",
                 "xenprov test <t@invalid>",
                 "ed25519",
                 "sign",
                 "never",
             ]);
-            let keyring = home.path().join("pub.gpg");
-            std::fs::write(&keyring, gpg(&["--export"])).unwrap();
-            TestKey { home, keyring }
+            std::fs::write(&key.keyring, key.gpg(&["--export"])).unwrap();
+            key
+        }
+
+        /// What gpg writes to stdout, run on this key's home with `args`.
+        pub fn gpg(&self, args: &[&str]) -> Vec<u8> {
+            let out = Command::new("gpg")
+                .env("GNUPGHOME", self.home.path())
+                .args(["--batch", "--quiet", "--yes", "--pinentry-mode", "loopback"])
+                .args(["--passphrase", "", "--output", "-"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "gpg {args:?}: {out:?}");
+            out.stdout
         }
 
         pub fn sign(&self, args: &[&str], data: &[u8]) -> Vec<u8> {
             let input = self.home.path().join("input");
             std::fs::write(&input, data).unwrap();
-            let out = Command::new("gpg")
-                .env("GNUPGHOME", self.home.path())
-                .args(["--batch", "--quiet", "--yes", "--output", "-"])
-                .args(args)
-                .arg(&input)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{out:?}");
-            out.stdout
+            let input = input.to_str().unwrap();
+            self.gpg(&[args, &[input]].concat())
         }
     }
 
@@ -163,6 +155,8 @@ pub mod tests {
         assert_eq!(verify_clearsigned(&key.keyring, &signed).unwrap(), text);
         let sig = key.sign(&["--detach-sign"], text);
         verify_detached(&key.keyring, text, &sig).unwrap();
+        // gpgv also reads a GnuPG keybox, gpg's own public keyring
+        verify_detached(&key.home.path().join("pubring.kbx"), text, &sig).unwrap();
 
         let err = verify_detached(&key.keyring, b"Origin: evil\n", &sig).unwrap_err();
         assert!(err.to_string().contains("BAD signature"), "{err}");
@@ -178,5 +172,35 @@ pub mod tests {
         assert!(err.to_string().contains("No public key"), "{err}");
         let err = verify_clearsigned(Path::new("/nonexistent.gpg"), &signed).unwrap_err();
         assert!(err.to_string().contains("/nonexistent.gpg"), "{err}");
+    }
+
+    #[test]
+    fn armored_keyrings_verify() {
+        let key = TestKey::generate();
+        let other = TestKey::generate();
+        let text = b"Origin: test\n";
+        let (signed, sig) = (
+            key.sign(&["--clearsign"], text),
+            key.sign(&["--detach-sign"], text),
+        );
+        // an unrelated key first, then the signer's: both blocks are read
+        let armored = [
+            other.gpg(&["--armor", "--export"]),
+            key.gpg(&["--armor", "--export"]),
+        ]
+        .concat();
+        let keyring = key.home.path().join("keys.asc");
+        std::fs::write(&keyring, armored).unwrap();
+        assert_eq!(verify_clearsigned(&keyring, &signed).unwrap(), text);
+        verify_detached(&keyring, text, &sig).unwrap();
+        // a keyring holding no public key is refused by name, before gpgv runs
+        std::fs::write(&keyring, key.gpg(&["--armor", "--export-secret-keys"])).unwrap();
+        let err = verify_detached(&keyring, text, &sig)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("no OpenPGP public key in {}", keyring.display())),
+            "{err}"
+        );
     }
 }
