@@ -91,10 +91,14 @@ pub struct OsProfile {
     pub balloon: bool,
     pub min_memory: Size,
     pub min_disk: Size,
-    /// Installer kernel and initrd, and the install tree, relative to the repo server's root.
-    pub kernel: String,
-    pub initrd: String,
+    /// The install tree, relative to the repo server's root.
     pub tree: String,
+    /// The checksum list of the installer's images, relative to the tree: Debian's `SHA256SUMS`
+    /// or an Anaconda `.treeinfo`.
+    pub installer: String,
+    /// Installer kernel and initrd, relative to that list; a `.treeinfo` names its own.
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
     /// Release name the installer asks for (Debian suite), if any.
     pub release: Option<String>,
 }
@@ -132,9 +136,26 @@ impl OsProfile {
         let min_memory = size("min-memory").unwrap_or(Size::mib(512));
         let min_disk = size("min-disk").unwrap_or(Size::gib(4));
         let path = |key, what| t.req_str(key, what).map(|a| a.value);
-        let kernel = path("kernel", "the installer kernel under the repo root");
-        let initrd = path("initrd", "the installer initrd under the repo root");
         let tree = path("tree", "the install tree under the repo root");
+        let installer = path(
+            "installer",
+            "the installer's checksum list under the tree (SHA256SUMS or .treeinfo)",
+        );
+        let rel = |key| t.str(key).map(|a| a.value);
+        let (kernel, initrd) = (rel("kernel"), rel("initrd"));
+        if let Some(i) = &installer
+            && !i.ends_with(".treeinfo")
+        {
+            for (key, v) in [("kernel", &kernel), ("initrd", &initrd)] {
+                if v.is_none() {
+                    t.error(
+                        key,
+                        0,
+                        "missing: the installer's file, relative to its SHA256SUMS (only a .treeinfo names its own)",
+                    );
+                }
+            }
+        }
         let release = t.str("release").map(|a| a.value);
         t.finish();
         r.finish()?;
@@ -149,9 +170,10 @@ impl OsProfile {
             balloon,
             min_memory,
             min_disk,
-            kernel: kernel.unwrap(),
-            initrd: initrd.unwrap(),
             tree: tree.unwrap(),
+            installer: installer.unwrap(),
+            kernel,
+            initrd,
             release,
         };
         Ok(profile)

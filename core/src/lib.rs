@@ -31,6 +31,7 @@ macro_rules! string_serde {
 }
 
 pub mod answer;
+pub mod checksums;
 pub mod gpt;
 pub mod guest;
 pub mod inventory;

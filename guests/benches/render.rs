@@ -51,11 +51,12 @@ fn main() {
         for d in &defs {
             let g = Guest::parse(d, reg.catalog(), &host).unwrap();
             let os = reg.catalog().get(&g.os).unwrap();
+            let installer = xenprov_guest::installer::cached(&cfg, os);
             let src = Source {
                 repo_url: "http://10.0.2.15:8080".into(),
                 tree_url: cfg.tree_url(&os.id, &os.tree, "http://10.0.2.15:8080"),
-                kernel: cfg.repo_root.join(&os.kernel).display().to_string(),
-                ramdisk: cfg.repo_root.join(&os.initrd).display().to_string(),
+                kernel: installer.kernel.display().to_string(),
+                ramdisk: installer.initrd.display().to_string(),
             };
             for out in outputs {
                 bytes += render(

@@ -22,6 +22,11 @@ pub struct Config {
     pub repo_root: PathBuf,
     /// Install tree URLs by OS id, overriding `REPO_URL/TREE` from the OS profile.
     pub trees: Vec<(String, String)>,
+    /// URLs of installer checksum lists by OS id, overriding `TREE_URL/INSTALLER` from the profile
+    /// (another build of d-i, a local copy); the files are still checked against the list.
+    pub installers: Vec<(String, String)>,
+    /// Where fetched and verified installer kernels and initrds are kept for xl.
+    pub installer_cache: PathBuf,
     /// An install with no event for this long is failed.
     pub install_timeout: Duration,
     pub paths: Paths,
@@ -61,6 +66,8 @@ impl Default for Config {
             repo_port: 8080,
             repo_root: "/srv/xenprov/repo".into(),
             trees: Vec::new(),
+            installers: Vec::new(),
+            installer_cache: "/var/cache/xenprov/installers".into(),
             install_timeout: Duration::from_secs(2 * 3600),
             paths: Paths::default(),
             templates: None,
@@ -111,18 +118,25 @@ impl Config {
             })
             .unwrap_or(d.repo_port);
         let repo_root = path("repo-root").unwrap_or(d.repo_root);
-        let trees = t
-            .array("trees", |it| {
+        let by_os = |key, what| {
+            t.array(key, |it| {
                 let e = it.table()?;
                 let os = e.req_str("os", "the OS id");
                 let url = e.parsed("url", check_url);
                 if !e.has("url") {
-                    e.error("url", e.offset(), "missing: the install tree's URL");
+                    e.error("url", e.offset(), what);
                 }
                 e.finish();
                 Some((os?.value, url?.value))
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+        };
+        let trees = by_os("trees", "missing: the install tree's URL");
+        let installers = by_os(
+            "installers",
+            "missing: the URL of the installer's checksum list (SHA256SUMS or .treeinfo)",
+        );
+        let installer_cache = path("installer-cache").unwrap_or(d.installer_cache);
         let install_timeout = t
             .parsed("install-timeout", |s| {
                 humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}; e.g. \"90m\""))
@@ -152,6 +166,8 @@ impl Config {
             repo_port,
             repo_root,
             trees,
+            installers,
+            installer_cache,
             install_timeout,
             paths,
             templates,
@@ -165,6 +181,16 @@ impl Config {
             .find(|(id, _)| id == os)
             .map(|(_, u)| u.clone())
             .unwrap_or_else(|| format!("{repo_url}/{}", tree.trim_matches('/')))
+    }
+
+    /// Where the installer's checksum list of OS `os` is read: `TREE_URL/INSTALLER` unless
+    /// `[[installers]]` says otherwise.
+    pub fn installer_list_url(&self, os: &str, installer: &str, tree_url: &str) -> String {
+        self.installers
+            .iter()
+            .find(|(id, _)| id == os)
+            .map(|(_, u)| u.clone())
+            .unwrap_or_else(|| format!("{tree_url}/{}", installer.trim_start_matches('/')))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod context;
+pub mod installer;
 pub mod machine;
 pub mod ops;
 pub mod registry;

@@ -1,5 +1,6 @@
-//! The side effects on the dom0 — LVM and xl — behind one trait, so the guest verbs are tested
-//! without a hypervisor and the real commands run in the end-to-end test inside QEMU.
+//! The side effects on the dom0 — LVM, xl and HTTP downloads — behind one trait, so the guest
+//! verbs are tested without a hypervisor and the real commands run in the end-to-end test inside
+//! QEMU.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -30,6 +31,8 @@ pub trait Machine {
     fn xl_create(&self, config: &Path) -> Result<()>;
     fn xl_destroy(&self, name: &str) -> Result<()>;
     fn domains(&self) -> Result<Vec<Domain>>;
+    /// The body of a `200 OK` answer to `GET url`; any other answer is an error naming the URL.
+    fn fetch(&self, url: &str) -> Result<Vec<u8>>;
 }
 
 /// The real dom0: lvm2 and xl.
@@ -97,6 +100,21 @@ impl Machine for Dom0 {
         let list = run(Command::new("xl").args(["list", "-l"]))?;
         let uptime = run(Command::new("xl").arg("uptime"))?;
         parse_domains(&list, &uptime)
+    }
+
+    fn fetch(&self, url: &str) -> Result<Vec<u8>> {
+        // An installer's initrd is tens of MB from the repo server on this host or its LAN.
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(600))
+            .build()?;
+        let resp = client
+            .get(url)
+            .send()
+            .with_context(|| format!("GET {url}"))?;
+        if !resp.status().is_success() {
+            bail!("GET {url}: {}", resp.status());
+        }
+        Ok(resp.bytes().with_context(|| format!("GET {url}"))?.to_vec())
     }
 }
 

@@ -134,6 +134,16 @@ enum Verb {
         #[arg(long)]
         force: bool,
     },
+    /// Fetch an OS's installer kernel and initrd into the cache, checked against its tree's
+    /// checksum list (SHA256SUMS or .treeinfo); `new` does this itself. Prints their paths.
+    FetchInstaller {
+        /// OS profile, e.g. debian12, rocky9.
+        os: String,
+        /// The repo server's URL as this host reaches it [default: repo-url of the settings, else
+        /// http://127.0.0.1:REPO-PORT].
+        #[arg(long)]
+        repo_url: Option<String>,
+    },
 }
 
 fn now() -> u64 {
@@ -175,6 +185,7 @@ fn main() -> Result<()> {
         Verb::Wait { name } => wait(&env, &name),
         Verb::List { json } => list(&env, json),
         Verb::Show { name, json } => show(&env, &name, json),
+        Verb::FetchInstaller { os, repo_url } => fetch_installer(&env, &os, repo_url),
         Verb::Rm {
             name,
             keep_disk,
@@ -188,6 +199,26 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn fetch_installer(env: &Env<'_>, id: &str, repo_url: Option<String>) -> Result<()> {
+    let os = env.registry.catalog().get(id).with_context(|| {
+        format!(
+            "unknown OS `{id}`; known: {}",
+            env.registry.catalog().ids().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let repo_url = repo_url
+        .or_else(|| env.config.repo_url.clone())
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", env.config.repo_port));
+    let tree_url = env.config.tree_url(&os.id, &os.tree, &repo_url);
+    let i = xenprov_guest::installer::fetch(env.machine, env.config, os, &tree_url)?;
+    println!(
+        "kernel {}\ninitrd {}",
+        i.kernel.display(),
+        i.initrd.display()
+    );
+    Ok(())
 }
 
 fn render_cmd(
@@ -213,10 +244,11 @@ fn render_cmd(
     let repo_url = repo_url
         .or_else(|| env.config.repo_url.clone())
         .unwrap_or_else(|| format!("http://dom0:{}", env.config.repo_port));
+    let installer = xenprov_guest::installer::cached(env.config, os);
     let source = Source {
         tree_url: env.config.tree_url(&os.id, &os.tree, &repo_url),
-        kernel: env.config.repo_root.join(&os.kernel).display().to_string(),
-        ramdisk: env.config.repo_root.join(&os.initrd).display().to_string(),
+        kernel: installer.kernel.display().to_string(),
+        ramdisk: installer.initrd.display().to_string(),
         repo_url,
     };
     let out = match (what, phase, os.family) {

@@ -67,21 +67,12 @@ impl Env<'_> {
                 format!("http://{ip}:{}", self.config.repo_port)
             }
         };
-        let local = |rel: &str| -> Result<String> {
-            let p = self.config.repo_root.join(rel);
-            if !p.is_file() {
-                bail!(
-                    "the {} installer file {} is missing; put it in the repo server's root",
-                    os.title,
-                    p.display()
-                );
-            }
-            Ok(p.display().to_string())
-        };
+        let tree_url = self.config.tree_url(&os.id, &os.tree, &repo_url);
+        let installer = crate::installer::fetch(self.machine, self.config, os, &tree_url)?;
         Ok(Source {
-            tree_url: self.config.tree_url(&os.id, &os.tree, &repo_url),
-            kernel: local(&os.kernel)?,
-            ramdisk: local(&os.initrd)?,
+            tree_url,
+            kernel: installer.kernel.display().to_string(),
+            ramdisk: installer.initrd.display().to_string(),
             repo_url,
         })
     }
@@ -333,6 +324,8 @@ mod tests {
     use xenprov_core::render::Templates;
     use xenprov_core::size::Size;
 
+    use sha2::{Digest, Sha256};
+
     use super::*;
     use crate::config::Paths;
 
@@ -341,6 +334,8 @@ mod tests {
     struct Fake {
         log: RefCell<Vec<String>>,
         running: RefCell<Vec<String>>,
+        /// What `fetch` answers with 200, by URL; every other URL is a 404.
+        served: RefCell<BTreeMap<String, Vec<u8>>>,
     }
 
     impl Machine for Fake {
@@ -356,6 +351,13 @@ mod tests {
         fn lv_remove(&self, vg: &str, lv: &str) -> Result<()> {
             self.log.borrow_mut().push(format!("lvremove {vg}/{lv}"));
             Ok(())
+        }
+        fn fetch(&self, url: &str) -> Result<Vec<u8>> {
+            self.log.borrow_mut().push(format!("GET {url}"));
+            match self.served.borrow().get(url) {
+                Some(b) => Ok(b.clone()),
+                None => bail!("GET {url}: 404 Not Found"),
+            }
         }
         fn bridge_address(&self, _: &str) -> Result<Option<Ipv4Addr>> {
             Ok(Some(Ipv4Addr::new(10, 0, 2, 15)))
@@ -417,6 +419,7 @@ mod tests {
             let p = dir.path();
             let config = Config {
                 repo_root: p.join("repo"),
+                installer_cache: p.join("installers"),
                 paths: Paths {
                     registry: p.join("reg"),
                     xen: p.join("xen"),
@@ -425,16 +428,14 @@ mod tests {
                 },
                 ..Config::default()
             };
-            let di = config.repo_root.join("debian-installer/12/amd64");
-            fs::create_dir_all(&di).unwrap();
-            fs::write(di.join("linux"), "k").unwrap();
-            fs::write(di.join("initrd.gz"), "i").unwrap();
+            let fake = Fake::default();
+            serve_installer(&fake, b"kernel", b"initrd");
             let registry = Registry::open(&config.paths.registry, Templates::builtin()).unwrap();
             Lab {
                 dir,
                 config,
                 registry,
-                fake: Fake::default(),
+                fake,
             }
         }
 
@@ -446,6 +447,24 @@ mod tests {
                 now: &|| 1000,
             }
         }
+    }
+
+    const IMAGES: &str =
+        "http://10.0.2.15:8080/debian/dists/bookworm/main/installer-amd64/current/images";
+
+    /// d-i's netboot files and their SHA256SUMS where debian12's profile looks for them.
+    fn serve_installer(fake: &Fake, kernel: &[u8], initrd: &[u8]) {
+        let sum = |b: &[u8]| hex::encode(Sha256::digest(b));
+        let mut served = fake.served.borrow_mut();
+        let list = format!(
+            "{}  ./netboot/debian-installer/amd64/linux\n{}  ./netboot/debian-installer/amd64/initrd.gz\n",
+            sum(b"kernel"),
+            sum(b"initrd")
+        );
+        served.insert(format!("{IMAGES}/SHA256SUMS"), list.into_bytes());
+        let dir = format!("{IMAGES}/netboot/debian-installer/amd64");
+        served.insert(format!("{dir}/linux"), kernel.to_vec());
+        served.insert(format!("{dir}/initrd.gz"), initrd.to_vec());
     }
 
     fn token_of(install_cfg: &str) -> String {
@@ -468,9 +487,17 @@ mod tests {
         let lab = Lab::new();
         let env = lab.env();
         let g = create(&env, &def("web1"), "web1.toml").unwrap();
+        // The installer is fetched and checked before anything is created.
+        let dir = format!("{IMAGES}/netboot/debian-installer/amd64");
         assert_eq!(
             *lab.fake.log.borrow(),
-            ["lvcreate dsk/web1-disk 8G", "xl create install.cfg"]
+            [
+                format!("GET {IMAGES}/SHA256SUMS"),
+                format!("GET {dir}/linux"),
+                format!("GET {dir}/initrd.gz"),
+                "lvcreate dsk/web1-disk 8G".into(),
+                "xl create install.cfg".into()
+            ]
         );
         let install =
             fs::read_to_string(lab.registry.install_config_path("web1").unwrap()).unwrap();
@@ -478,10 +505,10 @@ mod tests {
             install.contains("url=http://10.0.2.15:8080/preseed/web1/"),
             "{install}"
         );
-        assert!(install.contains(&format!(
-            "kernel = \"{}",
-            lab.dir.path().join("repo").display()
-        )));
+        // xl boots the checked copies from the cache.
+        let cache = lab.dir.path().join("installers/debian12");
+        assert!(install.contains(&format!("kernel = \"{}/kernel\"", cache.display())));
+        assert_eq!(fs::read(cache.join("initrd")).unwrap(), b"initrd");
         let run = fs::read_to_string(lab.dir.path().join("xen/web1.cfg")).unwrap();
         assert!(run.contains("grub-i386-xen_pvh.bin"));
         assert_eq!(list(&env).unwrap()[0].state, "installing");
@@ -535,13 +562,13 @@ mod tests {
         assert!(e.to_string().contains("--force"), "{e}");
         assert_eq!(
             lab.fake.log.borrow().len(),
-            3,
+            6,
             "a refused rm touched something"
         );
         assert!(lab.dir.path().join("xen/web1.cfg").exists());
         remove(&env, "web1", false, true).unwrap();
         assert_eq!(
-            &lab.fake.log.borrow()[3..],
+            &lab.fake.log.borrow()[6..],
             ["xl destroy web1", "lvremove dsk/web1-disk"]
         );
         assert!(!lab.dir.path().join("xen/web1.cfg").exists());
@@ -585,11 +612,19 @@ mod tests {
             e.contains("already exists") && e.contains("30G does not fit"),
             "{e}"
         );
-        fs::remove_file(lab.config.repo_root.join("debian-installer/12/amd64/linux")).unwrap();
-        let e = create(&env, &def("web2"), "web2.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("installer file") && e.contains("missing"), "{e}");
+        // An installer whose bytes are not what its SHA256SUMS says is never handed to xl (the
+        // cached copy from web1 matches its list, so it is dropped to make the tool fetch again).
+        fs::remove_dir_all(&lab.config.installer_cache).unwrap();
+        serve_installer(&lab.fake, b"kernel", b"tampered");
+        let e = format!("{:#}", create(&env, &def("web2"), "web2.toml").unwrap_err());
+        assert!(
+            e.contains("initrd.gz has SHA-256") && e.contains("refusing to boot it"),
+            "{e}"
+        );
+        lab.fake.served.borrow_mut().clear();
+        let e = format!("{:#}", create(&env, &def("web2"), "web2.toml").unwrap_err());
+        assert!(e.contains("SHA256SUMS: 404"), "{e}");
+        lab.fake.log.borrow_mut().retain(|l| !l.starts_with("GET "));
         assert_eq!(
             lab.fake.log.borrow().len(),
             2,

@@ -40,11 +40,12 @@ fn renders_match_the_goldens() {
         )
         .unwrap_or_else(|e| panic!("{}:\n{e}", def.display()));
         let os = reg.catalog().get(&g.os).unwrap();
+        let installer = xenprov_guest::installer::cached(&cfg, os);
         let src = xenprov_guest::context::Source {
             repo_url: "http://192.0.2.1:8080".into(),
             tree_url: cfg.tree_url(&os.id, &os.tree, "http://192.0.2.1:8080"),
-            kernel: cfg.repo_root.join(&os.kernel).display().to_string(),
-            ramdisk: cfg.repo_root.join(&os.initrd).display().to_string(),
+            kernel: installer.kernel.display().to_string(),
+            ramdisk: installer.initrd.display().to_string(),
         };
         let answer = if os.family == Family::Debian {
             "preseed"

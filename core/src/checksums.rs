@@ -1,0 +1,134 @@
+//! The checksum lists that install trees publish for their installer images: Debian's
+//! `SHA256SUMS` (`HEX  ./netboot/...`, under `installer-ARCH/current/images/`) and the
+//! `[checksums]` section of an Anaconda tree's `.treeinfo` (`images/pxeboot/vmlinuz = sha256:HEX`).
+//! Pure: the guest tool fetches the list and the files, this says what each file must hash to.
+
+/// The SHA-256 (lower-case hex) that the list `name` (its file name decides the format) gives for
+/// `path`, relative to the list's directory.
+pub fn sha256_for(name: &str, text: &str, path: &str) -> Result<String, String> {
+    let want = path.trim_start_matches("./");
+    let found = if name.ends_with(".treeinfo") || name == "treeinfo" {
+        treeinfo(text, want)?
+    } else {
+        sha256sums(text, want)
+    };
+    found.ok_or_else(|| format!("{name} lists no SHA-256 for {want}"))
+}
+
+fn sha256sums(text: &str, want: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (hash, file) = l.split_once(char::is_whitespace)?;
+        // `sha256sum` marks binary mode with `*` before the name.
+        let file = file
+            .trim_start()
+            .trim_start_matches('*')
+            .trim_start_matches("./");
+        (file == want && is_sha256(hash)).then(|| hash.to_ascii_lowercase())
+    })
+}
+
+fn treeinfo(text: &str, want: &str) -> Result<Option<String>, String> {
+    let mut section = "";
+    for l in text.lines().map(str::trim) {
+        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            section = s;
+            continue;
+        }
+        if section != "checksums" {
+            continue;
+        }
+        let Some((file, sum)) = l.split_once('=') else {
+            continue;
+        };
+        if file.trim().trim_start_matches("./") != want {
+            continue;
+        }
+        let sum = sum.trim();
+        return match sum.split_once(':') {
+            Some(("sha256", h)) if is_sha256(h) => Ok(Some(h.to_ascii_lowercase())),
+            _ => Err(format!(
+                ".treeinfo gives `{sum}` for {want}; expected sha256:HEX (64 hex digits)"
+            )),
+        };
+    }
+    Ok(None)
+}
+
+fn is_sha256(h: &str) -> bool {
+    h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The kernel and initrd an Anaconda `.treeinfo` names for an architecture (`[images-x86_64]`).
+pub fn treeinfo_images(text: &str, arch: &str) -> Option<(String, String)> {
+    let header = format!("[images-{arch}]");
+    let mut inside = false;
+    let (mut kernel, mut initrd) = (None, None);
+    for l in text.lines().map(str::trim) {
+        if l.starts_with('[') {
+            inside = l == header;
+            continue;
+        }
+        if let (true, Some((k, v))) = (inside, l.split_once('=')) {
+            match k.trim() {
+                "kernel" => kernel = Some(v.trim().to_string()),
+                "initrd" => initrd = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    Some((kernel?, initrd?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "a8a2f6ebe286697c527eb35a58b5539532e9b3ae3b64d4eb0a46fb657b41562c";
+    const B: &str = "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b";
+
+    #[test]
+    fn debian_sha256sums() {
+        let t = format!(
+            "{B}  ./netboot/gtk/debian-installer/amd64/linux\n{A}  ./netboot/debian-installer/amd64/linux\n"
+        );
+        assert_eq!(
+            sha256_for("SHA256SUMS", &t, "netboot/debian-installer/amd64/linux").unwrap(),
+            A
+        );
+        assert_eq!(
+            sha256_for(
+                "SHA256SUMS",
+                &t,
+                "./netboot/debian-installer/amd64/initrd.gz"
+            )
+            .unwrap_err(),
+            "SHA256SUMS lists no SHA-256 for netboot/debian-installer/amd64/initrd.gz"
+        );
+        // A line whose hash is not 64 hex digits is no checksum.
+        let bad = "abc  ./netboot/debian-installer/amd64/linux\n";
+        assert!(sha256_for("SHA256SUMS", bad, "netboot/debian-installer/amd64/linux").is_err());
+    }
+
+    #[test]
+    fn anaconda_treeinfo() {
+        let t = format!(
+            "[general]\nfamily = Rocky Linux\n[images-x86_64]\nkernel = images/pxeboot/vmlinuz\ninitrd = images/pxeboot/initrd.img\n[checksums]\nimages/pxeboot/vmlinuz = sha256:{A}\nimages/pxeboot/initrd.img = md5:0123\n"
+        );
+        assert_eq!(
+            sha256_for(".treeinfo", &t, "images/pxeboot/vmlinuz").unwrap(),
+            A
+        );
+        assert_eq!(
+            sha256_for(".treeinfo", &t, "images/pxeboot/initrd.img").unwrap_err(),
+            ".treeinfo gives `md5:0123` for images/pxeboot/initrd.img; expected sha256:HEX (64 hex digits)"
+        );
+        assert_eq!(
+            treeinfo_images(&t, "x86_64"),
+            Some((
+                "images/pxeboot/vmlinuz".into(),
+                "images/pxeboot/initrd.img".into()
+            ))
+        );
+        assert_eq!(treeinfo_images(&t, "aarch64"), None);
+    }
+}
