@@ -37,12 +37,11 @@ OUT=${XENPROV_GUESTS_OUT:-out/guests}
 TYPES=${XENPROV_GUESTS_TYPES:-pv pvh}
 TRIES=${XENPROV_GUESTS_TRIES:-1}
 SSH_PORT=${XENPROV_GUESTS_SSH_PORT:-10022}
-DI_DIR=/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64
 case $MODE in preseed | standin | full) ;; *) echo "usage: $0 [preseed|standin|full]" >&2; exit 2 ;; esac
 
 need_cargo
 need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin tar \
-    qemu-system-x86 qemu-utils ovmf dosfstools fdisk openssh-client openssl zstd
+    qemu-system-x86 qemu-utils ovmf dosfstools fdisk openssh-client openssl zstd cpio curl
 
 fail() {
     echo "guests e2e: FAIL: $*" >&2
@@ -137,19 +136,36 @@ boot_host() {
     timing "host: boot to SSH" $((SECONDS - start))
 }
 
-# The d-i netboot kernel and initrd into the repo server's root, and where the packages come from.
-setup_host() {
-    local deb
-    find_deb() { find "$OUT" -maxdepth 1 -name 'debian-installer-12-netboot-amd64_*.deb' | sort | tail -1; }
-    deb=$(find_deb)
-    if [ -z "$deb" ]; then
-        (cd "$OUT" && apt-get download debian-installer-12-netboot-amd64 >/dev/null)
-        deb=$(find_deb)
+# Where the guests' installer comes from. `xenprov-guest new` fetches d-i's netboot kernel and
+# initrd itself, through the host's repo server (its verifying cache of the Debian mirror checks
+# them against the SHA256SUMS that the signed Release lists): nothing is copied onto the host. Where
+# this machine's mirror has no d-i images (404), the host fetches tests/guests/di-standin.sh's
+# installer instead, the same way and with the same check, from a repo server on this machine
+# (10.0.2.2 inside QEMU); it is the only thing that stands in for d-i's own boot here.
+DI_PID=
+trap 'kill "$DI_PID" 2>/dev/null || true; qemu_stop_all' EXIT
+installer_source() {
+    local probe
+    probe="$(mirror)/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64/linux"
+    if curl -fsI -o /dev/null "$probe"; then
+        echo "=== guests e2e: d-i from the mirror, through the host's verifying cache"
+        return
     fi
-    rm -rf "$OUT/di" && mkdir -p "$OUT/di"
-    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$OUT/di" ".$DI_DIR/linux" ".$DI_DIR/initrd.gz"
-    on_host 'mkdir -p /srv/xenprov/repo/debian-installer/12/amd64 /etc/xenprov'
-    tar -C "$OUT/di$DI_DIR" -c linux initrd.gz | on_host 'tar -x -C /srv/xenprov/repo/debian-installer/12/amd64'
+    echo "=== guests e2e: this machine's mirror has no d-i images ($probe: 404); the guests boot tests/guests/di-standin.sh's installer"
+    [ -n "${ROOTFS:-}" ] || ROOTFS=$(bash tests/guests/rootfs.sh "$(mirror)") || fail "building the guests' root file system"
+    rm -rf "$OUT/di-standin"
+    bash tests/guests/di-standin.sh "$ROOTFS" "$OUT/di-standin" || fail "building the stand-in installer"
+    cargo build -q --release -p xenprov-repo
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    target/release/xenprov-repo serve --listen "127.0.0.1:$port" --root "$OUT/di-standin" >"$OUT/di-standin.log" 2>&1 &
+    DI_PID=$!
+    INSTALLERS="installers = [{ os = \"debian12\", url = \"http://10.0.2.2:$port/SHA256SUMS\" }]"
+}
+
+setup_host() {
+    INSTALLERS=
+    installer_source
     send_tools
     # The guests take the test's SSH key, which their preseed's late_command installs, so that the
     # test can log in to them once they run from their own disks.
@@ -160,7 +176,7 @@ setup_host() {
     done
     # No `trees`: the guests' packages come from the repo server's /debian/, the verifying cache
     # that the installer configured in /etc/xenprov/repo.toml (upstream: the dom0's APT mirror).
-    echo 'install-timeout = "3h"' | on_host 'cat >/etc/xenprov/guests.toml'
+    printf 'install-timeout = "3h"\n%s\n' "$INSTALLERS" | on_host 'cat >/etc/xenprov/guests.toml'
 }
 
 # The test's scripts for the dom0, and the key for the guests; /tmp is empty again after a reboot.
@@ -176,13 +192,13 @@ collect() {
     on_host 'xenprov-guest list; for g in /var/lib/xenprov/guests/*/; do cat $g/status.json; done' >"$OUT/guests-state.txt" 2>&1 || true
 }
 
-# Seconds since START until the command succeeds, or fail after TIMEOUT; status 3 as soon as Xen says
-# that domain WATCH_DOMID (when set) triple-faulted.
+# Seconds since START until the command succeeds, or fail after TIMEOUT; status 3 as soon as Xen
+# logs a new triple fault (while WATCH_FAULTS is set: see new_fault).
 await() {
     local what=$1 timeout=$2 start=$3
     shift 3
     until "$@"; do
-        [ -z "${WATCH_DOMID:-}" ] || ! triple_faulted "$WATCH_DOMID" || return 3
+        [ -z "${WATCH_FAULTS:-}" ] || ! new_fault || return 3
         ((SECONDS - start < timeout)) || fail "$what: not within $timeout s"
         sleep 5
     done
@@ -211,8 +227,11 @@ mirror_checked() {
 }
 # (grep -c, not -q: the log is read to its end, so no early exit breaks the pipe under pipefail.)
 preseed_served() { [ "$(access_log | grep -F "/preseed/$1/$2" | grep -c 'status=200')" -ge 1 ]; }
-# Xen's log says that domain $1 triple-faulted: QEMU TCG's emulation of nested SVM, not the guest.
-triple_faulted() { on_host "xl dmesg" | grep -q "d$1v[0-9]* Triple fault"; }
+# Xen's log has more triple faults than WATCH_FAULTS, the count before this try: QEMU TCG's
+# emulation of nested SVM, not the guest. Counted, not matched by domain id, so that a domain that
+# faulted and is already gone (before `xl domid` could name it) is seen too.
+fault_count() { on_host "xl dmesg" | grep -c 'Triple fault' || true; }
+new_fault() { [ "$(fault_count)" -gt "$WATCH_FAULTS" ]; }
 
 # Creates guest $1 of type $2 and waits for its installer to boot on Xen, fetch its preseed with its
 # token and report `started`. Status 3: Xen says its domain triple-faulted on the way (then
@@ -227,17 +246,21 @@ installer_starts() {
     esac
     [ "$t" = hvm ] && limit=3600
     STARTED[$g]=$SECONDS
+    WATCH_FAULTS=$(fault_count)
     on_host "xenprov-guest new $g --from /tmp/guests/$g.toml --no-wait" || fail "xenprov-guest new $g"
     TOKEN[$g]=$(token_of "$g")
     [ ${#TOKEN[$g]} -eq 32 ] || fail "$g: no install token in its install config"
-    WATCH_DOMID=$(on_host "xl domid $g") || fail "$g: no domain after xenprov-guest new"
+    if ! on_host "xl domid $g" >/dev/null; then
+        new_fault && return 3
+        fail "$g: no domain after xenprov-guest new, and no triple fault in Xen's log"
+    fi
     s=$(await "$g: installer booting on Xen ($t)" $limit "${STARTED[$g]}" console_has "$g" "$marker") || return
     timing "$g: new -> installer on Xen ($t)" "$s"
     s=$(await "$g: preseed fetched with its token" $limit "${STARTED[$g]}" preseed_served "$g" "${TOKEN[$g]}") || return
     timing "$g: new -> preseed fetched (200)" "$s"
     s=$(await "$g: installer reported started" $limit "${STARTED[$g]}" started_event "$g") || return
     timing "$g: new -> started event (POST)" "$s"
-    WATCH_DOMID=
+    WATCH_FAULTS=
     # The same URL with another token must be refused.
     on_host "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/preseed/$g/00000000000000000000000000000000" |
         grep -qx 404 || fail "$g: a wrong token was not refused"
