@@ -285,6 +285,9 @@ pub struct Host {
     /// Free space per volume group; `None` when not known (rendering only), which skips the check.
     pub vg_free: Option<BTreeMap<String, Size>>,
     pub guests: Vec<Existing>,
+    /// Whether Xen offers hardware-assisted guests (`hvm` in `xl info`'s `virt_caps`), which PVH
+    /// and HVM guests need; `None` when not known (rendering only), which skips the check.
+    pub hvm: Option<bool>,
 }
 
 pub const DEFAULT_BRIDGE: &str = "xenbr0";
@@ -411,6 +414,17 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
                     p.title,
                     k.value,
                     allowed.join(" or ")
+                ),
+            );
+            None
+        }
+        (Some(k), _) if k.value != GuestType::Pv && host.hvm == Some(false) => {
+            t.error(
+                "type",
+                k.offset,
+                format!(
+                    "this host's Xen cannot run {} guests: `xl info` lacks hvm, or both hap and shadow, in virt_caps (no VT-x/AMD-V with EPT/NPT, or it is off in the firmware); use type = \"pv\"",
+                    k.value
                 ),
             );
             None
@@ -633,7 +647,25 @@ mod tests {
                 name: "old".into(),
                 mac: "00:16:3e:00:00:01".into(),
             }],
+            hvm: Some(true),
         }
+    }
+
+    #[test]
+    fn pvh_and_hvm_are_refused_where_xen_has_no_hvm() {
+        let h = Host {
+            hvm: Some(false),
+            ..host()
+        };
+        let e = Guest::parse(&def(""), &catalog(), &h)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("type: this host's Xen cannot run pvh guests: `xl info` lacks hvm"),
+            "{e}"
+        );
+        let pv = def("").replace("type = \"pvh\"", "type = \"pv\"");
+        assert!(Guest::parse(&pv, &catalog(), &h).is_ok());
     }
 
     fn def(extra: &str) -> String {

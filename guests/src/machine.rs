@@ -26,6 +26,9 @@ pub trait Machine {
     fn vg_free(&self) -> Result<BTreeMap<String, Size>>;
     fn lv_create(&self, vg: &str, lv: &str, size: Size) -> Result<()>;
     fn lv_remove(&self, vg: &str, lv: &str) -> Result<()>;
+    /// Whether Xen can build hardware-assisted guests (PVH, HVM): `hvm` and a paging mode (`hap`
+    /// or `shadow`) in `xl info`'s `virt_caps`.
+    fn hvm(&self) -> Result<bool>;
     /// The dom0's IPv4 address on a bridge, which guests on it use to reach the repo server.
     fn bridge_address(&self, bridge: &str) -> Result<Option<Ipv4Addr>>;
     fn xl_create(&self, config: &Path) -> Result<()>;
@@ -88,6 +91,14 @@ impl Machine for Dom0 {
         Ok(parse_ip_addr(&out))
     }
 
+    fn hvm(&self) -> Result<bool> {
+        // Debian's Xen has no shadow paging: without hap (VT-x EPT / AMD NPT) no PVH or HVM
+        // domain can be built, though `hvm` is listed.
+        let caps = parse_virt_caps(&run(Command::new("xl").arg("info"))?);
+        let has = |c: &str| caps.iter().any(|x| x == c);
+        Ok(has("hvm") && (has("hap") || has("shadow")))
+    }
+
     fn xl_create(&self, config: &Path) -> Result<()> {
         run(Command::new("xl").arg("create").arg(config)).map(drop)
     }
@@ -129,6 +140,16 @@ fn parse_vgs(out: &str) -> Result<BTreeMap<String, Size>> {
             }
         })
         .collect()
+}
+
+/// The words of `xl info`'s `virt_caps : pv hvm hap ...` line.
+fn parse_virt_caps(info: &str) -> Vec<String> {
+    info.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "virt_caps").then(|| v.split_whitespace().map(str::to_string).collect())
+        })
+        .unwrap_or_default()
 }
 
 fn parse_ip_addr(out: &str) -> Option<Ipv4Addr> {
@@ -200,6 +221,12 @@ mod tests {
             Some(Ipv4Addr::new(10, 0, 2, 15))
         );
         assert_eq!(parse_ip_addr(""), None);
+        let info = "release                : 6.1.0-50-amd64\nvirt_caps              : pv hvm hap gnttab-v1 gnttab-v2\n";
+        assert_eq!(
+            parse_virt_caps(info),
+            ["pv", "hvm", "hap", "gnttab-v1", "gnttab-v2"]
+        );
+        assert!(!parse_virt_caps("virt_caps : pv gnttab-v1\n").contains(&"hvm".to_string()));
         let list = r#"[{"domid":0,"config":{"c_info":{"type":"pv","name":"Domain-0"},"b_info":{"max_vcpus":2,"max_memkb":1048576,"target_memkb":1048576}}},
                       {"domid":3,"config":{"c_info":{"type":"pvh","name":"web1"},"b_info":{"max_vcpus":1,"max_memkb":524288,"target_memkb":524288}}}]"#;
         let up = "Name                                ID Uptime\nDomain-0                             0  1 day,  2:03:04\nweb1                                 3  0:01:02\n";

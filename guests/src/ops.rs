@@ -84,6 +84,7 @@ pub fn check(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
         vg: env.config.vg.clone(),
         vg_free: Some(env.machine.vg_free()?),
         guests: env.registry.existing()?,
+        hvm: Some(env.machine.hvm()?),
     };
     Guest::parse(src, env.registry.catalog(), &host).map_err(|e| anyhow!("{origin}:\n{e}"))
 }
@@ -358,6 +359,9 @@ mod tests {
                 Some(b) => Ok(b.clone()),
                 None => bail!("GET {url}: 404 Not Found"),
             }
+        }
+        fn hvm(&self) -> Result<bool> {
+            Ok(true)
         }
         fn bridge_address(&self, _: &str) -> Result<Option<Ipv4Addr>> {
             Ok(Some(Ipv4Addr::new(10, 0, 2, 15)))
