@@ -1294,6 +1294,22 @@ mod tests {
     }
 
     #[test]
+    fn hashes_that_are_not_ascii_are_errors_naming_the_key() {
+        let src = format!(
+            "{}admin-user = \"ops\"\nadmin-password-hash = \"$y$€\"\n",
+            minimal().replace(HASH, "$6$€€€")
+        );
+        let e = Answer::parse(&src).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "5:22: system.root-password-hash: `$6$€…` is not a well-formed $6$, $5$ or $y$ hash; \
+             make one with `xenprov-install hash-password` or `openssl passwd -6`\n\
+             7:23: system.admin-password-hash: `$y$€…` is not a well-formed $6$, $5$ or $y$ hash; \
+             make one with `xenprov-install hash-password` or `openssl passwd -6`"
+        );
+    }
+
+    #[test]
     fn schema_names_every_section() {
         let s = schema().to_string();
         for k in [

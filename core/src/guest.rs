@@ -734,6 +734,17 @@ mod tests {
     }
 
     #[test]
+    fn a_hash_that_is_not_ascii_is_an_error_naming_the_key() {
+        let e = Guest::parse(&def("").replace(HASH, "$6$€€€"), &catalog(), &host())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("6:22: root-password-hash: `$6$€…` is not a well-formed"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn without_host_facts_space_is_not_checked() {
         let h = Host {
             vg: "dsk".into(),
