@@ -1003,13 +1003,9 @@ pub fn read_ip_config(t: &Table<'_, '_>, dns_required: bool) -> IpConfig {
                 }
             }
             if let (Some(a), Some(g)) = (&address, &gateway)
-                && !a.value.contains(g.value)
+                && let Err(e) = net::check_gateway(&a.value, g.value)
             {
-                t.error(
-                    "gateway",
-                    g.offset,
-                    format!("{} is not in the subnet of address {}", g.value, a.value),
-                );
+                t.error("gateway", g.offset, e);
             }
         }
         NetMode::Dhcp => {

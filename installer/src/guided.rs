@@ -178,13 +178,7 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
         let addr: Cidr = addr.parse().expect("checked");
         a.network.address = Some(addr);
         let gw = p.input("Gateway", None, &|s| {
-            net::parse_ipv4(s).and_then(|g| {
-                if addr.contains(g) {
-                    Ok(())
-                } else {
-                    Err(format!("{g} is not in {addr}"))
-                }
-            })
+            net::parse_ipv4(s).and_then(|g| net::check_gateway(&addr, g))
         })?;
         a.network.gateway = Some(gw.parse().expect("checked"));
         let dns = p.input(
