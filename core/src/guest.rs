@@ -305,6 +305,28 @@ fn check_word(s: &str, what: &str, extra: &str) -> Result<(), String> {
     }
 }
 
+/// A post-install script goes verbatim between `%post` and `%end` in a kickstart (and, one
+/// line made of it, into a preseed's late_command). pykickstart ends the section at any line
+/// that starts with `%` once leading white space is stripped, splitting the file as Python's
+/// `str.splitlines()` does; the reader refuses every line break but `\n` already, and this
+/// check holds under all of them regardless. Rust's `trim_start` strips at least what
+/// Python's `lstrip` does among the characters the reader lets through.
+fn check_post_install(s: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err("an empty script; remove the key instead".into());
+    }
+    match s
+        .split(crate::text::is_line_break)
+        .position(|l| l.trim_start().starts_with('%'))
+    {
+        Some(i) => Err(format!(
+            "line {} starts with %, which would end the kickstart section the script runs in",
+            i + 1
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Guest {
     /// Reads a definition; with `host`, also refuses what cannot work on that host.
     pub fn parse(src: &str, catalog: &Catalog, host: &Host) -> Result<Guest, Diags> {
@@ -552,14 +574,11 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
         None => GuestNetwork::default(),
     };
 
-    let post_install = t.parsed("post-install", |s| {
-        if s.trim().is_empty() {
-            Err("an empty script; remove the key instead".to_string())
-        } else if s.lines().any(|l| l.trim_start().starts_with('%')) {
-            Err("a line starting with % would end the kickstart section the script runs in".into())
-        } else {
-            Ok(s.to_string())
-        }
+    let post_install = t.text("post-install").and_then(|a| {
+        check_post_install(&a.value)
+            .map_err(|e| t.error("post-install", a.offset, e))
+            .ok()
+            .map(|()| a.value)
     });
     let autostart = t.bool("autostart").unwrap_or(false);
 
@@ -578,7 +597,7 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
         ssh_authorized_keys,
         packages,
         network,
-        post_install: post_install.map(|a| a.value),
+        post_install,
         autostart,
     })
 }
@@ -741,6 +760,61 @@ mod tests {
         assert!(
             e.starts_with("6:22: root-password-hash: `$6$€…` is not a well-formed"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn post_install_cannot_end_its_kickstart_section_under_any_line_split() {
+        let refused = |script: &str| {
+            let src = def(&format!("post-install = {}\n", toml::Value::from(script)));
+            Guest::parse(&src, &catalog(), &host())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused("true\n  %end\n%packages\n");
+        assert_eq!(
+            e,
+            "7:16: post-install: line 2 starts with %, which would end the kickstart section the script runs in"
+        );
+        for sep in [
+            "\r", "\r\n", "\u{0b}", "\u{0c}", "\u{1c}", "\u{1d}", "\u{1e}", "\u{85}", "\u{2028}",
+            "\u{2029}",
+        ] {
+            let e = refused(&format!("true{sep}%end{sep}%packages{sep}"));
+            assert!(
+                e.starts_with("7:16: post-install: holds ") && e.contains(" on line 1; "),
+                "{sep:?}: {e}"
+            );
+        }
+        assert!(check_post_install("true\r%end").is_err());
+        assert!(check_post_install("true\u{2028}%end").is_err());
+        let e = refused("echo hi\0\n");
+        assert!(e.contains("holds a NUL (U+0000) on line 1"), "{e}");
+        let g = Guest::parse(
+            &def("post-install = \"\"\"\n#!/bin/sh\n\techo '50%' >/etc/motd\n\"\"\"\n"),
+            &catalog(),
+            &host(),
+        )
+        .unwrap();
+        assert_eq!(
+            g.post_install.as_deref(),
+            Some("#!/bin/sh\n\techo '50%' >/etc/motd\n")
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_key() {
+        let e = Guest::parse(
+            &def("bridge = \"xenbr0\\n\"\npackages = [\"vim\\u0000\"]\n"),
+            &catalog(),
+            &host(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "7:10: bridge: holds a newline (U+000A); a value here is one line of printable text\n\
+             8:13: packages[0]: holds a NUL (U+0000); a value here is one line of printable text"
         );
     }
 

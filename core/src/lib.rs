@@ -41,3 +41,4 @@ pub mod plan;
 pub mod reader;
 pub mod render;
 pub mod size;
+pub mod text;
