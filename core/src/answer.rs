@@ -247,6 +247,17 @@ impl Serial {
             Serial::Com4 => Some(3),
         }
     }
+    /// The UART's I/O port and IRQ: the PC's fixed assignment, which Linux's ttyS0 to ttyS3 use
+    /// too, so GRUB, Xen and a Linux kernel all name the same chip.
+    pub fn port(self) -> Option<(u16, u8)> {
+        match self {
+            Serial::None => None,
+            Serial::Com1 => Some((0x3f8, 4)),
+            Serial::Com2 => Some((0x2f8, 3)),
+            Serial::Com3 => Some((0x3e8, 4)),
+            Serial::Com4 => Some((0x2e8, 3)),
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             Serial::None => "none",
