@@ -866,9 +866,12 @@ const OWNED_XEN_OPTIONS: [(&str, &str); 6] = [
     ("dom0_max_vcpus", "xen.dom0-max-vcpus"),
     ("mem", "xen.mem"),
     ("console", "console.serial"),
-    ("com1", "console.baud"),
-    ("com2", "console.baud"),
+    ("com1", "console.serial and console.baud"),
+    ("com2", "console.serial and console.baud"),
 ];
+
+/// The values Xen reads as false for a boolean option (xen-command-line, "Boolean").
+const XEN_FALSE: [&str; 5] = ["no", "off", "false", "disable", "0"];
 
 fn check_xen_option(s: &str) -> Result<(), String> {
     if s.is_empty()
@@ -880,11 +883,24 @@ fn check_xen_option(s: &str) -> Result<(), String> {
             "`{s}` is not a hypervisor option: one word of letters, digits and _ . , : = + - / (no spaces or quotes)"
         ));
     }
-    let name = s.split('=').next().unwrap_or(s);
-    if let Some((_, key)) = OWNED_XEN_OPTIONS.iter().find(|(o, _)| *o == name) {
-        return Err(format!("`{name}` is set from {key}; remove it from extra"));
-    }
-    Ok(())
+    let (name, value) = s.split_once('=').map_or((s, None), |(n, v)| (n, Some(v)));
+    // Xen negates any option whose name it finds after a `no-` prefix (and with a value too,
+    // which its documentation calls undefined), so `no-console` undoes console= as surely as
+    // `console=` replaces it.
+    let (negated, option) = match name.strip_prefix("no-") {
+        Some(o) => (true, o),
+        None => (false, name),
+    };
+    let Some((_, key)) = OWNED_XEN_OPTIONS.iter().find(|(o, _)| *o == option) else {
+        return Ok(());
+    };
+    Err(if negated {
+        format!("`{s}` negates `{option}`, which is set from {key}; remove it from extra")
+    } else if value.is_some_and(|v| XEN_FALSE.contains(&v)) {
+        format!("`{s}` turns `{option}` off, which is set from {key}; remove it from extra")
+    } else {
+        format!("`{name}` is set from {key}; remove it from extra")
+    })
 }
 
 fn read_console(t: &Table<'_, '_>) -> Console {
@@ -1313,6 +1329,24 @@ mod tests {
              make one with `xenprov-install hash-password` or `openssl passwd -6`\n\
              7:23: system.admin-password-hash: `$y$€…` is not a well-formed $6$, $5$ or $y$ hash; \
              make one with `xenprov-install hash-password` or `openssl passwd -6`"
+        );
+    }
+
+    #[test]
+    fn extra_cannot_set_or_negate_what_the_answer_renders() {
+        let src = format!(
+            "{}[xen]\nextra = [\"no-console\", \"no-com1\", \"no-dom0_max_vcpus\", \"com2=off\", \"mem=0\", \"console=none\", \"no-real-mode\", \"ucode=scan\", \"dom0-mem=1G\"]\n",
+            minimal()
+        );
+        let e = Answer::parse(&src).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "7:10: xen.extra[0]: `no-console` negates `console`, which is set from console.serial; remove it from extra\n\
+             7:24: xen.extra[1]: `no-com1` negates `com1`, which is set from console.serial and console.baud; remove it from extra\n\
+             7:35: xen.extra[2]: `no-dom0_max_vcpus` negates `dom0_max_vcpus`, which is set from xen.dom0-max-vcpus; remove it from extra\n\
+             7:56: xen.extra[3]: `com2=off` turns `com2` off, which is set from console.serial and console.baud; remove it from extra\n\
+             7:68: xen.extra[4]: `mem=0` turns `mem` off, which is set from xen.mem; remove it from extra\n\
+             7:77: xen.extra[5]: `console` is set from console.serial; remove it from extra"
         );
     }
 
