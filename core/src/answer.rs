@@ -688,14 +688,14 @@ fn read_lvm(t: &Table<'_, '_>) -> Lvm {
     let volumes = match volumes {
         Some(vs) => {
             check_volumes(t, &vs);
-            vs.into_iter().map(|a| a.value).collect()
+            vs.into_iter().map(|v| v.volume).collect()
         }
         None => d.volumes,
     };
     Lvm { vg, volumes }
 }
 
-fn read_volume(t: &Table<'_, '_>) -> Option<At<Volume>> {
+fn read_volume(t: &Table<'_, '_>) -> Option<ReadVolume> {
     let name = t.req_str("name", "the logical volume's name");
     let name = name.and_then(|n| match check_lvm_name(&n.value, "logical volume") {
         Ok(()) => Some(n),
@@ -730,17 +730,23 @@ fn read_volume(t: &Table<'_, '_>) -> Option<At<Volume>> {
         ),
         _ => {}
     }
-    let name = name?;
-    Some(At {
-        value: Volume {
-            name: name.value,
-            mount: mount.map(|m| m.value),
+    Some(ReadVolume {
+        volume: Volume {
+            name: name.as_ref()?.value.clone(),
+            mount: mount.as_ref().map(|m| m.value.clone()),
             fs,
             size: size?,
         },
-        offset: name.offset,
-        key: name.key,
+        name: name?,
+        mount,
     })
+}
+
+/// A volume and where its name and mount point are, for the checks across volumes.
+struct ReadVolume {
+    volume: Volume,
+    name: At<String>,
+    mount: Option<At<String>>,
 }
 
 fn check_mount(s: &str) -> Result<String, String> {
@@ -771,24 +777,28 @@ fn check_mount(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn check_volumes(t: &Table<'_, '_>, vs: &[At<Volume>]) {
+fn check_volumes(t: &Table<'_, '_>, vs: &[ReadVolume]) {
     let mut seen_names: Vec<&str> = Vec::new();
     let mut seen_mounts: Vec<&str> = Vec::new();
     for v in vs {
-        if seen_names.contains(&v.value.name.as_str()) {
+        let name = &v.name;
+        if seen_names.contains(&name.value.as_str()) {
             t.reader().report_at(
-                v.offset,
-                &v.key,
-                format!("duplicate volume name `{}`", v.value.name),
+                name.offset,
+                &name.key,
+                format!("duplicate volume name `{}`", name.value),
             );
         }
-        seen_names.push(&v.value.name);
-        if let Some(m) = &v.value.mount {
-            if seen_mounts.contains(&m.as_str()) {
-                t.reader()
-                    .report_at(v.offset, &v.key, format!("duplicate mount point `{m}`"));
+        seen_names.push(&name.value);
+        if let Some(m) = &v.mount {
+            if seen_mounts.contains(&m.value.as_str()) {
+                t.reader().report_at(
+                    m.offset,
+                    &m.key,
+                    format!("duplicate mount point `{}`", m.value),
+                );
             }
-            seen_mounts.push(m);
+            seen_mounts.push(&m.value);
         }
     }
     if !vs.is_empty() && !seen_mounts.contains(&"/") && !t.reader().has_errors() {
@@ -1304,7 +1314,7 @@ mod tests {
                 "console.baud",
                 "lvm.vg",
                 "lvm.volumes[1].name",
-                "lvm.volumes[1].name",
+                "lvm.volumes[1].mount",
                 "lvm.volumes[2].size",
             ],
             "{e}"
