@@ -713,7 +713,8 @@ mod tests {
             "maxmem: Rocky Linux 9 has no balloon driver",
             "6:8: disk: 40G does not fit: volume group `dsk` has 30 GiB free",
             "MAC 00:16:3e:00:00:01 is already used by guest `old`",
-            "plaintext passwords are refused",
+            "8:22: root-password-hash: this is not a password hash (plaintext passwords are refused); \
+             give a $6$ or $y$ hash: make one with `xenprov-install hash-password`",
             "9:1: colour: unknown key",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");

@@ -156,6 +156,18 @@ mod tests {
 
     #[test]
     fn plaintext_and_malformed_hashes_are_refused() {
+        // Whatever the mistake, the error says which command makes a hash.
+        for bad in ["hunter2", "$ecret", "$6$salt$short", "$1$abc$def"] {
+            let e = check_crypt_hash(bad).unwrap_err();
+            assert!(e.contains("`xenprov-install hash-password`"), "{bad}: {e}");
+        }
+        for bad in ["hunter2", "grub.hunter2"] {
+            let e = check_grub_hash(bad).unwrap_err();
+            assert!(
+                e.contains("`xenprov-install hash-password --grub`"),
+                "{bad}: {e}"
+            );
+        }
         let e = check_crypt_hash("hunter2").unwrap_err();
         assert!(e.contains("plaintext"), "{e}");
         assert!(check_crypt_hash("$6$salt$short").is_err());
