@@ -42,7 +42,7 @@ impl FromStr for Size {
         // ` 6G` is not read one way here and another by whoever reads the same file next.
         if s.contains(char::is_whitespace) {
             return Err(format!(
-                "`{s}` holds a space; write the number and its unit together, as {ACCEPTED}"
+                "`{s}` holds a space; a size is one word: expected {ACCEPTED}"
             ));
         }
         let split = s
