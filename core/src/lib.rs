@@ -31,6 +31,8 @@ macro_rules! string_serde {
 }
 
 pub mod answer;
+#[cfg(feature = "clap")]
+pub mod clap_help;
 pub mod gpt;
 pub mod guest;
 pub mod inventory;

@@ -30,9 +30,13 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum What {
+    /// The kickstart of a RHEL-family guest.
     Kickstart,
+    /// The preseed of a Debian guest.
     Preseed,
+    /// The xl config.
     Xl,
+    /// The libvirt domain XML.
     Libvirt,
 }
 
@@ -50,36 +54,46 @@ struct DefinitionFlags {
     /// pv, pvh or hvm.
     #[arg(long = "type")]
     kind: Option<String>,
+    /// Memory, e.g. 2G (at least what the OS's installer needs).
     #[arg(long)]
     memory: Option<String>,
+    /// Virtual CPUs, 1 to 128 [default: 1].
     #[arg(long)]
     vcpus: Option<u32>,
     /// Size of its disk, e.g. 20G.
     #[arg(long)]
     disk: Option<String>,
+    /// Volume group for its disk [default: vg from the config, dsk].
     #[arg(long)]
     vg: Option<String>,
+    /// Bridge its NIC is plugged into [default: xenbr0].
     #[arg(long)]
     bridge: Option<String>,
+    /// Its NIC's MAC, aa:bb:cc:dd:ee:ff [default: derived from the name, in Xen's 00:16:3e].
     #[arg(long)]
     mac: Option<String>,
     /// A crypt(3) hash ($6$, $y$); without it a terminal asks for a password and hashes it.
     #[arg(long)]
     root_password_hash: Option<String>,
+    /// A public key for root's authorized_keys, e.g. "ssh-ed25519 AAAA... me@host" (repeatable).
     #[arg(long = "ssh-key")]
     ssh_keys: Vec<String>,
+    /// A package to install besides the OS's minimal set (repeatable).
     #[arg(long = "package")]
     packages: Vec<String>,
     /// Static address with prefix, e.g. 192.0.2.20/24 (default: DHCP).
     #[arg(long)]
     ip: Option<String>,
+    /// Gateway of the static address, in its subnet.
     #[arg(long)]
     gateway: Option<String>,
+    /// Name server for the static address (repeatable; at least one with --ip).
     #[arg(long)]
     dns: Vec<String>,
     /// A script run in the installed system at the end of the install.
     #[arg(long)]
     post_install: Option<PathBuf>,
+    /// Start it with the host (a link in /etc/xen/auto).
     #[arg(long)]
     autostart: bool,
 }
@@ -90,8 +104,10 @@ struct DefinitionFlags {
 enum Verb {
     /// Print a guest's kickstart, preseed, xl config or libvirt XML; touches nothing.
     Render {
+        /// The guest definition (TOML) to render.
         #[arg(long)]
         from: PathBuf,
+        /// What to print.
         what: What,
         /// For xl and libvirt: the install phase (installer kernel) or the run phase (own disk).
         #[arg(long, value_enum, default_value = "install")]
@@ -102,6 +118,7 @@ enum Verb {
     },
     /// Create a guest and install it; prompts for what is missing when on a terminal.
     New {
+        /// The guest's name: its Xen domain, host name and LV (NAME-disk).
         name: String,
         /// A guest definition file instead of flags.
         #[arg(long, conflicts_with_all = ["os", "kind", "memory", "disk"])]
@@ -113,24 +130,33 @@ enum Verb {
         no_wait: bool,
     },
     /// Follow an install to its end and start the guest from its own disk.
-    Wait { name: String },
+    Wait {
+        /// The guest being installed.
+        name: String,
+    },
     /// Guests with their state, memory, vCPUs and uptime.
     List {
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
     /// One guest: its definition, state, configs and install progress.
     Show {
+        /// The guest to show.
         name: String,
+        /// Print the details as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Delete a guest: its configs, autostart link and (unless kept) its disk. Stops its installer;
     /// a guest running from its own disk must be shut down first, or destroyed with --force.
     Rm {
+        /// The guest to delete.
         name: String,
+        /// Keep its logical volume (NAME-disk) and the data on it.
         #[arg(long)]
         keep_disk: bool,
+        /// Destroy it even when it runs from its own disk.
         #[arg(long)]
         force: bool,
     },
@@ -483,4 +509,16 @@ fn show(env: &Env<'_>, name: &str, json: bool) -> Result<()> {
     }
     print!("\n{}", d.definition.to_toml());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_argument_and_verb_has_help() {
+        super::Cli::command().debug_assert();
+        let missing = xenprov_core::clap_help::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
 }

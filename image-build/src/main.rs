@@ -37,6 +37,7 @@ enum Verb {
     Payload {
         #[command(flatten)]
         common: Common,
+        /// Directory to write payload.tar.zst and payload.json to
         #[arg(long, default_value = "out/image")]
         out_dir: PathBuf,
     },
@@ -44,6 +45,7 @@ enum Verb {
     Live {
         #[command(flatten)]
         common: Common,
+        /// Directory to write the live files to
         #[arg(long, default_value = "out/image")]
         out_dir: PathBuf,
         /// The installer to put in the live layer (default: xenprov-install in --bin-dir)
@@ -54,6 +56,7 @@ enum Verb {
     Iso {
         #[command(flatten)]
         common: Common,
+        /// The ISO image to write
         #[arg(long)]
         out: PathBuf,
         /// Answer file to bake in as /xenprov/answer.toml, used by the default boot entry
@@ -274,5 +277,17 @@ impl Build {
                 live::build_base(base, entry)
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_argument_and_verb_has_help() {
+        super::Cli::command().debug_assert();
+        let missing = xenprov_core::clap_help::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "without help: {missing:#?}");
     }
 }
