@@ -327,6 +327,12 @@ fn check_post_install(s: &str) -> Result<(), String> {
     }
 }
 
+/// A package name (or `@group`, `@^environment` in a kickstart), one word of what apt and dnf
+/// accept.
+pub fn check_package(s: &str) -> Result<(), String> {
+    check_word(s, "a package name", "-_.+:@^")
+}
+
 impl Guest {
     /// Reads a definition; with `host`, also refuses what cannot work on that host.
     pub fn parse(src: &str, catalog: &Catalog, host: &Host) -> Result<Guest, Diags> {
@@ -563,7 +569,7 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
             .collect::<Vec<_>>()
     };
     let ssh_authorized_keys = words("ssh-authorized-keys", &crate::answer::check_ssh_key);
-    let packages = words("packages", &|s| check_word(s, "a package name", "-_.+:@^"));
+    let packages = words("packages", &check_package);
 
     let network = match t.table("network") {
         Some(n) => {
@@ -848,7 +854,7 @@ mod tests {
         assert!(check_guest_name("-x").is_err());
         assert!(crate::answer::check_ssh_key("ssh-ed25519 AAAAC3Nz me@host").is_ok());
         assert!(crate::answer::check_ssh_key("ssh-ed25519 AAAAC3Nz me\"; rm -rf /").is_err());
-        assert!(check_word("@^minimal-environment", "a package name", "-_.+:@^").is_ok());
-        assert!(check_word("a b", "a package name", "-_.+:@^").is_err());
+        assert!(check_package("@^minimal-environment").is_ok());
+        assert!(check_package("a b").is_err());
     }
 }
