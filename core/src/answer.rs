@@ -883,16 +883,23 @@ const OWNED_XEN_OPTIONS: [(&str, &str); 6] = [
 /// The values Xen reads as false for a boolean option (xen-command-line, "Boolean").
 const XEN_FALSE: [&str; 5] = ["no", "off", "false", "disable", "0"];
 
-fn check_xen_option(s: &str) -> Result<(), String> {
+/// One word of a hypervisor or kernel command line, which GRUB's script reads before Xen or
+/// Linux does: nothing GRUB would split, quote, expand or end a command at.
+pub fn check_cmdline_word(s: &str, what: &str) -> Result<(), String> {
     if s.is_empty()
         || !s
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.,:=+-/".contains(c))
     {
         return Err(format!(
-            "`{s}` is not a hypervisor option: one word of letters, digits and _ . , : = + - / (no spaces or quotes)"
+            "`{s}` is not {what}: one word of letters, digits and _ . , : = + - / (no spaces or quotes)"
         ));
     }
+    Ok(())
+}
+
+fn check_xen_option(s: &str) -> Result<(), String> {
+    check_cmdline_word(s, "a hypervisor option")?;
     let (name, value) = s.split_once('=').map_or((s, None), |(n, v)| (n, Some(v)));
     // Xen negates any option whose name it finds after a `no-` prefix (and with a value too,
     // which its documentation calls undefined), so `no-console` undoes console= as surely as

@@ -63,7 +63,7 @@ enum Verb {
         #[arg(long)]
         answer: Option<PathBuf>,
         /// Extra kernel argument for the default boot entry (repeatable)
-        #[arg(long = "kernel-arg")]
+        #[arg(long = "kernel-arg", value_parser = kernel_arg)]
         kernel_args: Vec<String>,
         /// The installer to put in the live layer (default: xenprov-install in --bin-dir)
         #[arg(long)]
@@ -72,6 +72,11 @@ enum Verb {
         #[arg(long, default_value = "out/image")]
         work_dir: PathBuf,
     },
+}
+
+/// A kernel argument goes into the ISO's grub.cfg: one word that GRUB passes on as it is.
+fn kernel_arg(s: &str) -> Result<String, String> {
+    xenprov_core::answer::check_cmdline_word(s, "a kernel argument").map(|()| s.to_string())
 }
 
 #[derive(Args)]
@@ -289,5 +294,32 @@ mod tests {
         super::Cli::command().debug_assert();
         let missing = xenprov_core::clap_help::undocumented(&super::Cli::command());
         assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
+
+    #[test]
+    fn kernel_arguments_cannot_add_lines_to_grub_cfg() {
+        use clap::Parser;
+        let iso = |arg: &str| {
+            super::Cli::try_parse_from([
+                "xenprov-image",
+                "iso",
+                "--out",
+                "x.iso",
+                "--kernel-arg",
+                arg,
+            ])
+        };
+        for bad in ["a\n}\nmenuentry x {", "a b", "x=$(reboot)", "a;b", "'a'"] {
+            let e = iso(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} was accepted"))
+                .to_string();
+            assert!(
+                e.contains("--kernel-arg") && e.contains("is not a kernel argument"),
+                "{e}"
+            );
+        }
+        assert!(iso("xenprov.on-error=poweroff").is_ok());
+        assert!(iso("xenprov.answer=http://10.0.2.2:8000/answer.toml").is_ok());
     }
 }
