@@ -1104,7 +1104,8 @@ fn read_network(t: &Table<'_, '_>) -> Network {
     }
 }
 
-fn check_user_name(s: &str) -> Result<String, String> {
+/// A login name for the admin user: what useradd takes, and not an account Debian has already.
+pub fn check_user_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 32
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
