@@ -688,7 +688,7 @@ fn read_lvm(t: &Table<'_, '_>) -> Lvm {
     let volumes = match volumes {
         Some(vs) => {
             check_volumes(t, &vs);
-            vs.into_iter().map(|v| v.volume).collect()
+            vs.into_iter().map(ReadVolume::into_volume).collect()
         }
         None => d.volumes,
     };
@@ -731,22 +731,30 @@ fn read_volume(t: &Table<'_, '_>) -> Option<ReadVolume> {
         _ => {}
     }
     Some(ReadVolume {
-        volume: Volume {
-            name: name.as_ref()?.value.clone(),
-            mount: mount.as_ref().map(|m| m.value.clone()),
-            fs,
-            size: size?,
-        },
         name: name?,
         mount,
+        fs,
+        size: size?,
     })
 }
 
-/// A volume and where its name and mount point are, for the checks across volumes.
+/// A volume with where its name and mount point are, for the checks across volumes.
 struct ReadVolume {
-    volume: Volume,
     name: At<String>,
     mount: Option<At<String>>,
+    fs: Fs,
+    size: Size,
+}
+
+impl ReadVolume {
+    fn into_volume(self) -> Volume {
+        Volume {
+            name: self.name.value,
+            mount: self.mount.map(|m| m.value),
+            fs: self.fs,
+            size: self.size,
+        }
+    }
 }
 
 fn check_mount(s: &str) -> Result<String, String> {
