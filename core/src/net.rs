@@ -25,6 +25,13 @@ impl Cidr {
         let m = u32::from(self.netmask());
         u32::from(ip) & m == u32::from(self.addr) & m
     }
+
+    /// Whether `ip` is the network or broadcast address of this subnet (a /31 or /32 has neither).
+    pub fn is_network_or_broadcast(&self, ip: Ipv4Addr) -> bool {
+        let m = u32::from(self.netmask());
+        let host = u32::from(ip) & !m;
+        self.prefix < 31 && (host == 0 || host == !m)
+    }
 }
 
 impl FromStr for Cidr {
@@ -66,13 +73,10 @@ impl FromStr for Cidr {
                 "`{s}` is {kind}; a host needs a unicast address of its network"
             ));
         }
-        if prefix < 31 {
-            let host = u32::from(addr) & !u32::from(c.netmask());
-            if host == 0 || host == !u32::from(c.netmask()) {
-                return Err(format!(
-                    "`{s}` is the network or broadcast address of its subnet, not a host address"
-                ));
-            }
+        if c.is_network_or_broadcast(addr) {
+            return Err(format!(
+                "`{s}` is the network or broadcast address of its subnet, not a host address"
+            ));
         }
         Ok(c)
     }
@@ -107,8 +111,6 @@ pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
 /// A static configuration's gateway: on the address's subnet, and neither the address itself nor
 /// the subnet's network or broadcast address (which no router answers on).
 pub fn check_gateway(address: &Cidr, gateway: Ipv4Addr) -> Result<(), String> {
-    let mask = u32::from(address.netmask());
-    let host = u32::from(gateway) & !mask;
     if !address.contains(gateway) {
         Err(format!(
             "{gateway} is not in the subnet of address {address}"
@@ -117,7 +119,7 @@ pub fn check_gateway(address: &Cidr, gateway: Ipv4Addr) -> Result<(), String> {
         Err(format!(
             "{gateway} is this address itself; the gateway is another host on {address}"
         ))
-    } else if address.prefix < 31 && (host == 0 || host == !mask) {
+    } else if address.is_network_or_broadcast(gateway) {
         Err(format!(
             "{gateway} is the network or broadcast address of {address}, not a router"
         ))

@@ -881,16 +881,17 @@ pub fn xen_cmdline(a: &Answer) -> String {
     // Xen 4.17's ns16550 driver knows only com1 and com2, at 0x3f8/IRQ 4 and 0x2f8/IRQ 3 unless
     // told otherwise; COM3 and COM4 become its com1, given their port and IRQ.
     let baud = a.console.baud;
-    match (a.console.serial, a.console.serial.port()) {
-        (s @ (Serial::Com1 | Serial::Com2), _) => {
+    match a.console.serial {
+        Serial::None => opts.push("console=vga".into()),
+        s @ (Serial::Com1 | Serial::Com2) => {
             opts.push(format!("{}={baud},8n1", s.name()));
             opts.push(format!("console={},vga", s.name()));
         }
-        (_, Some((io, irq))) => {
+        s @ (Serial::Com3 | Serial::Com4) => {
+            let (io, irq) = s.port().expect("a COM port has its I/O port");
             opts.push(format!("com1={baud},8n1,{io:#x},{irq}"));
             opts.push("console=com1,vga".into());
         }
-        (_, None) => opts.push("console=vga".into()),
     }
     opts.extend(x.extra.iter().cloned());
     opts.join(" ")
