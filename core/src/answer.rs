@@ -247,6 +247,17 @@ impl Serial {
             Serial::Com4 => Some(3),
         }
     }
+    /// The UART's I/O port and IRQ: the PC's fixed assignment, which Linux's ttyS0 to ttyS3 use
+    /// too, so GRUB, Xen and a Linux kernel all name the same chip.
+    pub fn port(self) -> Option<(u16, u8)> {
+        match self {
+            Serial::None => None,
+            Serial::Com1 => Some((0x3f8, 4)),
+            Serial::Com2 => Some((0x2f8, 3)),
+            Serial::Com3 => Some((0x3e8, 4)),
+            Serial::Com4 => Some((0x2e8, 3)),
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             Serial::None => "none",
@@ -677,14 +688,14 @@ fn read_lvm(t: &Table<'_, '_>) -> Lvm {
     let volumes = match volumes {
         Some(vs) => {
             check_volumes(t, &vs);
-            vs.into_iter().map(|a| a.value).collect()
+            vs.into_iter().map(ReadVolume::into_volume).collect()
         }
         None => d.volumes,
     };
     Lvm { vg, volumes }
 }
 
-fn read_volume(t: &Table<'_, '_>) -> Option<At<Volume>> {
+fn read_volume(t: &Table<'_, '_>) -> Option<ReadVolume> {
     let name = t.req_str("name", "the logical volume's name");
     let name = name.and_then(|n| match check_lvm_name(&n.value, "logical volume") {
         Ok(()) => Some(n),
@@ -719,17 +730,31 @@ fn read_volume(t: &Table<'_, '_>) -> Option<At<Volume>> {
         ),
         _ => {}
     }
-    let name = name?;
-    Some(At {
-        value: Volume {
-            name: name.value,
-            mount: mount.map(|m| m.value),
-            fs,
-            size: size?,
-        },
-        offset: name.offset,
-        key: name.key,
+    Some(ReadVolume {
+        name: name?,
+        mount,
+        fs,
+        size: size?,
     })
+}
+
+/// A volume with where its name and mount point are, for the checks across volumes.
+struct ReadVolume {
+    name: At<String>,
+    mount: Option<At<String>>,
+    fs: Fs,
+    size: Size,
+}
+
+impl ReadVolume {
+    fn into_volume(self) -> Volume {
+        Volume {
+            name: self.name.value,
+            mount: self.mount.map(|m| m.value),
+            fs: self.fs,
+            size: self.size,
+        }
+    }
 }
 
 fn check_mount(s: &str) -> Result<String, String> {
@@ -760,24 +785,28 @@ fn check_mount(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn check_volumes(t: &Table<'_, '_>, vs: &[At<Volume>]) {
+fn check_volumes(t: &Table<'_, '_>, vs: &[ReadVolume]) {
     let mut seen_names: Vec<&str> = Vec::new();
     let mut seen_mounts: Vec<&str> = Vec::new();
     for v in vs {
-        if seen_names.contains(&v.value.name.as_str()) {
+        let name = &v.name;
+        if seen_names.contains(&name.value.as_str()) {
             t.reader().report_at(
-                v.offset,
-                &v.key,
-                format!("duplicate volume name `{}`", v.value.name),
+                name.offset,
+                &name.key,
+                format!("duplicate volume name `{}`", name.value),
             );
         }
-        seen_names.push(&v.value.name);
-        if let Some(m) = &v.value.mount {
-            if seen_mounts.contains(&m.as_str()) {
-                t.reader()
-                    .report_at(v.offset, &v.key, format!("duplicate mount point `{m}`"));
+        seen_names.push(&name.value);
+        if let Some(m) = &v.mount {
+            if seen_mounts.contains(&m.value.as_str()) {
+                t.reader().report_at(
+                    m.offset,
+                    &m.key,
+                    format!("duplicate mount point `{}`", m.value),
+                );
             }
-            seen_mounts.push(m);
+            seen_mounts.push(&m.value);
         }
     }
     if !vs.is_empty() && !seen_mounts.contains(&"/") && !t.reader().has_errors() {
@@ -855,25 +884,48 @@ const OWNED_XEN_OPTIONS: [(&str, &str); 6] = [
     ("dom0_max_vcpus", "xen.dom0-max-vcpus"),
     ("mem", "xen.mem"),
     ("console", "console.serial"),
-    ("com1", "console.baud"),
-    ("com2", "console.baud"),
+    ("com1", "console.serial and console.baud"),
+    ("com2", "console.serial and console.baud"),
 ];
 
-fn check_xen_option(s: &str) -> Result<(), String> {
+/// The values Xen reads as false for a boolean option (xen-command-line, "Boolean").
+const XEN_FALSE: [&str; 5] = ["no", "off", "false", "disable", "0"];
+
+/// One word of a hypervisor or kernel command line, which GRUB's script reads before Xen or
+/// Linux does: nothing GRUB would split, quote, expand or end a command at.
+pub fn check_cmdline_word(s: &str, what: &str) -> Result<(), String> {
     if s.is_empty()
         || !s
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.,:=+-/".contains(c))
     {
         return Err(format!(
-            "`{s}` is not a hypervisor option: one word of letters, digits and _ . , : = + - / (no spaces or quotes)"
+            "`{s}` is not {what}: one word of letters, digits and _ . , : = + - / (no spaces or quotes)"
         ));
     }
-    let name = s.split('=').next().unwrap_or(s);
-    if let Some((_, key)) = OWNED_XEN_OPTIONS.iter().find(|(o, _)| *o == name) {
-        return Err(format!("`{name}` is set from {key}; remove it from extra"));
-    }
     Ok(())
+}
+
+fn check_xen_option(s: &str) -> Result<(), String> {
+    check_cmdline_word(s, "a hypervisor option")?;
+    let (name, value) = s.split_once('=').map_or((s, None), |(n, v)| (n, Some(v)));
+    // Xen negates any option whose name it finds after a `no-` prefix (and with a value too,
+    // which its documentation calls undefined), so `no-console` undoes console= as surely as
+    // `console=` replaces it.
+    let (negated, option) = match name.strip_prefix("no-") {
+        Some(o) => (true, o),
+        None => (false, name),
+    };
+    let Some((_, key)) = OWNED_XEN_OPTIONS.iter().find(|(o, _)| *o == option) else {
+        return Ok(());
+    };
+    Err(if negated {
+        format!("`{s}` negates `{option}`, which is set from {key}; remove it from extra")
+    } else if value.is_some_and(|v| XEN_FALSE.contains(&v)) {
+        format!("`{s}` turns `{option}` off, which is set from {key}; remove it from extra")
+    } else {
+        format!("`{name}` is set from {key}; remove it from extra")
+    })
 }
 
 fn read_console(t: &Table<'_, '_>) -> Console {
@@ -1003,13 +1055,9 @@ pub fn read_ip_config(t: &Table<'_, '_>, dns_required: bool) -> IpConfig {
                 }
             }
             if let (Some(a), Some(g)) = (&address, &gateway)
-                && !a.value.contains(g.value)
+                && let Err(e) = net::check_gateway(&a.value, g.value)
             {
-                t.error(
-                    "gateway",
-                    g.offset,
-                    format!("{} is not in the subnet of address {}", g.value, a.value),
-                );
+                t.error("gateway", g.offset, e);
             }
         }
         NetMode::Dhcp => {
@@ -1064,7 +1112,8 @@ fn read_network(t: &Table<'_, '_>) -> Network {
     }
 }
 
-fn check_user_name(s: &str) -> Result<String, String> {
+/// A login name for the admin user: what useradd takes, and not an account Debian has already.
+pub fn check_user_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 32
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
@@ -1281,7 +1330,7 @@ mod tests {
                 "console.baud",
                 "lvm.vg",
                 "lvm.volumes[1].name",
-                "lvm.volumes[1].name",
+                "lvm.volumes[1].mount",
                 "lvm.volumes[2].size",
             ],
             "{e}"
@@ -1291,6 +1340,40 @@ mod tests {
         assert!(text.contains("plaintext passwords are refused"), "{text}");
         assert!(text.contains("duplicate volume name `root`"), "{text}");
         assert!(text.contains("duplicate mount point `/`"), "{text}");
+    }
+
+    #[test]
+    fn hashes_that_are_not_ascii_are_errors_naming_the_key() {
+        let src = format!(
+            "{}admin-user = \"ops\"\nadmin-password-hash = \"$y$€\"\n",
+            minimal().replace(HASH, "$6$€€€")
+        );
+        let e = Answer::parse(&src).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "5:22: system.root-password-hash: `$6$€…` is not a well-formed $6$, $5$ or $y$ hash; \
+             make one with `xenprov-install hash-password` or `openssl passwd -6`\n\
+             7:23: system.admin-password-hash: `$y$€…` is not a well-formed $6$, $5$ or $y$ hash; \
+             make one with `xenprov-install hash-password` or `openssl passwd -6`"
+        );
+    }
+
+    #[test]
+    fn extra_cannot_set_or_negate_what_the_answer_renders() {
+        let src = format!(
+            "{}[xen]\nextra = [\"no-console\", \"no-com1\", \"no-dom0_max_vcpus\", \"com2=off\", \"mem=0\", \"console=none\", \"no-real-mode\", \"ucode=scan\", \"dom0-mem=1G\"]\n",
+            minimal()
+        );
+        let e = Answer::parse(&src).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "7:10: xen.extra[0]: `no-console` negates `console`, which is set from console.serial; remove it from extra\n\
+             7:24: xen.extra[1]: `no-com1` negates `com1`, which is set from console.serial and console.baud; remove it from extra\n\
+             7:35: xen.extra[2]: `no-dom0_max_vcpus` negates `dom0_max_vcpus`, which is set from xen.dom0-max-vcpus; remove it from extra\n\
+             7:56: xen.extra[3]: `com2=off` turns `com2` off, which is set from console.serial and console.baud; remove it from extra\n\
+             7:68: xen.extra[4]: `mem=0` turns `mem` off, which is set from xen.mem; remove it from extra\n\
+             7:77: xen.extra[5]: `console` is set from console.serial; remove it from extra"
+        );
     }
 
     #[test]

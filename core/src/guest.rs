@@ -330,6 +330,34 @@ fn check_word(s: &str, what: &str, extra: &str) -> Result<(), String> {
     }
 }
 
+/// A post-install script goes verbatim between `%post` and `%end` in a kickstart (and, one
+/// line made of it, into a preseed's late_command). pykickstart ends the section at any line
+/// that starts with `%` once leading white space is stripped, splitting the file as Python's
+/// `str.splitlines()` does; the reader refuses every line break but `\n` already, and this
+/// check holds under all of them regardless. Rust's `trim_start` strips at least what
+/// Python's `lstrip` does among the characters the reader lets through.
+fn check_post_install(s: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err("an empty script; remove the key instead".into());
+    }
+    match s
+        .split(crate::text::is_line_break)
+        .position(|l| l.trim_start().starts_with('%'))
+    {
+        Some(i) => Err(format!(
+            "line {} starts with %, which would end the kickstart section the script runs in",
+            i + 1
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A package name (or `@group`, `@^environment` in a kickstart), one word of what apt and dnf
+/// accept.
+pub fn check_package(s: &str) -> Result<(), String> {
+    check_word(s, "a package name", "-_.+:@^")
+}
+
 impl Guest {
     /// Reads a definition; with `host`, also refuses what cannot work on that host.
     pub fn parse(src: &str, catalog: &Catalog, host: &Host) -> Result<Guest, Diags> {
@@ -577,7 +605,7 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
             .collect::<Vec<_>>()
     };
     let ssh_authorized_keys = words("ssh-authorized-keys", &crate::answer::check_ssh_key);
-    let packages = words("packages", &|s| check_word(s, "a package name", "-_.+:@^"));
+    let packages = words("packages", &check_package);
 
     let network = match t.table("network") {
         Some(n) => {
@@ -588,14 +616,11 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
         None => GuestNetwork::default(),
     };
 
-    let post_install = t.parsed("post-install", |s| {
-        if s.trim().is_empty() {
-            Err("an empty script; remove the key instead".to_string())
-        } else if s.lines().any(|l| l.trim_start().starts_with('%')) {
-            Err("a line starting with % would end the kickstart section the script runs in".into())
-        } else {
-            Ok(s.to_string())
-        }
+    let post_install = t.text("post-install").and_then(|a| {
+        check_post_install(&a.value)
+            .map_err(|e| t.error("post-install", a.offset, e))
+            .ok()
+            .map(|()| a.value)
     });
     let autostart = t.bool("autostart").unwrap_or(false);
 
@@ -614,7 +639,7 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
         ssh_authorized_keys,
         packages,
         network,
-        post_install: post_install.map(|a| a.value),
+        post_install,
         autostart,
     })
 }
@@ -748,7 +773,8 @@ mod tests {
             "maxmem: Rocky Linux 9 has no balloon driver",
             "6:8: disk: 40G does not fit: volume group `dsk` has 30 GiB free",
             "MAC 00:16:3e:00:00:01 is already used by guest `old`",
-            "plaintext passwords are refused",
+            "8:22: root-password-hash: this is not a password hash (plaintext passwords are refused); \
+             give a $6$ or $y$ hash: make one with `xenprov-install hash-password`",
             "9:1: colour: unknown key",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
@@ -788,6 +814,72 @@ mod tests {
     }
 
     #[test]
+    fn a_hash_that_is_not_ascii_is_an_error_naming_the_key() {
+        let e = Guest::parse(&def("").replace(HASH, "$6$€€€"), &catalog(), &host())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("6:22: root-password-hash: `$6$€…` is not a well-formed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn post_install_cannot_end_its_kickstart_section_under_any_line_split() {
+        let refused = |script: &str| {
+            let src = def(&format!("post-install = {}\n", toml::Value::from(script)));
+            Guest::parse(&src, &catalog(), &host())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused("true\n  %end\n%packages\n");
+        assert_eq!(
+            e,
+            "7:16: post-install: line 2 starts with %, which would end the kickstart section the script runs in"
+        );
+        for sep in [
+            "\r", "\r\n", "\u{0b}", "\u{0c}", "\u{1c}", "\u{1d}", "\u{1e}", "\u{85}", "\u{2028}",
+            "\u{2029}",
+        ] {
+            let e = refused(&format!("true{sep}%end{sep}%packages{sep}"));
+            assert!(
+                e.starts_with("7:16: post-install: holds ") && e.contains(" on line 1; "),
+                "{sep:?}: {e}"
+            );
+        }
+        assert!(check_post_install("true\r%end").is_err());
+        assert!(check_post_install("true\u{2028}%end").is_err());
+        let e = refused("echo hi\0\n");
+        assert!(e.contains("holds a NUL (U+0000) on line 1"), "{e}");
+        let g = Guest::parse(
+            &def("post-install = \"\"\"\n#!/bin/sh\n\techo '50%' >/etc/motd\n\"\"\"\n"),
+            &catalog(),
+            &host(),
+        )
+        .unwrap();
+        assert_eq!(
+            g.post_install.as_deref(),
+            Some("#!/bin/sh\n\techo '50%' >/etc/motd\n")
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_key() {
+        let e = Guest::parse(
+            &def("bridge = \"xenbr0\\n\"\npackages = [\"vim\\u0000\"]\n"),
+            &catalog(),
+            &host(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "7:10: bridge: holds a newline (U+000A); a value here is one line of printable text\n\
+             8:13: packages[0]: holds a NUL (U+0000); a value here is one line of printable text"
+        );
+    }
+
+    #[test]
     fn without_host_facts_space_is_not_checked() {
         let h = Host {
             vg: "dsk".into(),
@@ -816,7 +908,7 @@ mod tests {
         assert!(check_guest_name("-x").is_err());
         assert!(crate::answer::check_ssh_key("ssh-ed25519 AAAAC3Nz me@host").is_ok());
         assert!(crate::answer::check_ssh_key("ssh-ed25519 AAAAC3Nz me\"; rm -rf /").is_err());
-        assert!(check_word("@^minimal-environment", "a package name", "-_.+:@^").is_ok());
-        assert!(check_word("a b", "a package name", "-_.+:@^").is_err());
+        assert!(check_package("@^minimal-environment").is_ok());
+        assert!(check_package("a b").is_err());
     }
 }

@@ -32,6 +32,8 @@ macro_rules! string_serde {
 
 pub mod answer;
 pub mod checksums;
+#[cfg(feature = "clap")]
+pub mod clap_help;
 pub mod gpt;
 pub mod guest;
 pub mod inventory;
@@ -42,3 +44,4 @@ pub mod plan;
 pub mod reader;
 pub mod render;
 pub mod size;
+pub mod text;

@@ -25,6 +25,13 @@ impl Cidr {
         let m = u32::from(self.netmask());
         u32::from(ip) & m == u32::from(self.addr) & m
     }
+
+    /// Whether `ip` is the network or broadcast address of this subnet (a /31 or /32 has neither).
+    pub fn is_network_or_broadcast(&self, ip: Ipv4Addr) -> bool {
+        let m = u32::from(self.netmask());
+        let host = u32::from(ip) & !m;
+        self.prefix < 31 && (host == 0 || host == !m)
+    }
 }
 
 impl FromStr for Cidr {
@@ -50,13 +57,26 @@ impl FromStr for Cidr {
                 format!("`/{p}` is not a prefix length from 1 to 32; expected {accepted}")
             })?;
         let c = Cidr { addr, prefix };
-        if prefix < 31 {
-            let host = u32::from(addr) & !u32::from(c.netmask());
-            if host == 0 || host == !u32::from(c.netmask()) {
-                return Err(format!(
-                    "`{s}` is the network or broadcast address of its subnet, not a host address"
-                ));
-            }
+        let kind = if addr.octets()[0] == 0 {
+            Some("in 0.0.0.0/8, which means \"this host\" and is never assigned")
+        } else if addr.is_loopback() {
+            Some("a loopback address, which never leaves the machine")
+        } else if addr.is_multicast() {
+            Some("a multicast address")
+        } else if addr.is_broadcast() {
+            Some("the broadcast address")
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            return Err(format!(
+                "`{s}` is {kind}; a host needs a unicast address of its network"
+            ));
+        }
+        if c.is_network_or_broadcast(addr) {
+            return Err(format!(
+                "`{s}` is the network or broadcast address of its subnet, not a host address"
+            ));
         }
         Ok(c)
     }
@@ -88,6 +108,26 @@ pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
     }
 }
 
+/// A static configuration's gateway: on the address's subnet, and neither the address itself nor
+/// the subnet's network or broadcast address (which no router answers on).
+pub fn check_gateway(address: &Cidr, gateway: Ipv4Addr) -> Result<(), String> {
+    if !address.contains(gateway) {
+        Err(format!(
+            "{gateway} is not in the subnet of address {address}"
+        ))
+    } else if gateway == address.addr {
+        Err(format!(
+            "{gateway} is this address itself; the gateway is another host on {address}"
+        ))
+    } else if address.is_network_or_broadcast(gateway) {
+        Err(format!(
+            "{gateway} is the network or broadcast address of {address}, not a router"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// A MAC address, written `aa:bb:cc:dd:ee:ff` (either case); returned in lower case.
 pub fn parse_mac(s: &str) -> Result<String, String> {
     let parts: Vec<&str> = s.split(':').collect();
@@ -98,12 +138,19 @@ pub fn parse_mac(s: &str) -> Result<String, String> {
     {
         let mac = s.to_ascii_lowercase();
         let first = u8::from_str_radix(parts[0], 16).unwrap_or(0);
-        if first & 1 == 1 {
-            return Err(format!(
-                "`{s}` is a multicast MAC address; a NIC needs a unicast one"
-            ));
+        let kind = if mac == "ff:ff:ff:ff:ff:ff" {
+            Some("the broadcast MAC address")
+        } else if first & 1 == 1 {
+            Some("a multicast MAC address (the low bit of its first octet is set)")
+        } else if mac == "00:00:00:00:00:00" {
+            Some("the all-zero MAC address, which marks no NIC")
+        } else {
+            None
+        };
+        match kind {
+            Some(kind) => Err(format!("`{s}` is {kind}; a NIC needs a unicast one")),
+            None => Ok(mac),
         }
-        Ok(mac)
     } else {
         Err(format!(
             "`{s}` is not a MAC address; expected six hex pairs, e.g. 00:16:3e:12:34:56"
@@ -135,11 +182,18 @@ pub fn check_hostname(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A Linux network interface name (what `ip link` accepts, at most 15 bytes).
+/// A Linux network interface name: what the kernel's `dev_valid_name` takes (1 to 15 bytes, not
+/// `.` or `..`, no `/`, `:` or space), narrowed to characters that are safe in every file that
+/// names it, and not starting with `-`, which `ip`, `brctl` and ifupdown would read as an option.
 pub fn check_ifname(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.len() > 15 || s == "." || s == ".." {
+    if s.is_empty() || s.len() > 15 {
         return Err(format!(
             "`{s}` is not an interface name: it must be 1 to 15 characters"
+        ));
+    }
+    if s == "." || s == ".." || s.starts_with('-') {
+        return Err(format!(
+            "`{s}` is not an interface name: it may not be `.` or `..` or start with '-'"
         ));
     }
     if !s
@@ -170,10 +224,39 @@ mod tests {
             "192.0.2.255/24",
             "fe80::1/64",
             "x/24",
+            "127.0.0.1/8",
+            "127.1.2.3/24",
+            "0.0.0.0/8",
+            "0.1.2.3/24",
+            "224.0.0.5/24",
+            "239.1.2.3/32",
+            "255.255.255.255/32",
+            "10.0.0.0/8",
+            "10.255.255.255/8",
         ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
+        let e = "127.0.0.1/8".parse::<Cidr>().unwrap_err();
+        assert!(e.contains("loopback"), "{e}");
         assert!("10.0.0.1/32".parse::<Cidr>().is_ok());
+        assert!("10.0.0.0/31".parse::<Cidr>().is_ok());
+    }
+
+    #[test]
+    fn gateways() {
+        let c: Cidr = "192.0.2.10/24".parse().unwrap();
+        assert!(check_gateway(&c, Ipv4Addr::new(192, 0, 2, 1)).is_ok());
+        for (gw, why) in [
+            ([192, 0, 2, 10], "this address itself"),
+            ([192, 0, 3, 1], "not in the subnet"),
+            ([192, 0, 2, 0], "network or broadcast"),
+            ([192, 0, 2, 255], "network or broadcast"),
+        ] {
+            let e = check_gateway(&c, Ipv4Addr::from(gw)).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+        let p2p: Cidr = "198.51.100.0/31".parse().unwrap();
+        assert!(check_gateway(&p2p, Ipv4Addr::new(198, 51, 100, 1)).is_ok());
     }
 
     #[test]
@@ -182,9 +265,32 @@ mod tests {
         assert!(check_hostname("-bad").is_err());
         assert!(check_hostname("bad_name").is_err());
         assert_eq!(parse_mac("00:16:3E:AA:bb:01").unwrap(), "00:16:3e:aa:bb:01");
-        assert!(parse_mac("01:00:5e:00:00:01").is_err());
-        assert!(parse_mac("00:16:3e").is_err());
+        for (bad, why) in [
+            ("01:00:5e:00:00:01", "multicast"),
+            ("33:33:00:00:00:01", "multicast"),
+            ("ff:ff:ff:ff:ff:ff", "broadcast"),
+            ("FF:FF:FF:FF:FF:FF", "broadcast"),
+            ("00:00:00:00:00:00", "all-zero"),
+            ("00:16:3e", "not a MAC"),
+        ] {
+            let e = parse_mac(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
         assert!(check_ifname("xenbr0").is_ok());
-        assert!(check_ifname("a-very-long-bridge-name").is_err());
+        assert!(check_ifname("br-lan.10").is_ok());
+        for bad in [
+            "",
+            "a-very-long-bridge-name",
+            "-br",
+            ".",
+            "..",
+            "br/0",
+            "br:0",
+            "br 0",
+            "br\t0",
+            "br\n0",
+        ] {
+            assert!(check_ifname(bad).is_err(), "{bad:?}");
+        }
     }
 }

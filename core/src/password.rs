@@ -85,9 +85,11 @@ pub fn check_crypt_hash(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
+        // Only the first characters are shown (a hash is half a secret); counted in characters,
+        // not bytes, so that text which is not ASCII cannot split one.
+        let start: String = s.chars().take(4).collect();
         Err(format!(
-            "`{}…` is not a well-formed $6$, $5$ or $y$ hash; {HOW}",
-            &s[..s.len().min(4)]
+            "`{start}…` is not a well-formed $6$, $5$ or $y$ hash; {HOW}"
         ))
     }
 }
@@ -154,11 +156,25 @@ mod tests {
 
     #[test]
     fn plaintext_and_malformed_hashes_are_refused() {
+        // Whatever the mistake, the error says which command makes a hash.
+        for bad in ["hunter2", "$ecret", "$6$salt$short", "$1$abc$def"] {
+            let e = check_crypt_hash(bad).unwrap_err();
+            assert!(e.contains("`xenprov-install hash-password`"), "{bad}: {e}");
+        }
+        for bad in ["hunter2", "grub.hunter2"] {
+            let e = check_grub_hash(bad).unwrap_err();
+            assert!(
+                e.contains("`xenprov-install hash-password --grub`"),
+                "{bad}: {e}"
+            );
+        }
         let e = check_crypt_hash("hunter2").unwrap_err();
         assert!(e.contains("plaintext"), "{e}");
         assert!(check_crypt_hash("$6$salt$short").is_err());
         assert!(check_crypt_hash("$1$abc$def").is_err());
         assert!(check_crypt_hash("!").is_ok());
+        let e = check_crypt_hash("$6$€€€").unwrap_err();
+        assert!(e.starts_with("`$6$€…` is not a well-formed"), "{e}");
         let e = check_grub_hash("hunter2").unwrap_err();
         assert!(e.contains("plaintext"), "{e}");
         assert!(check_grub_hash("grub.pbkdf2.sha512.10000.XYZ.00").is_err());

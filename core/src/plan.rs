@@ -791,9 +791,11 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
             Some(u) => format!("console=tty0 console=ttyS{u},{}n8", answer.console.baud),
             None => String::new(),
         },
-        grub_serial: answer.console.serial.unit().map(|u| {
+        // By port, not --unit: on BIOS, GRUB's unit N is the Nth port the firmware found, which is
+        // not COM3 on a machine without COM2.
+        grub_serial: answer.console.serial.port().map(|(io, _)| {
             format!(
-                "serial --unit={u} --speed={} --word=8 --parity=no --stop=1",
+                "serial --port={io:#x} --speed={} --word=8 --parity=no --stop=1",
                 answer.console.baud
             )
         }),
@@ -860,11 +862,19 @@ pub fn xen_cmdline(a: &Answer) -> String {
     if let Some(m) = &x.mem {
         opts.push(format!("mem={m}"));
     }
+    // Xen 4.17's ns16550 driver knows only com1 and com2, at 0x3f8/IRQ 4 and 0x2f8/IRQ 3 unless
+    // told otherwise; COM3 and COM4 become its com1, given their port and IRQ.
+    let baud = a.console.baud;
     match a.console.serial {
         Serial::None => opts.push("console=vga".into()),
-        s => {
-            opts.push(format!("{}={},8n1", s.name(), a.console.baud));
+        s @ (Serial::Com1 | Serial::Com2) => {
+            opts.push(format!("{}={baud},8n1", s.name()));
             opts.push(format!("console={},vga", s.name()));
+        }
+        s @ (Serial::Com3 | Serial::Com4) => {
+            let (io, irq) = s.port().expect("a COM port has its I/O port");
+            opts.push(format!("com1={baud},8n1,{io:#x},{irq}"));
+            opts.push("console=com1,vga".into());
         }
     }
     opts.extend(x.extra.iter().cloned());
@@ -1266,6 +1276,27 @@ mod tests {
         assert!(glob("*DISK", "QEMU HARDDISK"));
         assert!(glob("Samsung*EVO*", "Samsung SSD 870 EVO 1TB"));
         assert!(!glob("QEMU", "QEMU HARDDISK"));
+    }
+
+    #[test]
+    fn every_serial_port_is_one_xen_knows() {
+        let cmdline = |serial: &str| {
+            let a = Answer::parse(&format!(
+                "[disk]\ntarget = \"/dev/vda\"\n[console]\nserial = \"{serial}\"\nbaud = 38400\n\
+                 [system]\nhostname = \"x\"\nroot-password-hash = \"!\"\n"
+            ))
+            .unwrap();
+            xen_cmdline(&a)
+                .split(' ')
+                .filter(|o| o.starts_with("com") || o.starts_with("console="))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(cmdline("com1"), "com1=38400,8n1 console=com1,vga");
+        assert_eq!(cmdline("com2"), "com2=38400,8n1 console=com2,vga");
+        assert_eq!(cmdline("com3"), "com1=38400,8n1,0x3e8,4 console=com1,vga");
+        assert_eq!(cmdline("com4"), "com1=38400,8n1,0x2e8,3 console=com1,vga");
+        assert_eq!(cmdline("none"), "console=vga");
     }
 
     #[test]

@@ -13,6 +13,8 @@ use serde::Serialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use crate::text::{self, Lines};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diag {
     /// Dotted path of the key, e.g. `xen.dom0-mem` or `lvm.volumes[2].name`.
@@ -205,14 +207,22 @@ impl<'a, 's> Table<'a, 's> {
         );
     }
 
+    /// A string of one line; see [`text::check`] for what it may not hold.
     pub fn str(&self, key: &'static str) -> Option<At<String>> {
+        self.string(key, Lines::One)
+    }
+
+    /// A string that may span lines (a script): tabs and newlines are its only control characters.
+    pub fn text(&self, key: &'static str) -> Option<At<String>> {
+        self.string(key, Lines::Many)
+    }
+
+    fn string(&self, key: &'static str, lines: Lines) -> Option<At<String>> {
         let v = self.get(key)?;
         match v.get_ref() {
-            DeValue::String(s) => Some(At {
-                value: s.to_string(),
-                offset: v.span().start,
-                key: self.key_path(key),
-            }),
+            DeValue::String(s) => {
+                checked_string(self.r, s, v.span().start, self.key_path(key), lines)
+            }
             _ => {
                 self.wrong_type(key, v, "a string");
                 None
@@ -375,6 +385,28 @@ impl<'a, 's> Table<'a, 's> {
     }
 }
 
+/// Every string any file holds passes here, so none reaches a generated file with a character
+/// that would change what that file says.
+fn checked_string(
+    r: &Reader<'_>,
+    s: &str,
+    offset: usize,
+    key: String,
+    lines: Lines,
+) -> Option<At<String>> {
+    match text::check(s, lines) {
+        Ok(()) => Some(At {
+            value: s.to_string(),
+            offset,
+            key,
+        }),
+        Err(e) => {
+            r.report_at(offset, &key, e);
+            None
+        }
+    }
+}
+
 /// One element of an array.
 pub struct Item<'a, 's> {
     r: &'a Reader<'s>,
@@ -385,11 +417,9 @@ pub struct Item<'a, 's> {
 impl<'a, 's> Item<'a, 's> {
     pub fn str(self) -> Option<At<String>> {
         match self.v.get_ref() {
-            DeValue::String(s) => Some(At {
-                value: s.to_string(),
-                offset: self.v.span().start,
-                key: self.path,
-            }),
+            DeValue::String(s) => {
+                checked_string(self.r, s, self.v.span().start, self.path, Lines::One)
+            }
             other => {
                 self.r.report_at(
                     self.v.span().start,

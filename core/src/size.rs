@@ -38,12 +38,17 @@ impl FromStr for Size {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Size, String> {
-        let t = s.trim();
-        let split = t
+        // Nothing is trimmed: a size is one word, as the schema's pattern says, so that `1 G` or
+        // ` 6G` is not read one way here and another by whoever reads the same file next.
+        if s.contains(char::is_whitespace) {
+            return Err(format!(
+                "`{s}` holds a space; a size is one word: expected {ACCEPTED}"
+            ));
+        }
+        let split = s
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let unit = unit.trim();
+            .unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
         if num.is_empty() {
             return Err(format!("`{s}` is not a size; expected {ACCEPTED}"));
         }
@@ -69,7 +74,7 @@ impl FromStr for Size {
             Some(_) => return Err(format!("`{s}` is not a number; expected {ACCEPTED}")),
             None => (num, ""),
         };
-        if int.is_empty() || frac.len() > 6 {
+        if int.is_empty() || frac.len() > 6 || num.ends_with('.') {
             return Err(format!("`{s}` is not a size; expected {ACCEPTED}"));
         }
         let scale = 10u128.pow(frac.len() as u32);
@@ -150,15 +155,14 @@ impl FromStr for XenSize {
     type Err = String;
     fn from_str(s: &str) -> Result<XenSize, String> {
         let size: Size = s.parse()?;
-        let t = s.trim();
-        let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
         let xen_reads = !digits.is_empty()
             && digits.chars().all(|c| c.is_ascii_digit())
-            && matches!(&t[digits.len()..], "K" | "M" | "G" | "T");
+            && matches!(&s[digits.len()..], "K" | "M" | "G" | "T");
         Ok(XenSize {
             size,
             text: if xen_reads {
-                t.to_string()
+                s.to_string()
             } else {
                 size.to_string()
             },
@@ -188,7 +192,7 @@ mod tests {
         assert_eq!("1.5G".parse::<Size>().unwrap(), Size(3 * GIB / 2));
         assert_eq!("10GiB".parse::<Size>().unwrap(), Size(10 * GIB));
         assert_eq!("4K".parse::<Size>().unwrap(), Size(4096));
-        assert_eq!(" 2T ".parse::<Size>().unwrap(), Size(2 * TIB));
+        assert_eq!("2T".parse::<Size>().unwrap(), Size(2 * TIB));
     }
 
     #[test]
@@ -206,6 +210,13 @@ mod tests {
             "12X",
             "1e3M",
             "0.1K",
+            " 6G",
+            "6G ",
+            "1 G",
+            "6\tG",
+            "6.G",
+            "6.",
+            ".5G",
         ] {
             assert!(bad.parse::<Size>().is_err(), "{bad:?} should be refused");
         }
@@ -213,6 +224,9 @@ mod tests {
         assert!(e.contains("decimal unit"), "{e}");
         let e = "2048".parse::<Size>().unwrap_err();
         assert!(e.contains("no unit"), "{e}");
+        let e = "1 G".parse::<Size>().unwrap_err();
+        assert!(e.starts_with("`1 G` holds a space"), "{e}");
+        assert!(" 2G".parse::<XenSize>().is_err());
     }
 
     #[test]

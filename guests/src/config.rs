@@ -75,14 +75,42 @@ impl Default for Config {
     }
 }
 
-fn check_url(s: &str) -> Result<String, String> {
-    let ok = s.starts_with("http://") && s.len() > 7 && !s.contains(char::is_whitespace);
-    if ok && !s.contains(['"', '\'', '\\']) {
+/// An install source's URL, as `repo-url` and `trees` in the settings and `render --repo-url`
+/// give it. It reaches xl configs, kernel command lines, kickstarts and a preseed's shell
+/// commands (its host unquoted, its path inside printf's format), so it is held to a host name or
+/// address, an optional port and a path of characters that mean nothing to any of them.
+pub fn check_url(s: &str) -> Result<String, String> {
+    const PATH: &str = "-._~/+=,:@";
+    let accepted = || {
+        format!(
+            "`{s}` is not an http:// URL (installers fetch over plain HTTP): a host name or address, \
+             an optional :port and a path of letters, digits and {PATH}"
+        )
+    };
+    let rest = s.strip_prefix("http://").ok_or_else(accepted)?;
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let (host, port) = match authority.rsplit_once(':') {
+        // The last ':' of `[::1]` alone is inside the brackets, not before a port.
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
+        }
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    let path_ok = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || PATH.contains(c));
+    if host_ok && port_ok && path_ok {
         Ok(s.trim_end_matches('/').to_string())
     } else {
-        Err(format!(
-            "`{s}` is not an http:// URL (installers fetch over plain HTTP; no spaces or quotes)"
-        ))
+        Err(accepted())
     }
 }
 
@@ -233,5 +261,35 @@ mod tests {
         );
         assert!(e.contains("repo-port: not a TCP port"), "{e}");
         assert!(e.contains("did you mean `install-timeout`?"), "{e}");
+    }
+
+    #[test]
+    fn urls_carry_nothing_that_a_generated_file_would_read() {
+        for ok in [
+            "http://10.0.2.15:8080",
+            "http://repo.example.org/",
+            "http://[fe80::1]:8080/debian",
+            "http://[::1]",
+            "http://h/rocky/9/BaseOS/x86_64/os",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://h:8080\nextra = 1",
+            "http://h\u{1}",
+            "http://h;reboot:8080",
+            "http://h:80/a%sb",
+            "http://h:80/a'b",
+            "http://h:80/a\"b",
+            "http://h:80/a b",
+            "http://h:0",
+            "http://h:99999",
+            "http://",
+            "https://h",
+            "http://[not-v6]:80",
+            "http://fe80::1/",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use xenprov_core::guest::{Family, Guest, Host};
+use xenprov_core::answer::{check_lvm_name, check_ssh_key};
+use xenprov_core::guest::{Family, Guest, GuestType, Host, check_guest_name, check_package};
+use xenprov_core::net::{self, Cidr};
+use xenprov_core::password;
 use xenprov_core::render::Templates;
 use xenprov_core::size::Size;
 use xenprov_guest::config::{self, Config};
@@ -28,11 +31,32 @@ struct Cli {
     verb: Verb,
 }
 
+/// A flag that reaches a definition, checked by the function that checks its key in a definition
+/// file, so that clap's error names the flag; the definition the flags make is then read like
+/// any file, for what no single flag can tell (the OS's minimum sizes, the host's free space).
+fn checked(
+    check: fn(&str) -> Result<(), String>,
+) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static {
+    move |s: &str| check(s).map(|()| s.to_string())
+}
+
+fn size(s: &str) -> Result<(), String> {
+    s.parse::<Size>().map(drop)
+}
+
+fn ipv4(s: &str) -> Result<(), String> {
+    net::parse_ipv4(s).map(drop)
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum What {
+    /// The kickstart of a RHEL-family guest.
     Kickstart,
+    /// The preseed of a Debian guest.
     Preseed,
+    /// The xl config.
     Xl,
+    /// The libvirt domain XML.
     Libvirt,
 }
 
@@ -48,38 +72,48 @@ struct DefinitionFlags {
     #[arg(long)]
     os: Option<String>,
     /// pv, pvh or hvm.
-    #[arg(long = "type")]
+    #[arg(long = "type", value_parser = checked(|s| s.parse::<GuestType>().map(drop)))]
     kind: Option<String>,
-    #[arg(long)]
+    /// Memory, e.g. 2G (at least what the OS's installer needs).
+    #[arg(long, value_parser = checked(size))]
     memory: Option<String>,
+    /// Virtual CPUs, 1 to 128 [default: 1].
     #[arg(long)]
     vcpus: Option<u32>,
     /// Size of its disk, e.g. 20G.
-    #[arg(long)]
+    #[arg(long, value_parser = checked(size))]
     disk: Option<String>,
-    #[arg(long)]
+    /// Volume group for its disk [default: vg from the config, dsk].
+    #[arg(long, value_parser = checked(|s| check_lvm_name(s, "volume group")))]
     vg: Option<String>,
-    #[arg(long)]
+    /// Bridge its NIC is plugged into [default: xenbr0].
+    #[arg(long, value_parser = checked(net::check_ifname))]
     bridge: Option<String>,
-    #[arg(long)]
+    /// Its NIC's MAC, aa:bb:cc:dd:ee:ff [default: derived from the name, in Xen's 00:16:3e].
+    #[arg(long, value_parser = checked(|s| net::parse_mac(s).map(drop)))]
     mac: Option<String>,
     /// A crypt(3) hash ($6$, $y$); without it a terminal asks for a password and hashes it.
-    #[arg(long)]
+    #[arg(long, value_parser = checked(password::check_crypt_hash))]
     root_password_hash: Option<String>,
-    #[arg(long = "ssh-key")]
+    /// A public key for root's authorized_keys, e.g. "ssh-ed25519 AAAA... me@host" (repeatable).
+    #[arg(long = "ssh-key", value_parser = checked(check_ssh_key))]
     ssh_keys: Vec<String>,
-    #[arg(long = "package")]
+    /// A package to install besides the OS's minimal set (repeatable).
+    #[arg(long = "package", value_parser = checked(check_package))]
     packages: Vec<String>,
     /// Static address with prefix, e.g. 192.0.2.20/24 (default: DHCP).
-    #[arg(long)]
+    #[arg(long, value_parser = checked(|s| s.parse::<Cidr>().map(drop)))]
     ip: Option<String>,
-    #[arg(long)]
+    /// Gateway of the static address, in its subnet.
+    #[arg(long, requires = "ip", value_parser = checked(ipv4))]
     gateway: Option<String>,
-    #[arg(long)]
+    /// Name server for the static address (repeatable; at least one with --ip).
+    #[arg(long, requires = "ip", value_parser = checked(ipv4))]
     dns: Vec<String>,
     /// A script run in the installed system at the end of the install.
     #[arg(long)]
     post_install: Option<PathBuf>,
+    /// Start it with the host (a link in /etc/xen/auto).
     #[arg(long)]
     autostart: bool,
 }
@@ -90,18 +124,22 @@ struct DefinitionFlags {
 enum Verb {
     /// Print a guest's kickstart, preseed, xl config or libvirt XML; touches nothing.
     Render {
+        /// The guest definition (TOML) to render.
         #[arg(long)]
         from: PathBuf,
+        /// What to print.
         what: What,
         /// For xl and libvirt: the install phase (installer kernel) or the run phase (own disk).
         #[arg(long, value_enum, default_value = "install")]
         phase: Phase,
         /// The repo server URL as guests see it (default: repo-url from the config).
-        #[arg(long)]
+        #[arg(long, value_parser = config::check_url)]
         repo_url: Option<String>,
     },
     /// Create a guest and install it; prompts for what is missing when on a terminal.
     New {
+        /// The guest's name: its Xen domain, host name and LV (NAME-disk).
+        #[arg(value_parser = checked(check_guest_name))]
         name: String,
         /// A guest definition file instead of flags.
         #[arg(long, conflicts_with_all = ["os", "kind", "memory", "disk"])]
@@ -113,24 +151,33 @@ enum Verb {
         no_wait: bool,
     },
     /// Follow an install to its end and start the guest from its own disk.
-    Wait { name: String },
+    Wait {
+        /// The guest being installed.
+        name: String,
+    },
     /// Guests with their state, memory, vCPUs and uptime.
     List {
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
     /// One guest: its definition, state, configs and install progress.
     Show {
+        /// The guest to show.
         name: String,
+        /// Print the details as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Delete a guest: its configs, autostart link and (unless kept) its disk. Stops its installer;
     /// a guest running from its own disk must be shut down first, or destroyed with --force.
     Rm {
+        /// The guest to delete.
         name: String,
+        /// Keep its logical volume (NAME-disk) and the data on it.
         #[arg(long)]
         keep_disk: bool,
+        /// Destroy it even when it runs from its own disk.
         #[arg(long)]
         force: bool,
     },
@@ -357,7 +404,7 @@ fn definition(env: &Env<'_>, name: &str, f: DefinitionFlags) -> Result<String> {
                 .with_prompt("root password")
                 .with_confirmation("again", "the passwords differ")
                 .interact()?;
-            Some(xenprov_core::password::sha512_crypt(&pw))
+            Some(password::sha512_crypt(&pw))
         }
         None => None,
     };
@@ -515,4 +562,78 @@ fn show(env: &Env<'_>, name: &str, json: bool) -> Result<()> {
     }
     print!("\n{}", d.definition.to_toml());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_argument_and_verb_has_help() {
+        super::Cli::command().debug_assert();
+        let missing = xenprov_core::clap_help::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
+
+    #[test]
+    fn flags_that_reach_generated_files_are_checked_as_their_keys_are() {
+        use clap::Parser;
+        let refused = |args: &[&str], flag: &str, why: &str| {
+            let e = super::Cli::try_parse_from(args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} was accepted"))
+                .to_string();
+            assert!(e.contains(flag) && e.contains(why), "{args:?}: {e}");
+        };
+        for url in [
+            "http://h:8080\nextra = 1",
+            "http://h;reboot",
+            "http://h/a%s",
+        ] {
+            let args = [
+                "xenprov-guest",
+                "render",
+                "--from",
+                "g.toml",
+                "xl",
+                "--repo-url",
+                url,
+            ];
+            refused(&args, "--repo-url", "is not an http:// URL");
+        }
+        // FLAG=VALUE, so that a value starting with '-' is taken as one.
+        for (flag_value, why) in [
+            ("--bridge=-br", "start with '-'"),
+            ("--bridge=br0\nvif = []", "not an interface name"),
+            ("--mac=00:00:00:00:00:00", "all-zero"),
+            ("--mac=ff:ff:ff:ff:ff:ff", "broadcast"),
+            ("--ssh-key=ssh-ed25519 AAAAC3Nz me\n%end", "comment has"),
+            ("--package=vim\n%end", "not a package name"),
+            ("--vg=-dsk", "not a valid volume group name"),
+            ("--memory= 6G", "holds a space"),
+            ("--disk=6.G", "is not a size"),
+            ("--type=pvhx", "not a guest type"),
+            ("--ip=127.0.0.1/8", "loopback"),
+            (
+                "--root-password-hash=hunter2",
+                "xenprov-install hash-password",
+            ),
+        ] {
+            let flag = flag_value.split('=').next().unwrap();
+            refused(&["xenprov-guest", "new", "web1", flag_value], flag, why);
+        }
+        refused(
+            &["xenprov-guest", "new", "web.1"],
+            "<NAME>",
+            "not a guest name",
+        );
+        refused(
+            &["xenprov-guest", "new", "web1", "--gateway", "192.0.2.1"],
+            "--ip",
+            "required",
+        );
+        assert!(
+            super::Cli::try_parse_from(["xenprov-guest", "new", "web1", "--bridge=xenbr1"]).is_ok()
+        );
+    }
 }

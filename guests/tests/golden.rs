@@ -1,5 +1,6 @@
 //! Every guest definition in `tests/guests/` rendered into every output, compared byte for byte
-//! with `tests/guests/golden/`. `UPDATE_GOLDEN=1` rewrites the goldens; review the diff.
+//! with `tests/guests/golden/`, and every one in `tests/guests/refused/` refused with the error its
+//! `# expect:` line gives. `UPDATE_GOLDEN=1` rewrites the goldens; review the diff.
 
 use std::path::{Path, PathBuf};
 
@@ -73,4 +74,38 @@ fn renders_match_the_goldens() {
         mismatches.is_empty(),
         "differ from the render (UPDATE_GOLDEN=1 to accept): {mismatches:#?}"
     );
+}
+
+#[test]
+fn refused_definitions_say_why() {
+    let reg = Registry::open(Path::new("/nonexistent"), Templates::builtin()).unwrap();
+    let host = Host {
+        vg: Config::default().vg,
+        ..Host::default()
+    };
+    let mut defs: Vec<PathBuf> = std::fs::read_dir(dir().join("refused"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    defs.sort();
+    assert!(
+        defs.len() >= 10,
+        "definitions in {}/refused",
+        dir().display()
+    );
+    let mut wrong = Vec::new();
+    for def in defs {
+        let src = std::fs::read_to_string(&def).unwrap();
+        let want = src
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{}: no `# expect:` line", def.display()));
+        match Guest::parse(&src, reg.catalog(), &host) {
+            Ok(_) => wrong.push(format!("{}: accepted", def.display())),
+            Err(e) if e.to_string().contains(want) => {}
+            Err(e) => wrong.push(format!("{}: expected {want:?}, got:\n{e}", def.display())),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -37,6 +37,7 @@ enum Verb {
     Payload {
         #[command(flatten)]
         common: Common,
+        /// Directory to write payload.tar.zst and payload.json to
         #[arg(long, default_value = "out/image")]
         out_dir: PathBuf,
     },
@@ -44,6 +45,7 @@ enum Verb {
     Live {
         #[command(flatten)]
         common: Common,
+        /// Directory to write the live files to
         #[arg(long, default_value = "out/image")]
         out_dir: PathBuf,
         /// The installer to put in the live layer (default: xenprov-install in --bin-dir)
@@ -54,13 +56,14 @@ enum Verb {
     Iso {
         #[command(flatten)]
         common: Common,
+        /// The ISO image to write
         #[arg(long)]
         out: PathBuf,
         /// Answer file to bake in as /xenprov/answer.toml, used by the default boot entry
         #[arg(long)]
         answer: Option<PathBuf>,
         /// Extra kernel argument for the default boot entry (repeatable)
-        #[arg(long = "kernel-arg")]
+        #[arg(long = "kernel-arg", value_parser = kernel_arg)]
         kernel_args: Vec<String>,
         /// The installer to put in the live layer (default: xenprov-install in --bin-dir)
         #[arg(long)]
@@ -69,6 +72,11 @@ enum Verb {
         #[arg(long, default_value = "out/image")]
         work_dir: PathBuf,
     },
+}
+
+/// A kernel argument goes into the ISO's grub.cfg: one word that GRUB passes on as it is.
+fn kernel_arg(s: &str) -> Result<String, String> {
+    xenprov_core::answer::check_cmdline_word(s, "a kernel argument").map(|()| s.to_string())
 }
 
 #[derive(Args)]
@@ -274,5 +282,44 @@ impl Build {
                 live::build_base(base, entry)
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_argument_and_verb_has_help() {
+        super::Cli::command().debug_assert();
+        let missing = xenprov_core::clap_help::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
+
+    #[test]
+    fn kernel_arguments_cannot_add_lines_to_grub_cfg() {
+        use clap::Parser;
+        let iso = |arg: &str| {
+            super::Cli::try_parse_from([
+                "xenprov-image",
+                "iso",
+                "--out",
+                "x.iso",
+                "--kernel-arg",
+                arg,
+            ])
+        };
+        for bad in ["a\n}\nmenuentry x {", "a b", "x=$(reboot)", "a;b", "'a'"] {
+            let e = iso(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} was accepted"))
+                .to_string();
+            assert!(
+                e.contains("--kernel-arg") && e.contains("is not a kernel argument"),
+                "{e}"
+            );
+        }
+        assert!(iso("xenprov.on-error=poweroff").is_ok());
+        assert!(iso("xenprov.answer=http://10.0.2.2:8000/answer.toml").is_ok());
     }
 }

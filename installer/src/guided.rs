@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use xenprov_core::answer::{Answer, BAUDS, DiskSpec, Firmware, Lvm, NetMode, Serial, Volume};
+use xenprov_core::answer::{self, Answer, BAUDS, DiskSpec, Firmware, Lvm, NetMode, Serial, Volume};
 use xenprov_core::inventory::Inventory;
 use xenprov_core::net::{self, Cidr};
 use xenprov_core::password;
@@ -95,7 +95,7 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
     a.boot.firmware = fw[p.select("Boot firmware to install for", &names, 0)?];
 
     a.lvm.vg = p.input("Volume group name", Some("dsk"), &|s| {
-        xenprov_core::answer::check_lvm_name(s, "volume group")
+        answer::check_lvm_name(s, "volume group")
     })?;
     a.lvm.volumes = Lvm::default_volumes()
         .into_iter()
@@ -178,13 +178,7 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
         let addr: Cidr = addr.parse().expect("checked");
         a.network.address = Some(addr);
         let gw = p.input("Gateway", None, &|s| {
-            net::parse_ipv4(s).and_then(|g| {
-                if addr.contains(g) {
-                    Ok(())
-                } else {
-                    Err(format!("{g} is not in {addr}"))
-                }
-            })
+            net::parse_ipv4(s).and_then(|g| net::check_gateway(&addr, g))
         })?;
         a.network.gateway = Some(gw.parse().expect("checked"));
         let dns = p.input(
@@ -204,14 +198,12 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
     a.system.hostname = p.input("Host name", Some("xen1"), &net::check_hostname)?;
     let root_pw = p.password("Root password")?;
     a.system.root_password_hash = password::sha512_crypt(&root_pw);
+    // Each answer is checked as the answer file's key is, so a mistake is asked again at once.
     let admin = p.input("Admin user in group sudo (empty: none)", Some(""), &|s| {
-        if s.is_empty()
-            || s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if s.is_empty() {
             Ok(())
         } else {
-            Err("lower-case letters, digits and -".into())
+            answer::check_user_name(s).map(drop)
         }
     })?;
     if !admin.is_empty() {
@@ -224,7 +216,13 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
         let key = p.input(
             &format!("SSH public key for {admin} (empty: none)"),
             Some(""),
-            &|_| Ok(()),
+            &|s| {
+                if s.trim().is_empty() {
+                    Ok(())
+                } else {
+                    answer::check_ssh_key(s.trim())
+                }
+            },
         )?;
         if !key.trim().is_empty() {
             a.system.ssh_authorized_keys = vec![key.trim().to_string()];
@@ -396,6 +394,43 @@ enable = true
         assert!(
             !a.to_toml().contains("secret"),
             "no plaintext in the answer"
+        );
+    }
+
+    #[test]
+    fn each_answer_is_checked_as_the_file_key_is() {
+        let up_to_admin = [
+            "/dev/nvme0n1",
+            "y",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "xen7",
+            "secret",
+        ];
+        let mut s = Script::new(&[&up_to_admin[..], &["root"]].concat());
+        let e = ask(&mut s, &inv()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("Admin user in group sudo (empty: none): `root` is a system account"),
+            "{e}"
+        );
+        let mut s = Script::new(&[&up_to_admin[..], &["ops", "y", "AAAAC3Nz ops@x"]].concat());
+        let e = ask(&mut s, &inv()).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "SSH public key for ops (empty: none): `AAAAC3Nz` is not an SSH key type"
+            ),
+            "{e}"
         );
     }
 

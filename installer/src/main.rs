@@ -63,6 +63,7 @@ pub struct ValidateArgs {
 
 #[derive(Args)]
 pub struct InventoryArgs {
+    /// Print the inventory as JSON (what `plan --inventory` reads).
     #[arg(long)]
     pub json: bool,
 }
@@ -82,6 +83,7 @@ pub struct Sources {
 
 #[derive(Args)]
 pub struct PlanArgs {
+    /// The answer file to plan.
     #[arg(long, value_name = "FILE")]
     pub answer: PathBuf,
     #[command(flatten)]
@@ -96,6 +98,7 @@ pub struct PlanArgs {
 
 #[derive(Args)]
 pub struct ApplyArgs {
+    /// The answer file to install from.
     #[arg(long, value_name = "FILE")]
     pub answer: PathBuf,
     #[command(flatten)]
@@ -103,6 +106,7 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation: the answer file is the consent.
     #[arg(long)]
     pub yes: bool,
+    /// How progress is shown.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: Mode,
 }
@@ -117,6 +121,7 @@ pub struct GuidedArgs {
     /// Stop after saving the answer file: plan and install nothing.
     #[arg(long, requires = "save")]
     pub no_install: bool,
+    /// How progress is shown.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: Mode,
 }
@@ -153,5 +158,17 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_argument_and_verb_has_help() {
+        super::Cli::command().debug_assert();
+        let missing = xenprov_core::clap_help::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "without help: {missing:#?}");
     }
 }

@@ -31,6 +31,7 @@ enum Command {
     },
     /// Print the SHA-256 of files, as sha256sum does (the digest code of the verifying cache)
     Sha256 {
+        /// The files to hash
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
@@ -116,5 +117,17 @@ fn raise_open_files_limit(max_connections: usize) {
         && current < max_connections as u64 + 64
     {
         tracing::warn!("open-files limit {current} is below max-connections {max_connections}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_argument_and_verb_has_help() {
+        super::Cli::command().debug_assert();
+        let missing = xenprov_core::clap_help::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "without help: {missing:#?}");
     }
 }

@@ -10,8 +10,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub enum Mode {
     /// A bar on a terminal that is not a serial console, plain lines otherwise.
     Auto,
+    /// Progress bars.
     Bar,
+    /// A plain line every few seconds.
     Plain,
+    /// No progress output.
     None,
 }
 
