@@ -155,7 +155,8 @@ installer_source() {
     [ -n "${ROOTFS:-}" ] || ROOTFS=$(bash tests/guests/rootfs.sh "$(mirror)") || fail "building the guests' root file system"
     rm -rf "$OUT/di-standin"
     bash tests/guests/di-standin.sh "$ROOTFS" "$OUT/di-standin" || fail "building the stand-in installer"
-    cargo build -q --release -p xenprov-repo
+    # The whole workspace, as the host's build made it: one package alone unifies features anew and rebuilds.
+    cargo build -q --release --workspace
     local port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     target/release/xenprov-repo serve --listen "127.0.0.1:$port" --root "$OUT/di-standin" >"$OUT/di-standin.log" 2>&1 &
