@@ -52,7 +52,10 @@ say "kernel $(uname -r)"
 insmod /lib/xen-netfront.ko || stop "no xen-netfront"
 n=0
 until [ -e /sys/class/net/eth0 ] || [ $n -ge 30 ]; do sleep 1; n=$((n + 1)); done
+[ -e /sys/class/net/eth0 ] || stop "no eth0 after 30 s"
 ifconfig lo 127.0.0.1 up
+# udhcpc does not raise the link itself ("sendto: Network is down").
+ifconfig eth0 up
 udhcpc -i eth0 -s /bin/dhcp-event -q -n -t 20 -T 3 || stop "no DHCP lease on eth0"
 url=
 for a in $(cat /proc/cmdline); do case $a in url=*) url=${a#url=} ;; esac; done
