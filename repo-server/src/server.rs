@@ -10,6 +10,8 @@
 //!   fit in `max-header-bytes` (otherwise 431);
 //! - a connection on which no bytes move for `idle-timeout` while no handler works for it is closed; this
 //!   also covers clients that connect and never send, and clients that stop reading a response;
+//! - the only request bodies read (install events) are read after their token is checked, and must
+//!   arrive whole within `provision::BODY_DEADLINE` (otherwise 408 and the connection closes);
 //! - at most `max-connections` are open; at the cap the server stops accepting and asks connections that
 //!   have been idle for a second to close, as nginx reuses idle keep-alive connections.
 

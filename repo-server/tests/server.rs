@@ -247,3 +247,24 @@ fn shutdown_lets_a_response_finish() {
     let body_at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(all[body_at..] == data[..], "response cut short by shutdown");
 }
+
+#[test]
+fn slow_event_bodies_without_a_token_hold_no_connection_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"x").unwrap();
+    let server = Running::start(dir.path(), |c| c.max_connections = 4);
+    // Each promises 1000 bytes and sends two: answered 404 at once, as no guest `a` has token `b`.
+    let mut slow: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
+    for s in &mut slow {
+        s.write_all(b"POST /events/a/b HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\nst")
+            .unwrap();
+    }
+    for s in &mut slow {
+        assert_eq!(read_reply(s, false).status, 404);
+    }
+    let started = Instant::now();
+    let mut s = server.connect();
+    s.write_all(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_reply(&mut s, false).status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
