@@ -33,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::access_log::AccessRecord;
+use crate::body::ConnectionBudget;
 use crate::config::Config;
 use crate::conn::{Activity, ConnIo};
 use crate::metrics::{ConnectionError, Metrics};
@@ -258,11 +259,13 @@ impl Shared {
         self.metrics.connection_opened();
         let activity = Arc::new(Activity::new());
         let sendfile = SendfileQueue::default();
+        let budget = ConnectionBudget::default();
         let io = TokioIo::new(ConnIo::new(stream, activity.clone(), sendfile.clone()));
         let service = {
             let shared = self.clone();
             let activity = activity.clone();
-            hyper::service::service_fn(move |req| {
+            hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(budget.clone());
                 shared
                     .clone()
                     .respond(req, peer, activity.clone(), sendfile.clone())
