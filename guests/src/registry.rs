@@ -319,6 +319,12 @@ impl Registry {
         ok.then_some(st)
     }
 
+    /// Whether `token` opens `name`'s install now: the repo server asks before it reads a request
+    /// body, so that a client without the token cannot hold a connection open with a slow body.
+    pub fn is_armed(&self, name: &str, token: &str, now: u64) -> bool {
+        self.armed(name, token, now).is_some()
+    }
+
     /// The kickstart or preseed for `GET /ks/NAME/TOKEN` or `/preseed/NAME/TOKEN`: rendered
     /// now from the definition, and only for the installing guest's token.
     pub fn render_for(&self, route: &str, name: &str, token: &str, now: u64) -> Option<String> {

@@ -4,9 +4,11 @@
 //! source) sent in order. Ranges are read in chunks of `READ_CHUNK` on the blocking pool, several small
 //! parts per read, or, for large ranges on an HTTP/1 connection that offers it, handed to `sendfile`.
 //! Read buffers come out of a `ReadBudget` shared by all responses and go back to it once written, so
-//! hundreds of downloads over HTTP/2 (which cannot use sendfile) do not each keep buffers of their own;
-//! a read that cannot get budget within `BUDGET_WAIT` goes ahead anyway, so stalled clients holding
-//! budget delay the others but never stop them.
+//! hundreds of downloads over HTTP/2 (which cannot use sendfile) do not each keep buffers of their own.
+//! A read waits for budget, however long: hyper asks an HTTP/2 body for data before the stream's send
+//! window is open, so a client that opens no window would otherwise pin a buffer per stream. And the
+//! streams of one connection share a `ConnectionBudget` as well, so that a few clients stalling all
+//! their streams hold a bounded part of the server's budget and the others still read.
 //! The body also carries the request's access record, which is completed when the body is dropped (hyper
 //! has taken all of it or given up) or, for a body that ends in sendfile, when that last range is sent.
 
@@ -15,15 +17,16 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::access_log::AccessRecord;
+use crate::metrics::Metrics;
 use crate::sendfile::{PLACEHOLDER_LEN, SendfileQueue};
 use crate::tree::Source;
 
@@ -33,9 +36,9 @@ pub const READ_CHUNK: usize = 64 << 10;
 /// Memory for read buffers in flight, for the whole server: 32 reads at a time keep two cores busy.
 pub const READ_MEMORY: usize = 2 << 20;
 
-/// How long a read waits for budget before it goes ahead without: clients that stop reading hold their
-/// buffers until the idle timeout, and must not stall everyone else that long.
-const BUDGET_WAIT: Duration = Duration::from_millis(100);
+/// Memory for read buffers of one connection: what a client that stops reading all its HTTP/2 streams
+/// pins, an eighth of `READ_MEMORY`.
+pub const CONNECTION_READ_MEMORY: usize = 4 * READ_CHUNK;
 
 /// Ranges smaller than this are read rather than sent with sendfile (multipart parts, mostly): one read
 /// can cover many of them, while each sendfile would cost its own system calls.
@@ -67,20 +70,88 @@ pub enum Content {
     },
 }
 
-/// Read buffers in flight, in chunks of `READ_CHUNK`, shared by all responses of a server.
+/// Read buffers in flight, in chunks of `READ_CHUNK`, shared by all responses of a server, and the
+/// bytes those buffers hold now (the `read_buffer_bytes` metric).
 #[derive(Clone)]
-pub struct ReadBudget(Arc<Semaphore>);
+pub struct ReadBudget {
+    permits: Arc<Semaphore>,
+    /// The requesting connection's share, once `for_connection` has named it.
+    connection: Option<ConnectionBudget>,
+    allocated: Arc<AtomicU64>,
+}
 
-impl Default for ReadBudget {
-    fn default() -> ReadBudget {
-        ReadBudget(Arc::new(Semaphore::new(READ_MEMORY / READ_CHUNK)))
+/// Read buffers in flight for one connection, in chunks of `READ_CHUNK`; the server puts one in the
+/// extensions of each request.
+#[derive(Clone)]
+pub struct ConnectionBudget(Arc<Semaphore>);
+
+impl Default for ConnectionBudget {
+    fn default() -> ConnectionBudget {
+        ConnectionBudget(Arc::new(Semaphore::new(
+            CONNECTION_READ_MEMORY / READ_CHUNK,
+        )))
     }
 }
 
-/// A read buffer that returns its share of the budget (if it got one) when hyper is done with it.
+/// The budget of one read buffer: a share of the server's and, if named, of its connection's.
+struct Lease {
+    _server: OwnedSemaphorePermit,
+    _connection: Option<OwnedSemaphorePermit>,
+}
+
+impl ReadBudget {
+    pub fn new(metrics: &Metrics) -> ReadBudget {
+        ReadBudget {
+            permits: Arc::new(Semaphore::new(READ_MEMORY / READ_CHUNK)),
+            connection: None,
+            allocated: metrics.read_buffer_bytes(),
+        }
+    }
+
+    /// This budget, with reads also counted against `connection`'s share.
+    pub fn for_connection(&self, connection: Option<&ConnectionBudget>) -> ReadBudget {
+        ReadBudget {
+            connection: connection.cloned(),
+            ..self.clone()
+        }
+    }
+
+    fn try_lease(&self) -> Option<Lease> {
+        let connection = match &self.connection {
+            Some(c) => Some(c.0.clone().try_acquire_owned().ok()?),
+            None => None,
+        };
+        Some(Lease {
+            _server: self.permits.clone().try_acquire_owned().ok()?,
+            _connection: connection,
+        })
+    }
+
+    /// Waits for the connection's share first, so that a connection's waiting streams queue behind
+    /// each other rather than take the server's budget from other connections.
+    async fn lease(self) -> Result<Lease, AcquireError> {
+        let connection = match self.connection {
+            Some(c) => Some(c.0.acquire_owned().await?),
+            None => None,
+        };
+        Ok(Lease {
+            _server: self.permits.acquire_owned().await?,
+            _connection: connection,
+        })
+    }
+}
+
+/// A read buffer that returns its share of the budget when hyper is done with it.
 struct Buffer {
     data: Vec<u8>,
-    _permit: Option<OwnedSemaphorePermit>,
+    _lease: Lease,
+    allocated: Arc<AtomicU64>,
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        self.allocated.fetch_sub(self.data.len() as u64, Relaxed);
+    }
 }
 
 impl AsRef<[u8]> for Buffer {
@@ -89,7 +160,7 @@ impl AsRef<[u8]> for Buffer {
     }
 }
 
-type Acquire = Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Send>>;
+type Acquire = Pin<Box<dyn Future<Output = Result<Lease, AcquireError>> + Send>>;
 
 enum Read {
     Idle,
@@ -193,18 +264,15 @@ impl Body {
             return Some(frame);
         }
         self.parts.push_front(part);
-        match budget.0.clone().try_acquire_owned() {
-            Ok(permit) => self.start_read(source, Some(permit)),
-            Err(_) => {
-                let acquire = tokio::time::timeout(BUDGET_WAIT, budget.0.acquire_owned());
-                self.read = Read::Waiting(Box::pin(async move { acquire.await.ok()?.ok() }));
-            }
+        match budget.try_lease() {
+            Some(lease) => self.start_read(source, &budget, lease),
+            None => self.read = Read::Waiting(Box::pin(budget.lease())),
         }
         None
     }
 
     /// Starts a blocking read of the next parts, up to `READ_CHUNK` bytes, into a buffer of the budget.
-    fn start_read(&mut self, source: Arc<dyn Source>, permit: Option<OwnedSemaphorePermit>) {
+    fn start_read(&mut self, source: Arc<dyn Source>, budget: &ReadBudget, lease: Lease) {
         let mut batch = Vec::new();
         let mut size = 0usize;
         while size < READ_CHUNK {
@@ -225,11 +293,14 @@ impl Body {
             size += part.size() as usize;
             batch.push(part);
         }
+        let allocated = budget.allocated.clone();
         self.read = Read::Reading(tokio::task::spawn_blocking(move || {
             let data = read_parts(&*source, &batch, size)?;
+            allocated.fetch_add(data.len() as u64, Relaxed);
             Ok(Bytes::from_owner(Buffer {
                 data,
-                _permit: permit,
+                _lease: lease,
+                allocated,
             }))
         }));
     }
@@ -269,11 +340,13 @@ impl hyper::body::Body for Body {
                     };
                 }
                 Read::Waiting(acquire) => {
-                    let permit = ready!(acquire.as_mut().poll(cx));
+                    let lease = ready!(acquire.as_mut().poll(cx));
                     this.read = Read::Idle;
-                    if let Some((source, _)) = this.source.clone() {
-                        this.start_read(source, permit);
-                    }
+                    let (Ok(lease), Some((source, budget))) = (lease, this.source.clone()) else {
+                        let e = io::Error::other("the read budget is closed");
+                        return Poll::Ready(Some(Err(e)));
+                    };
+                    this.start_read(source, &budget, lease);
                 }
                 Read::Idle => {
                     if let Some(frame) = this.next_part() {
@@ -349,7 +422,7 @@ mod tests {
         let content = Content::Source {
             source: pattern(len),
             sendfile: None,
-            budget: ReadBudget::default(),
+            budget: ReadBudget::new(&Metrics::default()),
         };
         let body = Body::from_parts(parts, content);
         assert_eq!(body.size_hint().exact(), Some(6 + len - 5 + 5 + 3));
@@ -361,13 +434,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reads_wait_for_budget_but_not_forever() {
-        let budget = ReadBudget(Arc::new(Semaphore::new(1)));
-        let body = |budget: &ReadBudget| {
+    async fn reads_wait_for_budget_of_server_and_connection() {
+        let server = ReadBudget {
+            permits: Arc::new(Semaphore::new(CONNECTION_READ_MEMORY / READ_CHUNK + 1)),
+            ..ReadBudget::new(&Metrics::default())
+        };
+        let body = |budget: ReadBudget| {
             let content = Content::Source {
                 source: pattern(3 * READ_CHUNK as u64),
                 sendfile: None,
-                budget: budget.clone(),
+                budget,
             };
             Body::from_parts(
                 vec![Part::Range {
@@ -377,27 +453,33 @@ mod tests {
                 content,
             )
         };
-        let (mut a, mut b) = (body(&budget), body(&budget));
-        let held = a.frame().await.unwrap().unwrap();
-        // b waits while a's buffer holds the budget...
-        let short = BUDGET_WAIT / 2;
+        let conn = ConnectionBudget::default();
+        let stalled = || body(server.for_connection(Some(&conn)));
+        let mut held = Vec::new();
+        for _ in 0..CONNECTION_READ_MEMORY / READ_CHUNK {
+            held.push(stalled().frame().await.unwrap().unwrap());
+        }
+        // The connection's share is taken: another of its streams waits, for as long as it takes...
+        let mut waiting = stalled();
+        let long = std::time::Duration::from_millis(300);
         assert!(
-            tokio::time::timeout(short, b.frame()).await.is_err(),
-            "read without budget"
+            tokio::time::timeout(long, waiting.frame()).await.is_err(),
+            "read past the connection's budget"
         );
-        // ...and goes ahead once it is back,
-        drop(held);
-        let chunk = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        // ...while another connection reads, until the server's budget is taken too,
+        let mut other = body(server.clone());
+        let _other_held = other.frame().await.unwrap().unwrap();
+        let mut third = body(server.for_connection(Some(&ConnectionBudget::default())));
+        assert!(
+            tokio::time::timeout(long, third.frame()).await.is_err(),
+            "read past the server's budget"
+        );
+        // and a buffer coming back lets the connection's waiting read go ahead (once the server's
+        // budget has no earlier waiter).
+        drop(third);
+        held.pop();
+        let chunk = waiting.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(chunk[..], expected(0, READ_CHUNK as u64)[..]);
-        // or, when it does not come back, after BUDGET_WAIT.
-        let _held = a.frame().await.unwrap().unwrap();
-        let started = std::time::Instant::now();
-        let chunk = b.frame().await.unwrap().unwrap().into_data().unwrap();
-        assert!(started.elapsed() >= BUDGET_WAIT);
-        assert_eq!(
-            chunk[..],
-            expected(READ_CHUNK as u64, READ_CHUNK as u64)[..]
-        );
     }
 
     #[tokio::test]
@@ -416,7 +498,7 @@ mod tests {
         let content = Content::Source {
             source: pattern(10),
             sendfile: None,
-            budget: ReadBudget::default(),
+            budget: ReadBudget::new(&Metrics::default()),
         };
         let body = Body::from_parts(vec![Part::Range { offset: 0, len: 20 }], content);
         let err = collect(body).await.unwrap_err();

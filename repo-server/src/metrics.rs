@@ -1,6 +1,7 @@
 //! Server counters, rendered in the Prometheus text exposition format at `/metrics`.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use hyper::StatusCode;
@@ -60,6 +61,8 @@ pub struct Metrics {
     connection_errors: [AtomicU64; 4],
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    /// Shared with the `ReadBudget`, whose buffers add and remove their sizes.
+    read_buffers: Arc<AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -75,6 +78,7 @@ impl Default for Metrics {
             connection_errors: std::array::from_fn(|_| AtomicU64::new(0)),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
+            read_buffers: Arc::default(),
         }
     }
 }
@@ -110,6 +114,11 @@ impl Metrics {
 
     pub fn connection_error(&self, kind: ConnectionError) {
         self.connection_errors[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    /// The gauge of bytes held in read buffers, for the read budget to keep up to date.
+    pub fn read_buffer_bytes(&self) -> Arc<AtomicU64> {
+        self.read_buffers.clone()
     }
 
     pub fn cache_lookup(&self, hit: bool) {
@@ -158,7 +167,7 @@ impl Metrics {
                 kind.label()
             );
         }
-        let simple: [(&str, &str, &str, i128); 7] = [
+        let simple: [(&str, &str, &str, i128); 8] = [
             (
                 "response_bytes_total",
                 "counter",
@@ -200,6 +209,12 @@ impl Metrics {
                 "counter",
                 "Small files read from their source.",
                 self.cache_misses.load(Relaxed).into(),
+            ),
+            (
+                "read_buffer_bytes",
+                "gauge",
+                "Bytes read from files and not yet sent (held by hyper or HTTP/2 flow control).",
+                self.read_buffers.load(Relaxed).into(),
             ),
         ];
         for (name, kind, help, value) in simple {

@@ -9,17 +9,21 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use xenprov_core::render::Templates;
 use xenprov_guest::registry::{LOG_CAP, Refused, Registry};
 
 use crate::body::Body;
 use crate::responses::{bytes_response, error, method_not_allowed};
+
+/// How long a client has to send a whole event body once its token is checked: the handler holds
+/// the connection open while it reads, so a body trickling in must not hold it for ever.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A request body the routes can read: the server's, or one built in process (tests).
 pub trait RequestBody: Send + 'static {
@@ -27,19 +31,11 @@ pub trait RequestBody: Send + 'static {
     fn read_capped(self, cap: usize) -> impl Future<Output = Option<Bytes>> + Send;
 }
 
-impl RequestBody for () {
-    async fn read_capped(self, _: usize) -> Option<Bytes> {
-        Some(Bytes::new())
-    }
-}
-
-impl RequestBody for http_body_util::Full<Bytes> {
-    async fn read_capped(self, cap: usize) -> Option<Bytes> {
-        Some(Limited::new(self, cap).collect().await.ok()?.to_bytes())
-    }
-}
-
-impl RequestBody for hyper::body::Incoming {
+impl<B> RequestBody for B
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     async fn read_capped(self, cap: usize) -> Option<Bytes> {
         Some(Limited::new(self, cap).collect().await.ok()?.to_bytes())
     }
@@ -88,9 +84,21 @@ impl Provision {
         let reg = self.registry.clone();
         match (route.as_str(), req.method().clone()) {
             ("events", Method::POST) => {
+                // The token first: a client without it gets its 404 before sending any body.
+                let armed = {
+                    let (reg, name, token) = (reg.clone(), name.clone(), token.clone());
+                    tokio::task::spawn_blocking(move || reg.is_armed(&name, &token, now())).await
+                };
+                if !matches!(armed, Ok(true)) {
+                    return error(StatusCode::NOT_FOUND, false);
+                }
+                let http1 = req.version() <= Version::HTTP_11;
                 // The log tail is capped at LOG_CAP; leave room for the event line.
-                let Some(body) = req.into_body().read_capped(LOG_CAP + 4096).await else {
-                    return error(StatusCode::PAYLOAD_TOO_LARGE, false);
+                let read = req.into_body().read_capped(LOG_CAP + 4096);
+                let body = match tokio::time::timeout(BODY_DEADLINE, read).await {
+                    Ok(Some(body)) => body,
+                    Ok(None) => return error(StatusCode::PAYLOAD_TOO_LARGE, false),
+                    Err(_) => return timed_out(http1),
                 };
                 let res = tokio::task::spawn_blocking(move || {
                     reg.record_event(&name, &token, &body, now())
@@ -129,6 +137,17 @@ pub fn is_route(path: &str) -> bool {
     ["/ks/", "/preseed/", "/events/"]
         .iter()
         .any(|p| path.starts_with(p))
+}
+
+/// 408 for a body that missed `BODY_DEADLINE`; on HTTP/1 the connection closes with it, since the
+/// rest of that body would otherwise be read as the next request.
+fn timed_out(http1: bool) -> Response<Body> {
+    let mut resp = error(StatusCode::REQUEST_TIMEOUT, false);
+    if http1 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 fn text(status: StatusCode, body: String, head: bool) -> Response<Body> {

@@ -10,6 +10,8 @@
 //!   fit in `max-header-bytes` (otherwise 431);
 //! - a connection on which no bytes move for `idle-timeout` while no handler works for it is closed; this
 //!   also covers clients that connect and never send, and clients that stop reading a response;
+//! - the only request bodies read (install events) are read after their token is checked, and must
+//!   arrive whole within `provision::BODY_DEADLINE` (otherwise 408 and the connection closes);
 //! - at most `max-connections` are open; at the cap the server stops accepting and asks connections that
 //!   have been idle for a second to close, as nginx reuses idle keep-alive connections.
 
@@ -31,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::access_log::AccessRecord;
+use crate::body::ConnectionBudget;
 use crate::config::Config;
 use crate::conn::{Activity, ConnIo};
 use crate::metrics::{ConnectionError, Metrics};
@@ -256,11 +259,13 @@ impl Shared {
         self.metrics.connection_opened();
         let activity = Arc::new(Activity::new());
         let sendfile = SendfileQueue::default();
+        let budget = ConnectionBudget::default();
         let io = TokioIo::new(ConnIo::new(stream, activity.clone(), sendfile.clone()));
         let service = {
             let shared = self.clone();
             let activity = activity.clone();
-            hyper::service::service_fn(move |req| {
+            hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(budget.clone());
                 shared
                     .clone()
                     .respond(req, peer, activity.clone(), sendfile.clone())

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
-use crate::body::{Body, Content, Part, ReadBudget};
+use crate::body::{Body, ConnectionBudget, Content, Part, ReadBudget};
 use crate::cache::{FileCache, Key};
 use crate::conditional::{self, Outcome, Validators};
 use crate::metrics::Metrics;
@@ -38,7 +38,7 @@ impl StaticFiles {
         StaticFiles {
             tree,
             cache,
-            budget: ReadBudget::default(),
+            budget: ReadBudget::new(&metrics),
             metrics,
         }
     }
@@ -169,7 +169,9 @@ impl StaticFiles {
         let meta = *source.meta();
         if !self.cache.accepts(&meta) {
             let sendfile = req.extensions().get::<SendfileQueue>().cloned();
-            let budget = self.budget.clone();
+            let budget = self
+                .budget
+                .for_connection(req.extensions().get::<ConnectionBudget>());
             return Ok(Content::Source {
                 source,
                 sendfile,

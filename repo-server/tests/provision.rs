@@ -3,16 +3,21 @@
 
 use std::sync::Arc;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
+use hyper::body::Frame;
+use hyper::{Method, Request, StatusCode, header};
 use xenprov_core::guest::{Guest, Host};
 use xenprov_core::render::Templates;
 use xenprov_guest::context::Source;
 use xenprov_guest::registry::{Registry, State};
 use xenprov_repo::config::Config;
 use xenprov_repo::metrics::Metrics;
-use xenprov_repo::provision::Provision;
+use xenprov_repo::provision::{BODY_DEADLINE, Provision};
 use xenprov_repo::router::Router;
 
 const HASH: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
@@ -125,4 +130,44 @@ async fn preseed_only_for_the_token_and_events_drive_the_state() {
     );
     let reg = Registry::open(&dir.path().join("guests"), Templates::builtin()).unwrap();
     assert_eq!(reg.status("web1", 0).unwrap().state, State::Installed);
+}
+
+/// A body that sends its first bytes and then nothing more, as a client that stalls mid-body.
+struct Stalled(Option<Bytes>);
+
+impl hyper::body::Body for Stalled {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_event_body_is_cut_off_and_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, token) = setup(dir.path());
+    let ev = format!("/events/web1/{token}");
+    let stalled = Request::post(&ev).body(Stalled(Some(Bytes::from_static(b"st"))));
+    let started = std::time::Instant::now();
+    let slow = router.handle(stalled.unwrap());
+    let other = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        send(&router, Method::POST, &ev, "started").await
+    };
+    let (slow, other) =
+        tokio::time::timeout(BODY_DEADLINE * 2, async { tokio::join!(slow, other) })
+            .await
+            .expect("a stalled body held its handler past the deadline");
+    assert_eq!(other, (StatusCode::OK, "installing\n".into()));
+    assert!(started.elapsed() >= BODY_DEADLINE);
+    assert_eq!(slow.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(slow.headers()[header::CONNECTION], "close");
 }

@@ -247,3 +247,95 @@ fn shutdown_lets_a_response_finish() {
     let body_at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(all[body_at..] == data[..], "response cut short by shutdown");
 }
+
+#[test]
+fn slow_event_bodies_without_a_token_hold_no_connection_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"x").unwrap();
+    let server = Running::start(dir.path(), |c| c.max_connections = 4);
+    // Each promises 1000 bytes and sends two: answered 404 at once, as no guest `a` has token `b`.
+    let mut slow: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
+    for s in &mut slow {
+        s.write_all(b"POST /events/a/b HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\nst")
+            .unwrap();
+    }
+    for s in &mut slow {
+        assert_eq!(read_reply(s, false).status, 404);
+    }
+    let started = Instant::now();
+    let mut s = server.connect();
+    s.write_all(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_reply(&mut s, false).status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// `xenprov_repo_read_buffer_bytes` of the server's metrics, over its own connection.
+fn read_buffer_bytes(server: &Running) -> u64 {
+    let mut s = server.connect();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let text = String::from_utf8(read_reply(&mut s, false).body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("xenprov_repo_read_buffer_bytes "))
+        .expect("read_buffer_bytes metric")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn stalled_http2_streams_pin_no_more_than_the_read_budget() {
+    const CONNECTIONS: usize = 6;
+    const STREAMS: usize = 128;
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(4 << 20);
+    std::fs::write(dir.path().join("large.img"), &data).unwrap();
+    let server = Running::start(dir.path(), |_| {});
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Clients that open no window: every response waits on flow control, for ever.
+    let h2_client = |window: u32| async move {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (client, conn) = h2::client::Builder::new()
+            .initial_window_size(window)
+            .handshake::<_, bytes::Bytes>(tcp)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    };
+    let get = || hyper::Request::get("http://t/large.img").body(()).unwrap();
+    let (mut stalled, mut clients) = (Vec::new(), Vec::new());
+    rt.block_on(async {
+        for _ in 0..CONNECTIONS {
+            let mut client = h2_client(0).await;
+            for _ in 0..STREAMS {
+                client = client.ready().await.unwrap();
+                stalled.push(client.send_request(get(), true).unwrap().0);
+            }
+            clients.push(client);
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let pinned = read_buffer_bytes(&server);
+    assert!(
+        pinned <= xenprov_repo::body::READ_MEMORY as u64,
+        "{pinned} bytes held by {} stalled streams",
+        CONNECTIONS * STREAMS
+    );
+    // and a client that reads still gets the whole file
+    let got = rt.block_on(async {
+        let mut client = h2_client(1 << 20).await.ready().await.unwrap();
+        let resp = client.send_request(get(), true).unwrap().0.await.unwrap();
+        let mut body = resp.into_body();
+        let mut got = Vec::new();
+        while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), body.data())
+            .await
+            .expect("download stalled")
+        {
+            let chunk = chunk.unwrap();
+            body.flow_control().release_capacity(chunk.len()).unwrap();
+            got.extend_from_slice(&chunk);
+        }
+        got
+    });
+    assert!(got == data, "download cut short");
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Empty};
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, StatusCode};
 use xenprov_repo::config::Config;
@@ -50,7 +50,9 @@ async fn send(
     for (k, v) in headers {
         req = req.header(k, *v);
     }
-    let resp = router.handle(req.body(()).unwrap()).await;
+    let resp = router
+        .handle(req.body(Empty::<Bytes>::new()).unwrap())
+        .await;
     let (parts, body) = resp.into_parts();
     Reply {
         status: parts.status,
