@@ -4,6 +4,14 @@
 
 use clap::{ArgAction, Command};
 
+/// Fails the calling test when `cmd` is inconsistent (clap's own checks) or leaves anything
+/// without help.
+pub fn assert_documented(cmd: &Command) {
+    cmd.clone().debug_assert();
+    let missing = undocumented(cmd);
+    assert!(missing.is_empty(), "without help: {missing:#?}");
+}
+
 /// Every argument and subcommand of `cmd`, at any depth, that has no help, as the words that
 /// reach it (`xenprov-guest new --vg`). clap's own help and version flags and its `help` verb
 /// are left out: clap writes their help itself.
