@@ -2,7 +2,7 @@
 # Runs every test of the project: static checks, the Rust unit and golden tests, then each suite in
 # tests/suites/ (real clients, QEMU installs). Installs what it needs when run as root.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 . tests/lib/deps.sh
 need_cargo || exit 1
 # The Rust tests read real tools too: sfdisk checks the GPT, gpg and gpgv the keyrings.

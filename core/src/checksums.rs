@@ -28,30 +28,30 @@ fn sha256sums(text: &str, want: &str) -> Option<String> {
 }
 
 fn treeinfo(text: &str, want: &str) -> Result<Option<String>, String> {
-    let mut section = "";
-    for l in text.lines().map(str::trim) {
-        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            section = s;
-            continue;
-        }
-        if section != "checksums" {
-            continue;
-        }
-        let Some((file, sum)) = l.split_once('=') else {
-            continue;
-        };
-        if file.trim().trim_start_matches("./") != want {
-            continue;
-        }
-        let sum = sum.trim();
-        return match sum.split_once(':') {
-            Some(("sha256", h)) if is_sha256(h) => Ok(Some(h.to_ascii_lowercase())),
-            _ => Err(format!(
-                ".treeinfo gives `{sum}` for {want}; expected sha256:HEX (64 hex digits)"
-            )),
-        };
+    let Some((_, sum)) =
+        ini_section(text, "checksums").find(|(file, _)| file.trim_start_matches("./") == want)
+    else {
+        return Ok(None);
+    };
+    match sum.split_once(':') {
+        Some(("sha256", h)) if is_sha256(h) => Ok(Some(h.to_ascii_lowercase())),
+        _ => Err(format!(
+            ".treeinfo gives `{sum}` for {want}; expected sha256:HEX (64 hex digits)"
+        )),
     }
-    Ok(None)
+}
+
+/// The `key = value` lines of one `[section]` of an INI file such as `.treeinfo`, trimmed.
+fn ini_section<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+    let mut inside = false;
+    text.lines().map(str::trim).filter_map(move |l| {
+        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            inside = s == name;
+            return None;
+        }
+        let (k, v) = l.split_once('=').filter(|_| inside)?;
+        Some((k.trim(), v.trim()))
+    })
 }
 
 fn is_sha256(h: &str) -> bool {
@@ -60,20 +60,13 @@ fn is_sha256(h: &str) -> bool {
 
 /// The kernel and initrd an Anaconda `.treeinfo` names for an architecture (`[images-x86_64]`).
 pub fn treeinfo_images(text: &str, arch: &str) -> Option<(String, String)> {
-    let header = format!("[images-{arch}]");
-    let mut inside = false;
+    let section = format!("images-{arch}");
     let (mut kernel, mut initrd) = (None, None);
-    for l in text.lines().map(str::trim) {
-        if l.starts_with('[') {
-            inside = l == header;
-            continue;
-        }
-        if let (true, Some((k, v))) = (inside, l.split_once('=')) {
-            match k.trim() {
-                "kernel" => kernel = Some(v.trim().to_string()),
-                "initrd" => initrd = Some(v.trim().to_string()),
-                _ => {}
-            }
+    for (k, v) in ini_section(text, &section) {
+        match k {
+            "kernel" => kernel = Some(v.to_string()),
+            "initrd" => initrd = Some(v.to_string()),
+            _ => {}
         }
     }
     Some((kernel?, initrd?))

@@ -124,8 +124,7 @@ boot_host() {
     hostname=$(sed -n 's/^hostname = "\(.*\)"/\1/p' "$OUT/answer.toml")
     qemu_wait_log host "$hostname login:" 900 || fail "the host did not come up (see $log)"
     # Root login with the key: admin's sudo takes the password once, on stdin.
-    local i
-    for i in $(seq 60); do
+    for _ in $(seq 60); do
         "${SSH[@]}" admin@127.0.0.1 true 2>/dev/null && break
         sleep 5
     done
