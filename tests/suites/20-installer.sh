@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
+. tests/lib/images.sh
 need_pkgs tmux openssl fdisk lvm2 e2fsprogs dosfstools zstd util-linux
 
 cargo build --release -q -p xenprov-install
@@ -117,30 +118,9 @@ pass "guided mode through tmux"
 
 # --- apply on disk images
 payload="$work/payload"
-mkdir -p "$payload/root/etc"
-echo hello >"$payload/root/etc/motd"
-tar -C "$payload/root" --numeric-owner -cf - . | zstd -q -o "$payload/payload.tar.zst"
-size=$(stat -c %s "$payload/payload.tar.zst")
-sum=$(sha256sum "$payload/payload.tar.zst" | cut -d' ' -f1)
-cat >"$payload/payload.json" <<JSON
-{"file": "payload.tar.zst", "format": "tar+zstd", "sha256": "$sum", "size": $size,
- "unpacked-size": 6, "usage": {"/etc": 6}, "kernel-version": "test", "xen-version": "test"}
-JSON
+tiny_payload "$payload"
 answer_for() {
-    cat <<TOML
-[disk]
-target = "$1"
-$2
-[lvm]
-volumes = [{ name = "root", mount = "/", size = "1G" }, { name = "swap", fs = "swap", size = "256M" }]
-[xen]
-dom0-mem = "512M"
-[repo]
-enable = false
-[system]
-hostname = "imgtest"
-root-password-hash = "!"
-TOML
+    image_answer "$1" "$2" '[{ name = "root", mount = "/", size = "1G" }, { name = "swap", fs = "swap", size = "256M" }]'
 }
 
 # A disk image holding data, without wipe: refused before anything is written.

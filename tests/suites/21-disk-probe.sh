@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
+. tests/lib/images.sh
 need_pkgs e2fsprogs dosfstools gdisk fdisk lvm2 cryptsetup-bin mdadm util-linux zstd
 
 cargo build --release -q -p xenprov-install
@@ -21,22 +22,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
-answer_for() {
-    cat <<TOML
-[disk]
-target = "$1"
-$2
-[lvm]
-volumes = [{ name = "root", mount = "/", size = "1G" }]
-[xen]
-dom0-mem = "512M"
-[repo]
-enable = false
-[system]
-hostname = "probetest"
-root-password-hash = "!"
-TOML
-}
+answer_for() { image_answer "$1" "$2"; }
 # What a write would change: the mtime, and the ends, where the GPT goes first (a whole 3 GiB hash per
 # check made this suite slow).
 fingerprint() { stat -c '%s %.9Y' "$1"; head -c 2M "$1" | sha256sum; tail -c 2M "$1" | sha256sum; }
@@ -135,14 +121,7 @@ pass "a failed probe counts as data: $(grep -o 'could not be probed: [^;]*' "$wo
 
 # apply's re-check: a plan made for the blank image, which then got a filesystem, writes nothing.
 payload="$work/payload"
-mkdir -p "$payload/root/etc"
-echo hello >"$payload/root/etc/motd"
-tar -C "$payload/root" --numeric-owner -cf - . | zstd -q -o "$payload/payload.tar.zst"
-cat >"$payload/payload.json" <<JSON
-{"file": "payload.tar.zst", "format": "tar+zstd", "sha256": "$(sha256sum "$payload/payload.tar.zst" | cut -d' ' -f1)",
- "size": $(stat -c %s "$payload/payload.tar.zst"), "unpacked-size": 6, "usage": {"/etc": 6},
- "kernel-version": "test", "xen-version": "test"}
-JSON
+tiny_payload "$payload"
 "$bin" plan --answer "$work/blank.toml" --payload "$payload" --json >"$work/blank.json"
 mkfs.ext4 -q -F "$blank"
 before=$(fingerprint "$blank")
