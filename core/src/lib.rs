@@ -1,5 +1,6 @@
 //! xenprov-core: the model and the pure logic shared by the installer, the repo server and the
-//! guest tool. Nothing here touches a disk or the network; templates are the only thing read.
+//! guest tool. Nothing here touches a disk or the network; templates and APT's source lists are the only
+//! things read.
 
 /// Serde and JSON Schema for a type written as a string: `Display` out, `FromStr` in (its error
 /// text says what is accepted), and the schema given.
@@ -31,6 +32,7 @@ macro_rules! string_serde {
 }
 
 pub mod answer;
+pub mod apt_sources;
 pub mod checksums;
 #[cfg(feature = "clap")]
 pub mod clap_help;

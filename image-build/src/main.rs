@@ -5,7 +5,6 @@ mod chroot;
 mod exec;
 mod iso;
 mod live;
-mod mirror;
 mod payload;
 mod rootfs;
 mod tree;
@@ -16,7 +15,6 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use cache::Cache;
-use mirror::Mirror;
 use rootfs::Base;
 
 #[derive(Parser)]
@@ -115,11 +113,22 @@ fn main() -> Result<()> {
     }
 }
 
+/// The mirror of the build machine's APT configuration for SUITE.
+fn mirror(suite: &str) -> Result<xenprov_core::apt_sources::Mirror> {
+    let etc_apt = Path::new("/etc/apt");
+    xenprov_core::apt_sources::AptSources::read(etc_apt)
+        .and_then(|s| s.mirror(suite))
+        .map_err(anyhow::Error::msg)
+        .with_context(|| {
+            format!(
+                "finding the Debian mirror for {suite} in {}",
+                etc_apt.display()
+            )
+        })
+}
+
 fn inputs(common: &Common) -> Result<()> {
-    let inputs = rootfs::Inputs::new(
-        &common.suite,
-        Mirror::from_apt_config(Path::new("/"), &common.suite)?,
-    )?;
+    let inputs = rootfs::Inputs::new(&common.suite, mirror(&common.suite)?)?;
     let key = cache::key(&inputs);
     let live_key = cache::key(&live::Inputs::new(&key));
     let out = serde_json::json!({ "rootfs": inputs, "rootfs-key": key, "live-key": live_key });
@@ -232,7 +241,7 @@ impl Build {
                 bail!("missing GRUB platform files /usr/lib/grub/{dir} (package {package})");
             }
         }
-        let mirror = Mirror::from_apt_config(Path::new("/"), &common.suite)?;
+        let mirror = mirror(&common.suite)?;
         let inputs = rootfs::Inputs::new(&common.suite, mirror)?;
         let key = cache::key(&inputs);
         let bin_dir = match &common.bin_dir {

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::chroot::Chroot;
 use crate::exec;
-use crate::mirror::Mirror;
 use crate::tree::write;
+use xenprov_core::apt_sources::Mirror;
 
 /// The dom0 (DESIGN.md) plus what the installer runs inside it through chroot, and the live environment's needs.
 pub const PACKAGES: &[&str] = &[

@@ -297,52 +297,16 @@ pub fn runtime() -> Handle {
 }
 
 /// The Debian mirror of this machine's APT configuration: the first `deb` source that is not a security
-/// archive, from `/etc/apt/sources.list.d/*.sources` (deb822) or `/etc/apt/sources.list`.
+/// archive (`xenprov_core::apt_sources`, APT's own file order). An unreadable configuration is logged and
+/// counts as none, so the caller's error says that no upstream is configured.
 pub fn apt_mirror() -> Option<String> {
-    apt_mirror_in(Path::new("/etc/apt"))
-}
-
-fn apt_mirror_in(etc_apt: &Path) -> Option<String> {
-    let mut sources: Vec<_> = std::fs::read_dir(etc_apt.join("sources.list.d"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sources"))
-        .collect();
-    sources.sort();
-    for path in sources {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        for stanza in text.split("\n\n") {
-            let field = |name: &str| crate::detect::control_field(stanza, name);
-            let types = field("Types").unwrap_or_default();
-            let suites = field("Suites").unwrap_or_default();
-            if types.split_whitespace().any(|t| t == "deb")
-                && !suites.contains("-security")
-                && field("Enabled").as_deref() != Some("no")
-                && let Some(uri) =
-                    field("URIs").and_then(|u| u.split_whitespace().next().map(str::to_string))
-            {
-                return Some(uri);
-            }
+    match xenprov_core::apt_sources::AptSources::read(Path::new("/etc/apt")) {
+        Ok(sources) => sources.debian_archive(),
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
         }
     }
-    let list = std::fs::read_to_string(etc_apt.join("sources.list")).unwrap_or_default();
-    list.lines().find_map(|line| {
-        let mut words = line.split_whitespace();
-        if words.next()? != "deb" {
-            return None;
-        }
-        let mut uri = words.next()?;
-        if uri.starts_with('[') {
-            if !uri.ends_with(']') {
-                words.find(|w| w.ends_with(']'))?;
-            }
-            uri = words.next()?;
-        }
-        let suite = words.next()?;
-        (!suite.contains("-security")).then(|| uri.to_string())
-    })
 }
 
 #[cfg(test)]
@@ -356,33 +320,5 @@ mod tests {
             up.url("pool/main/z/zlib1g_1:1.2 x%3a#.deb"),
             "http://127.0.0.1:1/debian/pool/main/z/zlib1g_1:1.2%20x%253a%23.deb"
         );
-    }
-
-    #[test]
-    fn mirror_from_apt_configuration() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("sources.list.d")).unwrap();
-        std::fs::write(
-            dir.path().join("sources.list.d/debian.sources"),
-            "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n\n\
-             Types: deb deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n",
-        )
-        .unwrap();
-        assert_eq!(
-            apt_mirror_in(dir.path()).as_deref(),
-            Some("http://mirror.example/debian")
-        );
-        let old = tempfile::tempdir().unwrap();
-        std::fs::write(
-            old.path().join("sources.list"),
-            "# comment\ndeb [arch=amd64] http://sec.example/debian-security bookworm-security main\n\
-             deb [arch=amd64 signed-by=/k.gpg] http://old.example/debian bookworm main\n",
-        )
-        .unwrap();
-        assert_eq!(
-            apt_mirror_in(old.path()).as_deref(),
-            Some("http://old.example/debian")
-        );
-        assert_eq!(apt_mirror_in(Path::new("/nonexistent")), None);
     }
 }
