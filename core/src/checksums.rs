@@ -1,44 +1,64 @@
 //! The checksum lists that install trees publish for their installer images: Debian's
 //! `SHA256SUMS` (`HEX  ./netboot/...`, under `installer-ARCH/current/images/`) and the
 //! `[checksums]` section of an Anaconda tree's `.treeinfo` (`images/pxeboot/vmlinuz = sha256:HEX`).
-//! Pure: the guest tool fetches the list and the files, this says what each file must hash to.
+//! Pure: the callers fetch the list and the files, this says what each file must hash to.
+
+//! The one reader of both formats: the guest tool looks up one file in them, the repo server's verifying
+//! cache checks every file a list names.
 
 /// The SHA-256 (lower-case hex) that the list `name` (its file name decides the format) gives for
 /// `path`, relative to the list's directory.
 pub fn sha256_for(name: &str, text: &str, path: &str) -> Result<String, String> {
     let want = path.trim_start_matches("./");
     let found = if name.ends_with(".treeinfo") || name == "treeinfo" {
-        treeinfo(text, want)?
+        match treeinfo_checksums(text)
+            .into_iter()
+            .find(|(file, _)| file == want)
+        {
+            Some((_, Ok(hash))) => Some(hash),
+            Some((_, Err(sum))) => {
+                return Err(format!(
+                    ".treeinfo gives `{sum}` for {want}; expected sha256:HEX (64 hex digits)"
+                ));
+            }
+            None => None,
+        }
     } else {
-        sha256sums(text, want)
+        sha256sums(text)
+            .into_iter()
+            .find_map(|(file, hash)| (file == want).then_some(hash))
     };
     found.ok_or_else(|| format!("{name} lists no SHA-256 for {want}"))
 }
 
-fn sha256sums(text: &str, want: &str) -> Option<String> {
-    text.lines().find_map(|l| {
-        let (hash, file) = l.split_once(char::is_whitespace)?;
-        // `sha256sum` marks binary mode with `*` before the name.
-        let file = file
-            .trim_start()
-            .trim_start_matches('*')
-            .trim_start_matches("./");
-        (file == want && is_sha256(hash)).then(|| hash.to_ascii_lowercase())
-    })
+/// `(path, sha256)` of each `SHA256SUMS` line (`HEX  ./netboot/xen/vmlinuz`), paths relative to the
+/// list's directory without `./`, hashes lower-case; a line whose hash is not 64 hex digits is none.
+pub fn sha256sums(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let (hash, file) = l.split_once(char::is_whitespace)?;
+            // `sha256sum` marks binary mode with `*` before the name.
+            let file = file
+                .trim_start()
+                .trim_start_matches('*')
+                .trim_start_matches("./");
+            is_sha256(hash).then(|| (file.to_string(), hash.to_ascii_lowercase()))
+        })
+        .collect()
 }
 
-fn treeinfo(text: &str, want: &str) -> Result<Option<String>, String> {
-    let Some((_, sum)) =
-        ini_section(text, "checksums").find(|(file, _)| file.trim_start_matches("./") == want)
-    else {
-        return Ok(None);
-    };
-    match sum.split_once(':') {
-        Some(("sha256", h)) if is_sha256(h) => Ok(Some(h.to_ascii_lowercase())),
-        _ => Err(format!(
-            ".treeinfo gives `{sum}` for {want}; expected sha256:HEX (64 hex digits)"
-        )),
-    }
+/// `(path, sha256)` of each entry of a `.treeinfo`'s `[checksums]` section; an entry of another type
+/// (`md5:…`, `sha1:…`) or a malformed one gives its value as the error, for the caller to refuse or skip.
+pub fn treeinfo_checksums(text: &str) -> Vec<(String, Result<String, String>)> {
+    ini_section(text, "checksums")
+        .map(|(file, sum)| {
+            let hash = match sum.split_once(':') {
+                Some(("sha256", h)) if is_sha256(h) => Ok(h.to_ascii_lowercase()),
+                _ => Err(sum.to_string()),
+            };
+            (file.trim_start_matches("./").to_string(), hash)
+        })
+        .collect()
 }
 
 /// The `key = value` lines of one `[section]` of an INI file such as `.treeinfo`, trimmed.

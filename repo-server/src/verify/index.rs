@@ -85,19 +85,14 @@ pub fn packages(text: &str) -> Vec<(String, Expected)> {
     out
 }
 
-/// `(path, expected)` of `SHA256SUMS` lines (`HASH  ./netboot/xen/vmlinuz`), paths relative to its directory.
+/// `(path, expected)` of `SHA256SUMS` lines (`HASH  ./netboot/xen/vmlinuz`), paths relative to its directory
+/// (read by `xenprov_core::checksums`, the guest tool's reader too).
 pub fn sha256sums(text: &str) -> Vec<(String, Expected)> {
-    text.lines()
-        .filter_map(|line| {
-            let (hash, path) = line.split_once(char::is_whitespace)?;
-            let path = path.trim_start().trim_start_matches('*');
-            Some((
-                path.trim_start_matches("./").to_string(),
-                Expected {
-                    sha256: Sha256::from_hex(hash)?,
-                    size: None,
-                },
-            ))
+    xenprov_core::checksums::sha256sums(text)
+        .into_iter()
+        .filter_map(|(path, hash)| {
+            let sha256 = Sha256::from_hex(&hash)?;
+            Some((path, Expected { sha256, size: None }))
         })
         .collect()
 }

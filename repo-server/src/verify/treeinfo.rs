@@ -3,30 +3,16 @@
 
 use super::{Expected, Sha256};
 
-/// `(path, expected)` of each SHA-256 checksum; entries of other types are left out.
+/// `(path, expected)` of each SHA-256 checksum (read by `xenprov_core::checksums`, the guest tool's reader
+/// too); entries of other types are left out.
 pub fn checksums(text: &str) -> Vec<(String, Expected)> {
-    let mut in_section = false;
-    let mut out = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_section = line == "[checksums]";
-            continue;
-        }
-        if !in_section {
-            continue;
-        }
-        let Some((path, value)) = line.split_once('=') else {
-            continue;
-        };
-        if let Some(sha256) = value
-            .trim()
-            .strip_prefix("sha256:")
-            .and_then(Sha256::from_hex)
-        {
-            out.push((path.trim().to_string(), Expected { sha256, size: None }));
-        }
-    }
-    out
+    xenprov_core::checksums::treeinfo_checksums(text)
+        .into_iter()
+        .filter_map(|(path, hash)| {
+            let sha256 = Sha256::from_hex(&hash.ok()?)?;
+            Some((path, Expected { sha256, size: None }))
+        })
+        .collect()
 }
 
 #[cfg(test)]
