@@ -82,6 +82,7 @@ step_write() {
     dd_line=$(grep -a -m1 'xenprov-bench: dd wrote' "$OUT/write.serial.log" || true)
     write_line=$(grep -a -m1 -E 'payload: [0-9]+ MiB read, [0-9]+ MiB unpacked in [0-9.]+ s' "$OUT/write.serial.log" || true)
     if [ -n "$dd_line" ] && [ -n "$write_line" ]; then
+        # shellcheck disable=SC2001 # a regex capture, which no parameter expansion does
         read -r dd_bytes dd_s < <(sed 's/.*wrote \([0-9]*\) bytes in \([0-9.]*\) s.*/\1 \2/' <<<"$dd_line")
         read -r w_mib w_s < <(sed -E 's/.*read, ([0-9]+) MiB unpacked in ([0-9.]+) s.*/\1 \2/' <<<"$write_line")
         result "dd (zeros, O_DIRECT, 4 MiB blocks)" "$((dd_bytes / 1048576)) MiB in $dd_s s"

@@ -112,11 +112,11 @@ cpu_ticks() { cat "${@/#//proc/}" 2>/dev/null | awk '{ t += $14 + $15 } END { pr
 # wrk_run PORT PATH_PREFIX COUNT -> "requests_per_second server_cpu_ticks"
 wrk_run() {
     local stats before
-    if [ "$1" = "$nginx_port" ]; then stats=$(pgrep -P "$nginx_pid" | sed 's|$|/stat|'); else stats=$ours/stat; fi
-    before=$(cpu_ticks $stats)
+    if [ "$1" = "$nginx_port" ]; then mapfile -t stats < <(pgrep -P "$nginx_pid" | sed 's|$|/stat|'); else stats=("$ours/stat"); fi
+    before=$(cpu_ticks "${stats[@]}")
     WRK_PREFIX=$2 WRK_COUNT=$3 wrk -t2 -c64 -d"${duration}s" --timeout 60s -s "$T/rotate.lua" "http://127.0.0.1:$1" >"$T/wrk.out"
     if grep -q "Non-2xx\|Socket errors" "$T/wrk.out"; then cat "$T/wrk.out" >&2; exit 1; fi
-    echo "$(awk '/^Requests\/sec/ { print $2 }' "$T/wrk.out") $(($(cpu_ticks $stats) - before))"
+    echo "$(awk '/^Requests\/sec/ { print $2 }' "$T/wrk.out") $(($(cpu_ticks "${stats[@]}") - before))"
 }
 printf '%-20s %12s %12s %8s %10s\n' "" nginx cache-hits ratio "per CPU-s"
 hit_results=()
@@ -142,6 +142,7 @@ if $install; then
     codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
     mkdir -p "$T/debs"
     pkgs=$(python3 "$helpers/minbase.py")
+    # shellcheck disable=SC2086 # one word per package
     (cd "$T/debs" && apt-get -q -o APT::Sandbox::User=root download $pkgs >/dev/null) || { echo "apt-get download failed" >&2; exit 1; }
     repo=$T/slow/debian
     mkdir -p "$repo/pool/main" "$repo/dists/$codename/main/binary-amd64"
@@ -157,7 +158,7 @@ if $install; then
         mv "$T/Release" "dists/$codename/Release"
         GNUPGHOME=$T/keys/gnupg gpg --batch --yes --clearsign -o "dists/$codename/InRelease" "dists/$codename/Release"
     )
-    echo "  $(ls "$repo/pool/main" | wc -l) packages, $(du -sh "$repo/pool" | cut -f1)"
+    echo "  $(find "$repo/pool/main" -mindepth 1 -maxdepth 1 | wc -l) packages, $(du -sh "$repo/pool" | cut -f1)"
     # run LABEL [debootstrap options]: seconds for a debootstrap through the cache into a fresh target
     run() {
         local label=$1 start t

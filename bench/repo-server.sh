@@ -83,9 +83,9 @@ server_pids() { if [ "$1" = "$nginx_port" ]; then pgrep -P "$nginx_pid"; else ec
 # wrk_run PORT DIR COUNT -> "requests_per_second bytes_per_second server_cpu_ticks"
 wrk_run() {
     local stats
-    stats=$(server_pids "$1" | sed 's|$|/stat|')
+    mapfile -t stats < <(server_pids "$1" | sed 's|$|/stat|')
     local before
-    before=$(cpu_ticks $stats)
+    before=$(cpu_ticks "${stats[@]}")
     WRK_DIR=$2 WRK_COUNT=$3 wrk -t2 -c64 -d"${duration}s" --timeout 120s -s "$T/rotate.lua" "http://127.0.0.1:$1" >"$T/wrk.out"
     if grep -q "Non-2xx\|Socket errors" "$T/wrk.out"; then
         echo "wrk saw errors from port $1 on /$2:" >&2
@@ -97,7 +97,7 @@ wrk_run() {
                                 m = (u == "GB") ? 1073741824 : (u == "MB") ? 1048576 : (u == "KB") ? 1024 : 1
                                 bps = v * m }
              END { printf "%s %.0f ", rps, bps }' "$T/wrk.out"
-    echo $(($(cpu_ticks $stats) - before))
+    echo $(($(cpu_ticks "${stats[@]}") - before))
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 

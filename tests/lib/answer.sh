@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the e2e tests and benchmarks: an answer disk for one run.
 # answer_disk TEMPLATE DIR: a fresh SSH key (DIR/id_ed25519) and admin password (DIR/admin.pw, which
 # stays on this machine; the answer only holds its hash) replace SSH_KEY and ADMIN_HASH in TEMPLATE,

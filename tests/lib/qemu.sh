@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests and benchmarks: QEMU virtual machines under TCG (/dev/kvm is not usable here), each in
 # the background with its serial console in a log file, killed when the calling script exits.
 #

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the repo-server suites and benchmarks: a scratch directory whose processes are stopped on
 # exit, free loopback ports, an nginx configuration, and waiting for lines of our server's log.
 
@@ -80,6 +81,7 @@ server_address() {
         sleep 0.1
     done
     [ -n "$port" ] || fail "server did not report its address"
+    # shellcheck disable=SC2034 # read by the suites that source this
     base=http://127.0.0.1:$port
 }
 
