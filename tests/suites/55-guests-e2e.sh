@@ -9,4 +9,6 @@
 # (XENPROV_GUESTS_TYPES=pvh or hvm), as QEMU TCG's nested SVM faults too often for CI.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/lib/deps.sh
+needs_suite 50-install-e2e "${XENPROV_E2E_OUT:-out/e2e}" target.img answer.img answer.toml id_ed25519 admin.pw
 XENPROV_GUESTS_HOST=${XENPROV_E2E_OUT:-out/e2e} XENPROV_GUESTS_TYPES=pv exec bash tests/guests/e2e.sh standin

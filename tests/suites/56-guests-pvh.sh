@@ -7,5 +7,7 @@
 # the test tries again, at most five times; any other failure is final.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/lib/deps.sh
+needs_suite 50-install-e2e "${XENPROV_E2E_OUT:-out/e2e}" target.img answer.img answer.toml id_ed25519 admin.pw
 XENPROV_GUESTS_HOST=${XENPROV_E2E_OUT:-out/e2e} XENPROV_GUESTS_OUT=out/guests-pvh XENPROV_GUESTS_TYPES=pvh \
     XENPROV_GUESTS_TRIES=5 exec bash tests/guests/e2e.sh preseed
