@@ -1,6 +1,6 @@
 //! Every guest definition in `tests/guests/` rendered into every output, compared byte for byte
 //! with `tests/guests/golden/`, and every one in `tests/guests/refused/` refused with the error its
-//! `# expect:` line gives. `UPDATE_GOLDEN=1` rewrites the goldens; review the diff.
+//! `# expect:` line gives. `XENPROV_BLESS=1` rewrites the goldens; review the diff.
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ fn renders_match_the_goldens() {
         vg: cfg.vg.clone(),
         ..Host::default()
     };
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update = std::env::var_os("XENPROV_BLESS").is_some();
     let mut defs: Vec<PathBuf> = std::fs::read_dir(dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -72,7 +72,7 @@ fn renders_match_the_goldens() {
     }
     assert!(
         mismatches.is_empty(),
-        "differ from the render (UPDATE_GOLDEN=1 to accept): {mismatches:#?}"
+        "differ from the render (XENPROV_BLESS=1 to accept): {mismatches:#?}"
     );
 }
 
