@@ -15,17 +15,20 @@
 # - the 5,000 idle connections all held at once (else the soak did not test what it says);
 # - peak RSS below RSS_BOUND_MIB (see there for how it follows from the server's budgets).
 #
-# Usage: bench/soak.sh [--seconds N] [--check]   (N: seconds of normal requests per server, default 60)
+# Usage: bench/soak.sh [--seconds N] [--check] [--attack "OPTIONS"]
+#   --seconds N   seconds of normal requests per server (default 60)
+#   --attack O    more options for the attacker, e.g. "--h2 0" for the load without the stalled HTTP/2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib/deps.sh
 
-seconds=60 check=false
+seconds=60 check=false attack_opts=()
 while [ $# -gt 0 ]; do
     case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --check) check=true; shift ;;
-    *) echo "usage: $0 [--seconds N] [--check]" >&2; exit 2 ;;
+    --attack) read -ra attack_opts <<<"$2"; shift 2 ;;
+    *) echo "usage: $0 [--seconds N] [--check] [--attack \"OPTIONS\"]" >&2; exit 2 ;;
     esac
 done
 
@@ -103,7 +106,7 @@ soak() {
     pids+=("$sampler")
     # The attacker ends itself after the ramp-up allowance and the probes, or sooner on SIGTERM.
     "$py" "$attacker" --port "$port" --h2-port "$h2port" --idle "$IDLE" --seconds $((seconds + 60)) \
-        --stats "$dir/attack.json" >"$dir/attack.out" 2>"$dir/attack.err" &
+        "${attack_opts[@]}" --stats "$dir/attack.json" >"$dir/attack.out" 2>"$dir/attack.err" &
     local attack=$!
     pids+=("$attack")
     for _ in $(seq 600); do
@@ -155,7 +158,8 @@ n_port=$(free_port) n_h2port=$(free_port)
 nginx_conf "server { listen 127.0.0.1:$n_port; listen 127.0.0.1:$n_h2port http2; root $www; }" "access_log off;" 8192
 nginx_start
 for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$n_port/small.bin" && break; sleep 0.1; done
-echo "soak: ${seconds}s of normal requests per server after the attack is up; $IDLE idle connections"
+echo "soak: ${seconds}s of normal requests per server after the attack is up; $IDLE idle connections" \
+    "${attack_opts[*]}"
 soak nginx "$n_port" "$n_h2port" "$nginx_pid"
 kill "$nginx_pid"
 wait "$nginx_pid" || true
