@@ -40,16 +40,18 @@ log_count() {
 log_has() { [ "$(log_count "$1")" -ge 1 ]; }
 
 # Writes $T/nginx/nginx.conf: Debian's nginx.conf as far as serving files goes (sendfile, tcp_nopush,
-# workers), with the given server blocks and access_log line. Start it with nginx_start.
+# workers), with the given server blocks, access_log line and connections per worker (Debian's 768 is
+# too few for the benchmarks' idle clients). Start it with nginx_start.
+# nginx_conf SERVERS [ACCESS_LOG] [WORKER_CONNECTIONS]
 nginx_conf() {
-    local servers=$1 access_log=${2:-access_log off;}
+    local servers=$1 access_log=${2:-access_log off;} worker_connections=${3:-4096}
     mkdir -p "$T/nginx/tmp"
     cat >"$T/nginx/nginx.conf" <<CONF
 worker_processes auto;
 daemon off;
 pid $T/nginx/nginx.pid;
 error_log $T/nginx/error.log;
-events { worker_connections 4096; }
+events { worker_connections $worker_connections; }
 http {
     sendfile on;
     tcp_nopush on;
