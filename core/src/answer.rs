@@ -1,4 +1,4 @@
-//! The answer file, version 1 (`../shared/DESIGN.md`): the types, their defaults, and the reader
+//! The answer file, version 1 (`docs/design.md`): the types, their defaults, and the reader
 //! that turns TOML into an [`Answer`] or into every problem the file has, each with its position.
 //!
 //! The serde derives give the JSON Schema and let guided mode save what it asked; the tests check
