@@ -385,6 +385,16 @@ async fn listings() {
         redirect.header(header::LOCATION),
         "/dir%20with%20space/?x=1"
     );
+    // `//pool` must not send a browser to the host `pool` (an open redirect).
+    for (path, location) in [
+        ("//pool", "/pool/"),
+        ("///pool//main?x=1", "/pool/main/?x=1"),
+        ("/.//pool", "/./pool/"),
+    ] {
+        let redirect = get(&router, path, &[]).await;
+        assert_eq!(redirect.status, StatusCode::MOVED_PERMANENTLY, "{path}");
+        assert_eq!(redirect.header(header::LOCATION), location, "{path}");
+    }
 
     let html = get(&router, "/", &[]).await;
     assert_eq!(html.status, StatusCode::OK);
