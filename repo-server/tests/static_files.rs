@@ -410,7 +410,7 @@ async fn listings() {
         page.contains("link-to-hello"),
         "symlinks inside the root are listed"
     );
-    for absent in [".private", ".htpasswd", "escape"] {
+    for absent in [".private", ".htpasswd", "escape", "link-to-private"] {
         assert!(!page.contains(absent), "{absent} listed");
     }
     let dirs_end = page.find("empty-dir/").unwrap();
@@ -457,6 +457,7 @@ async fn hostile_paths_never_leave_the_root() {
         ("/escape-deep", StatusCode::NOT_FOUND),
         ("/%252e%252e/Cargo.toml", StatusCode::NOT_FOUND),
         ("/.private/secret", StatusCode::NOT_FOUND),
+        ("/link-to-private", StatusCode::NOT_FOUND),
     ];
     for (path, status) in cases {
         let got = get(&router, path, &[]).await;
