@@ -5,7 +5,7 @@
 //! canonicalize, check that the result is under the canonical root and servable by the rules of `path`
 //! (no hidden name below the root, so a link cannot serve `.git/config` when a request for it cannot),
 //! then open that symlink-free path the same way, so a link swapped in meanwhile fails instead of
-//! escaping. Special files (FIFOs, devices, sockets) are treated as missing.
+//! escaping. Special files (FIFOs, devices, sockets) are treated as missing, and never opened.
 //!
 //! The root is held open (lookups are relative to it) and looked up again by path every second.
 
@@ -135,19 +135,30 @@ impl Root {
         })
     }
 
-    /// Opens `rel` below the root if no symlink is on its way (`ELOOP` otherwise). Neither `rel` nor a
-    /// canonical path has `..` in it, so the kernel never walks `..` here and a racing rename cannot
-    /// make it answer `EAGAIN` (as it does for `..` under `RESOLVE_BENEATH`).
+    /// Opens `rel` below the root if no symlink is on its way (`ELOOP` otherwise) and it is a regular
+    /// file or a directory (`ENOENT` otherwise). Neither `rel` nor a canonical path has `..` in it, so
+    /// the kernel never walks `..` here and a racing rename cannot make it answer `EAGAIN` (as it does
+    /// for `..` under `RESOLVE_BENEATH`).
     fn open_beneath(&self, rel: &Path) -> Result<OwnedFd, Errno> {
         let rel = if rel.as_os_str().is_empty() {
             Path::new(".")
         } else {
             rel
         };
+        // The type before the open: opening a FIFO releases a writer waiting for a reader, and opening
+        // a device can act on it (a tape rewinds). Symlinks before the last name are followed here,
+        // wherever they lead: only the type is read, and the openat2 below refuses such a path.
+        let stat = rustix::fs::statat(&self.fd, rel, AtFlags::SYMLINK_NOFOLLOW)?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile | FileType::Directory => {}
+            FileType::Symlink => return Err(Errno::LOOP),
+            _ => return Err(Errno::NOENT),
+        }
         rustix::fs::openat2(
             &self.fd,
             rel,
-            // NONBLOCK: opening a FIFO must not hang; it is refused after fstat anyway.
+            // NONBLOCK: a FIFO swapped in since the statat must not hang the open; `Tree::open`
+            // refuses it after fstat.
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
             Mode::empty(),
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
@@ -197,6 +208,7 @@ impl Tree for FsTree {
                 meta: meta(&stat),
             }))),
             FileType::Directory => Ok(Node::Dir(meta(&stat))),
+            // Checked before the open as well; this is a special file swapped in meanwhile.
             _ => Err(io::ErrorKind::NotFound.into()),
         }
     }
@@ -443,9 +455,21 @@ mod tests {
         )
         .unwrap();
         let tree = FsTree::open_root(dir.path()).unwrap();
+        // A writer blocks in open until a reader opens the FIFO: the lookup must not be that reader.
+        let fifo = dir.path().join("fifo");
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::OpenOptions::new().write(true).open(fifo))
+        };
+        std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
             open(&tree, "/fifo").unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+        std::thread::sleep(Duration::from_millis(300));
+        let released = writer.is_finished();
+        let _reader = rustix::fs::open(&fifo, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty());
+        writer.join().unwrap().unwrap();
+        assert!(!released, "the lookup opened the FIFO");
     }
 }
