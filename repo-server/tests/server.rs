@@ -155,6 +155,49 @@ fn pipelined_requests_with_sendfile_bodies_arrive_in_order() {
 }
 
 #[test]
+fn requests_need_exactly_one_host() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("small.txt"), b"small").unwrap();
+    let server = Running::start(dir.path(), |_| {});
+    for (request, status) in [
+        ("GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        ("GET /small.txt HTTP/1.1\r\n\r\n", 400),
+        ("GET /small.txt HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n", 400),
+        ("GET /small.txt HTTP/1.1\r\nHost: t\r\nHost: t\r\n\r\n", 400),
+        ("HEAD /small.txt HTTP/1.1\r\n\r\n", 400),
+        ("GET /small.txt HTTP/1.0\r\n\r\n", 200),
+        ("GET /small.txt HTTP/1.0\r\nHost: t\r\nHost: u\r\n\r\n", 400),
+    ] {
+        let mut s = server.connect();
+        s.write_all(request.as_bytes()).unwrap();
+        let reply = read_reply(&mut s, request.starts_with("HEAD"));
+        assert_eq!(reply.status, status, "{request:?}");
+        if status == 200 {
+            assert_eq!(reply.body, b"small");
+        }
+    }
+    // HTTP/2: `:authority` is the host; a Host beside it must agree.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let statuses = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        let mut statuses = Vec::new();
+        for host in [None, Some("T"), Some("elsewhere")] {
+            let mut req = hyper::Request::get("http://t/small.txt");
+            if let Some(host) = host {
+                req = req.header(hyper::header::HOST, host);
+            }
+            client = client.ready().await.unwrap();
+            let (resp, _) = client.send_request(req.body(()).unwrap(), true).unwrap();
+            statuses.push(resp.await.unwrap().status().as_u16());
+        }
+        statuses
+    });
+    assert_eq!(statuses, [200, 200, 400]);
+}
+
+#[test]
 fn oversized_headers_get_431() {
     let dir = tempfile::tempdir().unwrap();
     let server = Running::start(dir.path(), |c| c.max_header_bytes = 8192);
