@@ -58,6 +58,8 @@ pub struct Status {
     pub install_started: Option<u64>,
     #[serde(default)]
     pub timeout_secs: u64,
+    /// This install's events: at most one of each, since `done` and `failed` end the install and a
+    /// repeated `started` is not kept.
     #[serde(default)]
     pub events: Vec<Logged>,
     /// Why the install failed.
@@ -370,6 +372,12 @@ impl Registry {
             // Re-checked under the lock: a concurrent event may have ended the install.
             if st.state != State::Installing {
                 return Err(Refused::NotFound);
+            }
+            // One `started` per install: installers send it once, so a repeat tells nothing, and
+            // keeping each would let a client with the token grow status.json (and cost an fsync)
+            // per request. Nothing changes, so nothing is written.
+            if event == Event::Started && st.events.iter().any(|e| e.event == Event::Started) {
+                return Ok(st.state);
             }
             st.events.push(Logged { at: now, event });
             match event {

@@ -171,3 +171,26 @@ async fn a_stalled_event_body_is_cut_off_and_others_are_served() {
     assert_eq!(slow.status(), StatusCode::REQUEST_TIMEOUT);
     assert_eq!(slow.headers()[header::CONNECTION], "close");
 }
+
+/// A client with the token that repeats `started` (a loop, a replayed request) neither grows the
+/// guest's status.json nor adds events: one `started` is kept per install.
+#[tokio::test]
+async fn repeated_started_events_are_kept_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, token) = setup(dir.path());
+    let ev = format!("/events/web1/{token}");
+    let status_json = dir.path().join("guests/web1/status.json");
+    let answer = send(&router, Method::POST, &ev, "started").await;
+    assert_eq!(answer, (StatusCode::OK, "installing\n".into()));
+    let size = std::fs::metadata(&status_json).unwrap().len();
+    for _ in 0..50 {
+        assert_eq!(send(&router, Method::POST, &ev, "started\n").await, answer);
+    }
+    assert_eq!(std::fs::metadata(&status_json).unwrap().len(), size);
+    let reg = Registry::open(&dir.path().join("guests"), Templates::builtin()).unwrap();
+    assert_eq!(reg.status("web1", 0).unwrap().events.len(), 1);
+    assert_eq!(
+        send(&router, Method::POST, &ev, "done").await,
+        (StatusCode::OK, "installed\n".into())
+    );
+}
