@@ -194,3 +194,36 @@ async fn repeated_started_events_are_kept_once() {
         (StatusCode::OK, "installed\n".into())
     );
 }
+
+/// An unknown guest and a known one with a wrong token answer alike (the token check is constant
+/// time and does the same compare for both; see `Registry::armed`).
+#[tokio::test]
+async fn unknown_guests_and_wrong_tokens_answer_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("preseed")).unwrap();
+    let (router, token) = setup(dir.path());
+    let wrong = "f".repeat(token.len());
+    for (method, route, body) in [
+        (Method::GET, "preseed", ""),
+        (Method::GET, "ks", ""),
+        (Method::HEAD, "preseed", ""),
+        (Method::POST, "events", "started"),
+    ] {
+        let known = send(
+            &router,
+            method.clone(),
+            &format!("/{route}/web1/{wrong}"),
+            body,
+        )
+        .await;
+        let unknown = send(
+            &router,
+            method.clone(),
+            &format!("/{route}/web9/{token}"),
+            body,
+        )
+        .await;
+        assert_eq!(known.0, StatusCode::NOT_FOUND, "{method} {route}");
+        assert_eq!(known, unknown, "{method} {route}");
+    }
+}
