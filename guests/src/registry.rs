@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use xenprov_core::guest::{Catalog, Existing, Guest, Host, check_guest_name};
 use xenprov_core::render::Templates;
 
@@ -58,6 +59,8 @@ pub struct Status {
     pub install_started: Option<u64>,
     #[serde(default)]
     pub timeout_secs: u64,
+    /// This install's events: at most one of each, since `done` and `failed` end the install and a
+    /// repeated `started` is not kept.
     #[serde(default)]
     pub events: Vec<Logged>,
     /// Why the install failed.
@@ -312,11 +315,18 @@ impl Registry {
     /// The status, if `token` is this guest's current install token; `None` otherwise, whether
     /// the guest is unknown, not installing, timed out or the token is wrong.
     fn armed(&self, name: &str, token: &str, now: u64) -> Option<Status> {
-        let st = self.status(name, now).ok()?;
-        // Comparing hashes: the time taken says nothing about the token's characters.
-        let ok = st.state == State::Installing
-            && st.token_sha256.as_deref() == Some(sha256_hex(token).as_str());
-        ok.then_some(st)
+        let st = self.status(name, now).ok();
+        let expected = st
+            .as_ref()
+            .filter(|st| st.state == State::Installing)
+            .and_then(|st| st.token_sha256.as_deref())
+            .and_then(|stored| <[u8; 32]>::try_from(hex::decode(stored).ok()?).ok());
+        // Constant time, and the same work with no token to compare with (an unknown guest, or one
+        // not installing), which is compared with a dummy: the time taken tells neither how much of
+        // the token's digest matched nor whether the guest exists.
+        let digest = Sha256::digest(token.as_bytes());
+        let matches = bool::from(digest.as_slice().ct_eq(&expected.unwrap_or([0; 32])));
+        st.filter(|_| matches && expected.is_some())
     }
 
     /// Whether `token` opens `name`'s install now: the repo server asks before it reads a request
@@ -370,6 +380,12 @@ impl Registry {
             // Re-checked under the lock: a concurrent event may have ended the install.
             if st.state != State::Installing {
                 return Err(Refused::NotFound);
+            }
+            // One `started` per install: installers send it once, so a repeat tells nothing, and
+            // keeping each would let a client with the token grow status.json (and cost an fsync)
+            // per request. Nothing changes, so nothing is written.
+            if event == Event::Started && st.events.iter().any(|e| e.event == Event::Started) {
+                return Ok(st.state);
             }
             st.events.push(Logged { at: now, event });
             match event {

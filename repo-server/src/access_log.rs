@@ -1,9 +1,13 @@
 //! One access-log line and the request metrics per request, written when the response is done.
 //!
-//! Lines go to tracing target `xenprov_repo::access` (filter it to `off` to silence them).
+//! Lines go to tracing target `xenprov_repo::access` (filter it to `off` to silence them). `bytes=` (and the
+//! `response_bytes_total` metric) is what was sent of the body, not its length: file ranges count as
+//! sendfile hands them to the socket, other chunks as hyper takes them, so an aborted download counts
+//! what got to the kernel plus at most hyper's write buffer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use hyper::{Method, Request, StatusCode};
@@ -13,6 +17,21 @@ use crate::metrics::Metrics;
 /// The tracing target of access-log lines.
 pub const ACCESS_TARGET: &str = "xenprov_repo::access";
 
+/// Body bytes of one response that have been sent, counted by whoever sends them: the body for chunks
+/// hyper takes, the sendfile queue for file ranges as the kernel accepts them.
+#[derive(Clone, Default)]
+pub struct SentBytes(Arc<AtomicU64>);
+
+impl SentBytes {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
 pub struct AccessRecord {
     metrics: Arc<Metrics>,
     method: Method,
@@ -20,7 +39,7 @@ pub struct AccessRecord {
     peer: SocketAddr,
     started: Instant,
     status: Option<StatusCode>,
-    sent: u64,
+    sent: SentBytes,
 }
 
 impl AccessRecord {
@@ -34,7 +53,7 @@ impl AccessRecord {
             peer,
             started: Instant::now(),
             status: None,
-            sent: 0,
+            sent: SentBytes::default(),
         }
     }
 
@@ -42,15 +61,16 @@ impl AccessRecord {
         self.status = Some(status);
     }
 
-    /// Body bytes handed to the connection.
-    pub fn add_sent(&mut self, n: u64) {
-        self.sent += n;
+    /// The counter of this response's body bytes sent, for what sends them.
+    pub fn sent(&self) -> SentBytes {
+        self.sent.clone()
     }
 }
 
 impl Drop for AccessRecord {
     fn drop(&mut self) {
-        self.metrics.request_finished(self.status, self.sent);
+        let sent = self.sent.get();
+        self.metrics.request_finished(self.status, sent);
         // A request without a status was abandoned before its handler answered (the client went away).
         let status = self.status.map_or(0, |s| s.as_u16());
         tracing::info!(
@@ -58,7 +78,7 @@ impl Drop for AccessRecord {
             method = %self.method,
             path = %self.path,
             status,
-            bytes = self.sent,
+            bytes = sent,
             duration_ms = %format_args!("{:.3}", self.started.elapsed().as_secs_f64() * 1e3),
             peer = %self.peer,
         );

@@ -25,7 +25,7 @@ use hyper::body::{Frame, SizeHint};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::access_log::AccessRecord;
+use crate::access_log::{AccessRecord, SentBytes};
 use crate::metrics::Metrics;
 use crate::sendfile::{PLACEHOLDER_LEN, SendfileQueue};
 use crate::tree::Source;
@@ -176,6 +176,8 @@ pub struct Body {
     read: Read,
     remaining: u64,
     record: Option<AccessRecord>,
+    /// The record's count of bytes sent, which outlives it when the last range goes to sendfile.
+    sent: Option<SentBytes>,
 }
 
 impl Body {
@@ -216,20 +218,29 @@ impl Body {
             read: Read::Idle,
             remaining,
             record: None,
+            sent: None,
         }
     }
 
     /// Attaches the access record that this body completes when dropped.
     pub fn with_record(mut self, record: AccessRecord) -> Body {
+        self.sent = Some(record.sent());
         self.record = Some(record);
         self
     }
 
+    /// Yields `chunk`, counted as sent when hyper takes it: hyper takes the next chunk only once its
+    /// write buffer has room (HTTP/1) or the stream's window is open (HTTP/2), so the count runs ahead of
+    /// the socket by at most that much.
     fn data(&mut self, chunk: Bytes) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        self.remaining -= chunk.len() as u64;
-        if let Some(record) = &mut self.record {
-            record.add_sent(chunk.len() as u64);
+        if let Some(sent) = &self.sent {
+            sent.add(chunk.len() as u64);
         }
+        self.emit(chunk)
+    }
+
+    fn emit(&mut self, chunk: Bytes) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        self.remaining -= chunk.len() as u64;
         Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 
@@ -255,8 +266,10 @@ impl Body {
                     len: len - n,
                 });
             }
-            let placeholder = queue.push(source, offset, n as usize);
-            let frame = self.data(placeholder);
+            // Counted by the queue as sendfile sends it: a placeholder is up to 16 MiB that hyper takes
+            // at once, which a client that goes away may never get.
+            let placeholder = queue.push(source, offset, n as usize, self.sent.clone());
+            let frame = self.emit(placeholder);
             if self.remaining == 0 {
                 // The request is done when sendfile has sent this range, not when hyper takes it.
                 queue.complete_with(self.record.take());

@@ -1,11 +1,11 @@
 //! A directory on disk as a `Tree`, with symlinks followed only while they stay inside it.
 //!
-//! Every lookup is one `openat2(root, path, RESOLVE_BENEATH)`: the kernel resolves the path, follows
-//! relative symlinks and fails with `EXDEV` as soon as resolution would leave the root, so there is no
-//! window between a check and the open. Absolute symlinks also fail with `EXDEV` even when they point back
-//! inside the root (mirror tools make them); those take the slow path: canonicalize, check that the result is
-//! under the canonical root, then open that symlink-free path with `RESOLVE_NO_SYMLINKS`, so a link swapped
-//! in meanwhile fails instead of escaping. Special files (FIFOs, devices, sockets) are treated as missing.
+//! Every lookup is one `openat2(root, path, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` when the path has no
+//! symlink on it. A path through a symlink fails that with `ELOOP` and is resolved in user space instead:
+//! canonicalize, check that the result is under the canonical root and servable by the rules of `path`
+//! (no hidden name below the root, so a link cannot serve `.git/config` when a request for it cannot),
+//! then open that symlink-free path the same way, so a link swapped in meanwhile fails instead of
+//! escaping. Special files (FIFOs, devices, sockets) are treated as missing, and never opened.
 //!
 //! The root is held open (lookups are relative to it) and looked up again by path every second.
 
@@ -24,7 +24,8 @@ use anyhow::Context;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
-use crate::path::SafePath;
+use crate::object_store::OBJECTS;
+use crate::path::{self, SafePath};
 use crate::tree::{DirEntry, Meta, Node, Source, Tree};
 
 /// How often the configured root path is looked up again, so that a root directory replaced by a
@@ -33,6 +34,8 @@ const ROOT_RECHECK: Duration = Duration::from_secs(1);
 
 pub struct FsTree {
     path: PathBuf,
+    /// The hidden directory at the top that symlinks may lead into, if any: see `with_object_store`.
+    store: Option<&'static OsStr>,
     epoch: Instant,
     checked_ms: AtomicU64,
     root: RwLock<Option<Arc<Root>>>,
@@ -43,7 +46,7 @@ impl FsTree {
     pub fn open_root(path: &Path) -> anyhow::Result<FsTree> {
         let root =
             Root::open(path).with_context(|| format!("opening repo root {}", path.display()))?;
-        root.open_beneath(Path::new("."), ResolveFlags::BENEATH)
+        root.open_beneath(Path::new("."))
             .map_err(|e| match e {
                 Errno::NOSYS => {
                     anyhow::anyhow!("openat2 is not available (Linux 5.6 or later is required)")
@@ -53,10 +56,18 @@ impl FsTree {
             .with_context(|| format!("opening repo root {}", path.display()))?;
         Ok(FsTree {
             path: path.to_owned(),
+            store: None,
             epoch: Instant::now(),
             checked_ms: AtomicU64::new(0),
             root: RwLock::new(Some(Arc::new(root))),
         })
+    }
+
+    /// Lets symlinks lead into the object store at the top of the tree, as a pull-through cache's
+    /// request paths do; its objects are the verified files those paths serve.
+    pub fn with_object_store(mut self) -> FsTree {
+        self.store = Some(OsStr::new(OBJECTS));
+        self
     }
 
     /// The root directory currently at the configured path; `NotFound` while there is none.
@@ -124,54 +135,65 @@ impl Root {
         })
     }
 
-    fn open_beneath(&self, rel: &Path, resolve: ResolveFlags) -> Result<OwnedFd, Errno> {
+    /// Opens `rel` below the root if no symlink is on its way (`ELOOP` otherwise) and it is a regular
+    /// file or a directory (`ENOENT` otherwise). Neither `rel` nor a canonical path has `..` in it, so
+    /// the kernel never walks `..` here and a racing rename cannot make it answer `EAGAIN` (as it does
+    /// for `..` under `RESOLVE_BENEATH`).
+    fn open_beneath(&self, rel: &Path) -> Result<OwnedFd, Errno> {
         let rel = if rel.as_os_str().is_empty() {
             Path::new(".")
         } else {
             rel
         };
-        // EAGAIN: a rename anywhere on the system raced the kernel's check of a `..` (symlinks into
-        // the cache's object store have them); the lookup is safe to repeat. Bounded, so a flood of
-        // renames gives an error rather than a spinning worker.
-        let mut tries = 0;
-        loop {
-            match rustix::fs::openat2(
-                &self.fd,
-                rel,
-                // NONBLOCK: opening a FIFO must not hang; it is refused after fstat anyway.
-                OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
-                Mode::empty(),
-                resolve | ResolveFlags::NO_MAGICLINKS,
-            ) {
-                Err(Errno::AGAIN) if tries < OPENAT2_RETRIES => tries += 1,
-                r => return r,
-            }
+        // The type before the open: opening a FIFO releases a writer waiting for a reader, and opening
+        // a device can act on it (a tape rewinds). Symlinks before the last name are followed here,
+        // wherever they lead: only the type is read, and the openat2 below refuses such a path.
+        let stat = rustix::fs::statat(&self.fd, rel, AtFlags::SYMLINK_NOFOLLOW)?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile | FileType::Directory => {}
+            FileType::Symlink => return Err(Errno::LOOP),
+            _ => return Err(Errno::NOENT),
         }
+        rustix::fs::openat2(
+            &self.fd,
+            rel,
+            // NONBLOCK: a FIFO swapped in since the statat must not hang the open; `Tree::open`
+            // refuses it after fstat.
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
     }
 
-    /// Opens `rel` and returns it with its metadata, following symlinks only inside the root.
-    fn resolve(&self, rel: &Path) -> io::Result<(OwnedFd, Stat)> {
-        let fd = match self.open_beneath(rel, ResolveFlags::BENEATH) {
-            Ok(fd) => fd,
-            Err(Errno::XDEV) => self.open_via_canonical_path(rel)?,
-            Err(e) => return Err(not_found_if_missing(e)),
-        };
+    /// Opens `rel` and returns it with its metadata. A path through symlinks is opened by its canonical
+    /// path, which must be inside the root and servable; `store` is the hidden directory that links may
+    /// point into (see `path::is_servable_target`).
+    fn resolve(&self, rel: &Path, store: Option<&OsStr>) -> io::Result<(OwnedFd, Stat)> {
+        let fd = match self.open_beneath(rel) {
+            // ELOOP again: a symlink was swapped in since the canonical path was found.
+            Err(Errno::LOOP) => self
+                .canonical_target(rel, store)
+                .and_then(|target| self.open_beneath(&target)),
+            opened => opened,
+        }
+        .map_err(not_found_if_missing)?;
         let stat = rustix::fs::fstat(&fd)?;
         Ok((fd, stat))
     }
 
-    fn open_via_canonical_path(&self, rel: &Path) -> io::Result<OwnedFd> {
-        let canonical = self.canonical.join(rel).canonicalize()?;
-        let inside = canonical
-            .strip_prefix(&self.canonical)
-            .map_err(|_| io::Error::from(io::ErrorKind::NotFound))?;
-        self.open_beneath(inside, ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS)
-            .map_err(not_found_if_missing)
+    /// Where the symlinks on `rel` lead, below the root; `ENOENT` when that is outside it or hidden.
+    fn canonical_target(&self, rel: &Path, store: Option<&OsStr>) -> Result<PathBuf, Errno> {
+        let canonical = self
+            .canonical
+            .join(rel)
+            .canonicalize()
+            .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+        match canonical.strip_prefix(&self.canonical) {
+            Ok(inside) if path::is_servable_target(inside, store) => Ok(inside.to_owned()),
+            _ => Err(Errno::NOENT),
+        }
     }
 }
-
-/// How often a lookup is repeated after `openat2` reports a racing rename (EAGAIN).
-const OPENAT2_RETRIES: u32 = 16;
 
 fn identity(stat: &Stat) -> (u64, u64) {
     (stat.st_dev, stat.st_ino)
@@ -179,19 +201,20 @@ fn identity(stat: &Stat) -> (u64, u64) {
 
 impl Tree for FsTree {
     fn open(&self, path: &SafePath) -> io::Result<Node> {
-        let (fd, stat) = self.root()?.resolve(path.as_path())?;
+        let (fd, stat) = self.root()?.resolve(path.as_path(), self.store)?;
         match FileType::from_raw_mode(stat.st_mode) {
             FileType::RegularFile => Ok(Node::File(Arc::new(FileSource {
                 file: File::from(fd),
                 meta: meta(&stat),
             }))),
             FileType::Directory => Ok(Node::Dir(meta(&stat))),
+            // Checked before the open as well; this is a special file swapped in meanwhile.
             _ => Err(io::ErrorKind::NotFound.into()),
         }
     }
 
     fn list(&self, path: &SafePath) -> io::Result<Vec<DirEntry>> {
-        let (dir, _) = self.root()?.resolve(path.as_path())?;
+        let (dir, _) = self.root()?.resolve(path.as_path(), self.store)?;
         let mut entries = Vec::new();
         for entry in rustix::fs::Dir::read_from(&dir)? {
             let entry = entry?;
@@ -282,6 +305,11 @@ mod tests {
         symlink("/etc", root.join("etc")).unwrap();
         symlink("sub", root.join("dir-link")).unwrap();
         symlink("loop", root.join("loop")).unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join(".git/config"), b"hidden").unwrap();
+        symlink(".git/config", root.join("to-hidden")).unwrap();
+        symlink(root.join(".git/config"), root.join("abs-to-hidden")).unwrap();
+        symlink(".git", root.join("to-hidden-dir")).unwrap();
         let tree = FsTree::open_root(&root).unwrap();
         (top, tree)
     }
@@ -340,10 +368,29 @@ mod tests {
             "/etc",
             "/loop",
             "/missing",
+            "/to-hidden",
+            "/abs-to-hidden",
+            "/to-hidden-dir",
+            "/to-hidden-dir/config",
         ] {
             let err = open(&tree, p).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::NotFound, "{p}");
         }
+    }
+
+    /// Links into the object store are served only by a tree that has one (a pull-through cache).
+    #[test]
+    fn links_into_the_object_store() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".objects/ab")).unwrap();
+        std::fs::create_dir_all(dir.path().join("pool")).unwrap();
+        std::fs::write(dir.path().join(".objects/ab/abcd"), b"object").unwrap();
+        symlink("../.objects/ab/abcd", dir.path().join("pool/x")).unwrap();
+        let plain = FsTree::open_root(dir.path()).unwrap();
+        let kind = open(&plain, "/pool/x").unwrap_err().kind();
+        assert_eq!(kind, io::ErrorKind::NotFound);
+        let cache = FsTree::open_root(dir.path()).unwrap().with_object_store();
+        assert_eq!(open(&cache, "/pool/x").unwrap(), b"object");
     }
 
     #[test]
@@ -408,9 +455,21 @@ mod tests {
         )
         .unwrap();
         let tree = FsTree::open_root(dir.path()).unwrap();
+        // A writer blocks in open until a reader opens the FIFO: the lookup must not be that reader.
+        let fifo = dir.path().join("fifo");
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::OpenOptions::new().write(true).open(fifo))
+        };
+        std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
             open(&tree, "/fifo").unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+        std::thread::sleep(Duration::from_millis(300));
+        let released = writer.is_finished();
+        let _reader = rustix::fs::open(&fifo, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty());
+        writer.join().unwrap().unwrap();
+        assert!(!released, "the lookup opened the FIFO");
     }
 }

@@ -47,7 +47,7 @@ pub fn describe(config: &Config) -> String {
             crate::upstream::apt_mirror()
                 .unwrap_or_else(|| "(no URL; no APT mirror configured)".into())
         });
-        let cached = match FsTree::open_root(&dir) {
+        let cached = match FsTree::open_root(&dir).map(FsTree::with_object_store) {
             Ok(tree) => format!("cache {}: {}", dir.display(), summary(&detect(&tree))),
             Err(_) => format!("cache {}: empty", dir.display()),
         };

@@ -85,7 +85,8 @@ pub fn build(config: &Config) -> anyhow::Result<Served> {
             spec.name,
             cache.dir().display()
         );
-        mounts.mount(&spec.name, Arc::new(FsTree::open_root(cache.dir())?));
+        let tree = FsTree::open_root(cache.dir())?.with_object_store();
+        mounts.mount(&spec.name, Arc::new(tree));
         upstreams.push(cache);
     }
     for mirror in &config.mirror {

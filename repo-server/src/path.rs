@@ -1,6 +1,9 @@
 //! Request paths → relative paths that cannot name anything outside the served root.
 //!
-//! This module is the lexical half of path safety; the file-system half (symlinks) is in `fs_tree`.
+//! This module is the one place that decides which paths are safe: the lexical half of path safety, the
+//! names a symlink may lead to (`fs_tree` resolves them, with the file-system half) and the paths
+//! redirects send clients to. One module, so that request paths, symlink targets and redirects cannot
+//! each grow their own idea of what is safe.
 //!
 //! 1. The URI path is percent-decoded exactly once. A `%` that does not start a valid escape is an error,
 //!    and a decoded `%` is never decoded again: `%252e%252e` is the literal name `%2e%2e`, never `..`.
@@ -9,6 +12,9 @@
 //! 3. Names that start with a dot are hidden (VCS data, editor files, createrepo's in-progress `.repodata`),
 //!    except those install trees need: anaconda reads `.treeinfo`, `.discinfo` and `.composeinfo`, and
 //!    Debian media carry `.disk/`.
+//! 4. A symlink's target is held to rule 3 as well (`is_servable_target`), except for the object store
+//!    of a pull-through cache, which its links point into.
+//! 5. A redirect to a directory's slash-terminated path never starts with `//`: see `dir_location`.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -121,6 +127,35 @@ impl SafePath {
     }
 }
 
+/// The `Location` of the redirect from a directory requested without its trailing slash: `raw` (the
+/// request's path, already accepted by `SafePath::from_uri_path`) with a `/` added and every run of
+/// slashes collapsed to one. A Location starting with `//` is a network-path reference, which browsers
+/// follow to another host: `GET //evil.example` of a directory must not redirect there. Backslashes,
+/// which browsers read as slashes (`/\host`), never get here: `from_uri_path` refuses them.
+pub fn dir_location(raw: &str, query: Option<&str>) -> String {
+    let mut location = String::with_capacity(raw.len() + 1);
+    for c in raw.chars().chain(['/']) {
+        if !(c == '/' && location.ends_with('/')) {
+            location.push(c);
+        }
+    }
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
+    }
+    location
+}
+
+/// Whether `rel`, the canonical path below the root that a request resolved to through symlinks, may be
+/// served: by the rule for request paths, so that a link cannot reach what a request for the name itself
+/// cannot (`config -> .git/config`). `store` is the one hidden directory at the top that links may point
+/// into, in a tree that has one: a pull-through cache's request paths are links to its object store.
+pub fn is_servable_target(rel: &Path, store: Option<&OsStr>) -> bool {
+    rel.iter()
+        .enumerate()
+        .all(|(i, name)| !is_hidden(name.as_bytes()) || (i == 0 && Some(name) == store))
+}
+
 fn is_hidden(name: &[u8]) -> bool {
     name.starts_with(b".") && !VISIBLE_DOT_NAMES.contains(&name)
 }
@@ -201,6 +236,34 @@ mod tests {
         }
         for raw in ["/.git/config", "/a/.repodata/x", "/.htpasswd", "/%2essh/id"] {
             assert_eq!(SafePath::from_uri_path(raw), Err(Hidden), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn dir_locations_stay_on_this_host() {
+        assert_eq!(dir_location("/a", None), "/a/");
+        assert_eq!(dir_location("//evil.example", None), "/evil.example/");
+        assert_eq!(dir_location("///a//b", Some("x=1")), "/a/b/?x=1");
+        assert_eq!(dir_location("/%2F/a", None), "/%2F/a/");
+    }
+
+    #[test]
+    fn servable_targets() {
+        let store = Some(OsStr::new(".objects"));
+        assert!(is_servable_target(Path::new("pool/a.deb"), None));
+        assert!(is_servable_target(Path::new(".disk/info"), None));
+        assert!(is_servable_target(Path::new(""), None));
+        assert!(is_servable_target(Path::new(".objects/ab/abcd"), store));
+        for hidden in [
+            ".git/config",
+            "a/.repodata/x",
+            ".objects/ab/abcd",
+            ".htpasswd",
+        ] {
+            assert!(!is_servable_target(Path::new(hidden), None), "{hidden}");
+        }
+        for hidden in ["a/.objects/ab/abcd", ".objects/.x/y", ".partial/x"] {
+            assert!(!is_servable_target(Path::new(hidden), store), "{hidden}");
         }
     }
 

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::access_log::AccessRecord;
+use crate::access_log::{AccessRecord, SentBytes};
 use crate::tree::Source;
 
 /// Largest placeholder, hence largest body chunk handed to hyper. Reserved, never touched: costs no memory.
@@ -44,6 +44,8 @@ struct Pending {
     source: Arc<dyn Source>,
     offset: u64,
     len: u64,
+    /// The response's count of bytes sent, which this range adds to as the kernel takes it.
+    sent: Option<SentBytes>,
     /// Dropped once this range is sent (or the connection is gone).
     completion: Option<AccessRecord>,
 }
@@ -54,14 +56,21 @@ pub struct SendfileQueue(Arc<Mutex<VecDeque<Pending>>>);
 
 impl SendfileQueue {
     /// Queues `len` (at most `PLACEHOLDER_LEN`) bytes of `source` from `offset`, and returns the placeholder
-    /// the body must yield for them. `source` must have a file descriptor.
-    pub fn push(&self, source: Arc<dyn Source>, offset: u64, len: usize) -> Bytes {
+    /// the body must yield for them. `source` must have a file descriptor; `sent` counts what is sent.
+    pub fn push(
+        &self,
+        source: Arc<dyn Source>,
+        offset: u64,
+        len: usize,
+        sent: Option<SentBytes>,
+    ) -> Bytes {
         debug_assert!(source.as_fd().is_some() && len <= PLACEHOLDER_LEN);
         let len = len.min(PLACEHOLDER_LEN);
         self.lock().push_back(Pending {
             offset: offset + source.fd_offset(),
             source,
             len: len as u64,
+            sent,
             completion: None,
         });
         Bytes::from_static(&placeholder()[..len])
@@ -115,6 +124,9 @@ impl SendfileQueue {
             match result {
                 Ok(()) | Err(_) if sent > 0 => {
                     front.len -= sent as u64;
+                    if let Some(counter) = &front.sent {
+                        counter.add(sent as u64);
+                    }
                     if front.len == 0 {
                         queue.pop_front();
                     }

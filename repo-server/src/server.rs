@@ -10,6 +10,7 @@
 //!   fit in `max-header-bytes` (otherwise 431);
 //! - a connection on which no bytes move for `idle-timeout` while no handler works for it is closed; this
 //!   also covers clients that connect and never send, and clients that stop reading a response;
+//! - an HTTP/1.1 request without `Host`, or any with more than one, gets 400 before any route;
 //! - the only request bodies read (install events) are read after their token is checked, and must
 //!   arrive whole within `provision::BODY_DEADLINE` (otherwise 408 and the connection closes);
 //! - at most `max-connections` are open; at the cap the server stops accepting and asks connections that
@@ -24,7 +25,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hyper::body::Incoming;
-use hyper::{Request, Version};
+use hyper::header;
+use hyper::{Method, Request, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -37,6 +39,7 @@ use crate::body::ConnectionBudget;
 use crate::config::Config;
 use crate::conn::{Activity, ConnIo};
 use crate::metrics::{ConnectionError, Metrics};
+use crate::responses::error;
 use crate::router::Router;
 use crate::sendfile::SendfileQueue;
 
@@ -314,9 +317,38 @@ impl Shared {
             req.extensions_mut().insert(sendfile);
         }
         let mut record = AccessRecord::start(&self.metrics, &req, peer);
-        let resp = self.router.handle(req).await;
+        let resp = match host_error(&req) {
+            Some(why) => {
+                tracing::debug!(%peer, path = req.uri().path(), "refused: {why}");
+                error(StatusCode::BAD_REQUEST, req.method() == Method::HEAD)
+            }
+            None => self.router.handle(req).await,
+        };
         record.set_status(resp.status());
         Ok(resp.map(|body| body.with_record(record)))
+    }
+}
+
+/// What is wrong with the request's `Host`, if anything. RFC 9112 §3.2: an HTTP/1.1 request without one,
+/// and any request with more than one, is answered 400 (HTTP/1.0 clients may leave it out). HTTP/2 names
+/// the authority in `:authority` (hyper puts it in the URI); a `Host` beside it must name the same
+/// (RFC 9113 §8.3.1).
+fn host_error<B>(req: &Request<B>) -> Option<&'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some("more than one Host header");
+    }
+    match (req.version(), host, req.uri().authority()) {
+        (Version::HTTP_11, None, _) => Some("HTTP/1.1 request without a Host header"),
+        (Version::HTTP_2, Some(host), Some(authority))
+            if !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
+        {
+            Some("Host differs from :authority")
+        }
+        _ => None,
     }
 }
 

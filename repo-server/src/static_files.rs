@@ -17,7 +17,7 @@ use crate::body::{Body, ConnectionBudget, Content, Part, ReadBudget};
 use crate::cache::{FileCache, Key};
 use crate::conditional::{self, Outcome, Validators};
 use crate::metrics::Metrics;
-use crate::path::{PathError, SafePath};
+use crate::path::{self, PathError, SafePath};
 use crate::range::{self, ByteRange, RangeAnswer};
 use crate::responses::{
     bytes_response, error, get_or_head, header_value, method_not_allowed, response,
@@ -256,10 +256,7 @@ fn boundary() -> &'static str {
 }
 
 fn redirect_to_dir<B>(req: &Request<B>) -> Response<Body> {
-    let mut location = format!("{}/", req.uri().path());
-    if let Some(query) = req.uri().query() {
-        location = format!("{location}?{query}");
-    }
+    let location = path::dir_location(req.uri().path(), req.uri().query());
     let mut headers = HeaderMap::new();
     headers.insert(header::LOCATION, header_value(&location));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));

@@ -171,3 +171,59 @@ async fn a_stalled_event_body_is_cut_off_and_others_are_served() {
     assert_eq!(slow.status(), StatusCode::REQUEST_TIMEOUT);
     assert_eq!(slow.headers()[header::CONNECTION], "close");
 }
+
+/// A client with the token that repeats `started` (a loop, a replayed request) neither grows the
+/// guest's status.json nor adds events: one `started` is kept per install.
+#[tokio::test]
+async fn repeated_started_events_are_kept_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, token) = setup(dir.path());
+    let ev = format!("/events/web1/{token}");
+    let status_json = dir.path().join("guests/web1/status.json");
+    let answer = send(&router, Method::POST, &ev, "started").await;
+    assert_eq!(answer, (StatusCode::OK, "installing\n".into()));
+    let size = std::fs::metadata(&status_json).unwrap().len();
+    for _ in 0..50 {
+        assert_eq!(send(&router, Method::POST, &ev, "started\n").await, answer);
+    }
+    assert_eq!(std::fs::metadata(&status_json).unwrap().len(), size);
+    let reg = Registry::open(&dir.path().join("guests"), Templates::builtin()).unwrap();
+    assert_eq!(reg.status("web1", 0).unwrap().events.len(), 1);
+    assert_eq!(
+        send(&router, Method::POST, &ev, "done").await,
+        (StatusCode::OK, "installed\n".into())
+    );
+}
+
+/// An unknown guest and a known one with a wrong token answer alike (the token check is constant
+/// time and does the same compare for both; see `Registry::armed`).
+#[tokio::test]
+async fn unknown_guests_and_wrong_tokens_answer_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("preseed")).unwrap();
+    let (router, token) = setup(dir.path());
+    let wrong = "f".repeat(token.len());
+    for (method, route, body) in [
+        (Method::GET, "preseed", ""),
+        (Method::GET, "ks", ""),
+        (Method::HEAD, "preseed", ""),
+        (Method::POST, "events", "started"),
+    ] {
+        let known = send(
+            &router,
+            method.clone(),
+            &format!("/{route}/web1/{wrong}"),
+            body,
+        )
+        .await;
+        let unknown = send(
+            &router,
+            method.clone(),
+            &format!("/{route}/web9/{token}"),
+            body,
+        )
+        .await;
+        assert_eq!(known.0, StatusCode::NOT_FOUND, "{method} {route}");
+        assert_eq!(known, unknown, "{method} {route}");
+    }
+}

@@ -385,6 +385,16 @@ async fn listings() {
         redirect.header(header::LOCATION),
         "/dir%20with%20space/?x=1"
     );
+    // `//pool` must not send a browser to the host `pool` (an open redirect).
+    for (path, location) in [
+        ("//pool", "/pool/"),
+        ("///pool//main?x=1", "/pool/main/?x=1"),
+        ("/.//pool", "/./pool/"),
+    ] {
+        let redirect = get(&router, path, &[]).await;
+        assert_eq!(redirect.status, StatusCode::MOVED_PERMANENTLY, "{path}");
+        assert_eq!(redirect.header(header::LOCATION), location, "{path}");
+    }
 
     let html = get(&router, "/", &[]).await;
     assert_eq!(html.status, StatusCode::OK);
@@ -400,7 +410,7 @@ async fn listings() {
         page.contains("link-to-hello"),
         "symlinks inside the root are listed"
     );
-    for absent in [".private", ".htpasswd", "escape"] {
+    for absent in [".private", ".htpasswd", "escape", "link-to-private"] {
         assert!(!page.contains(absent), "{absent} listed");
     }
     let dirs_end = page.find("empty-dir/").unwrap();
@@ -447,6 +457,7 @@ async fn hostile_paths_never_leave_the_root() {
         ("/escape-deep", StatusCode::NOT_FOUND),
         ("/%252e%252e/Cargo.toml", StatusCode::NOT_FOUND),
         ("/.private/secret", StatusCode::NOT_FOUND),
+        ("/link-to-private", StatusCode::NOT_FOUND),
     ];
     for (path, status) in cases {
         let got = get(&router, path, &[]).await;
