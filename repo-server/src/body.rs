@@ -8,7 +8,11 @@
 //! A read waits for budget, however long: hyper asks an HTTP/2 body for data before the stream's send
 //! window is open, so a client that opens no window would otherwise pin a buffer per stream. And the
 //! streams of one connection share a `ConnectionBudget` as well, so that a few clients stalling all
-//! their streams hold a bounded part of the server's budget and the others still read.
+//! their streams hold a bounded part of the server's budget. And since enough of them can still hold all
+//! of it (8 connections of 4 chunks), every connection has one small reserve buffer of its own besides:
+//! when the server's budget is taken, the others still read, `RESERVE_CHUNK` at a time. Memory for read
+//! buffers is bounded by `READ_MEMORY` plus `RESERVE_CHUNK` per connection (the connection cap bounds
+//! those), which a stalled client cannot raise.
 //! The body also carries the request's access record, which is completed when the body is dropped (hyper
 //! has taken all of it or given up) or, for a body that ends in sendfile, when that last range is sent.
 
@@ -39,6 +43,10 @@ pub const READ_MEMORY: usize = 2 << 20;
 /// Memory for read buffers of one connection: what a client that stops reading all its HTTP/2 streams
 /// pins, an eighth of `READ_MEMORY`.
 pub const CONNECTION_READ_MEMORY: usize = 4 * READ_CHUNK;
+
+/// The reserve buffer each connection may use when the server's budget is taken: small, as every
+/// connection has one, and enough for a client to make progress.
+pub const RESERVE_CHUNK: usize = 16 << 10;
 
 /// Ranges smaller than this are read rather than sent with sendfile (multipart parts, mostly): one read
 /// can cover many of them, while each sendfile would cost its own system calls.
@@ -80,23 +88,30 @@ pub struct ReadBudget {
     allocated: Arc<AtomicU64>,
 }
 
-/// Read buffers in flight for one connection, in chunks of `READ_CHUNK`; the server puts one in the
-/// extensions of each request.
+/// Read buffers in flight for one connection: its share (in chunks of `READ_CHUNK`), and its reserve
+/// of one `RESERVE_CHUNK` outside the server's budget. The server puts one in the extensions of each
+/// request.
 #[derive(Clone)]
-pub struct ConnectionBudget(Arc<Semaphore>);
+pub struct ConnectionBudget {
+    share: Arc<Semaphore>,
+    reserve: Arc<Semaphore>,
+}
 
 impl Default for ConnectionBudget {
     fn default() -> ConnectionBudget {
-        ConnectionBudget(Arc::new(Semaphore::new(
-            CONNECTION_READ_MEMORY / READ_CHUNK,
-        )))
+        ConnectionBudget {
+            share: Arc::new(Semaphore::new(CONNECTION_READ_MEMORY / READ_CHUNK)),
+            reserve: Arc::new(Semaphore::new(1)),
+        }
     }
 }
 
-/// The budget of one read buffer: a share of the server's and, if named, of its connection's.
+/// The budget of one read buffer: a share of the server's (or the connection's reserve) and, if named,
+/// of its connection's; `chunk` is how much it may read.
 struct Lease {
     _server: OwnedSemaphorePermit,
     _connection: Option<OwnedSemaphorePermit>,
+    chunk: usize,
 }
 
 impl ReadBudget {
@@ -117,26 +132,47 @@ impl ReadBudget {
     }
 
     fn try_lease(&self) -> Option<Lease> {
-        let connection = match &self.connection {
-            Some(c) => Some(c.0.clone().try_acquire_owned().ok()?),
-            None => None,
+        let Some(c) = &self.connection else {
+            return Some(Lease {
+                _server: self.permits.clone().try_acquire_owned().ok()?,
+                _connection: None,
+                chunk: READ_CHUNK,
+            });
+        };
+        let connection = c.share.clone().try_acquire_owned().ok()?;
+        let (server, chunk) = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => (p, READ_CHUNK),
+            Err(_) => (c.reserve.clone().try_acquire_owned().ok()?, RESERVE_CHUNK),
         };
         Some(Lease {
-            _server: self.permits.clone().try_acquire_owned().ok()?,
-            _connection: connection,
+            _server: server,
+            _connection: Some(connection),
+            chunk,
         })
     }
 
     /// Waits for the connection's share first, so that a connection's waiting streams queue behind
-    /// each other rather than take the server's budget from other connections.
+    /// each other rather than take the server's budget from other connections; then for the server's
+    /// budget or the connection's reserve, whichever is free first.
     async fn lease(self) -> Result<Lease, AcquireError> {
-        let connection = match self.connection {
-            Some(c) => Some(c.0.acquire_owned().await?),
-            None => None,
+        let Some(c) = self.connection else {
+            return Ok(Lease {
+                _server: self.permits.acquire_owned().await?,
+                _connection: None,
+                chunk: READ_CHUNK,
+            });
+        };
+        let connection = c.share.acquire_owned().await?;
+        // Biased: the server's budget when both are free, keeping the reserve for when it is not.
+        let (server, chunk) = tokio::select! {
+            biased;
+            p = self.permits.acquire_owned() => (p?, READ_CHUNK),
+            p = c.reserve.acquire_owned() => (p?, RESERVE_CHUNK),
         };
         Ok(Lease {
-            _server: self.permits.acquire_owned().await?,
-            _connection: connection,
+            _server: server,
+            _connection: Some(connection),
+            chunk,
         })
     }
 }
@@ -284,15 +320,15 @@ impl Body {
         None
     }
 
-    /// Starts a blocking read of the next parts, up to `READ_CHUNK` bytes, into a buffer of the budget.
+    /// Starts a blocking read of the next parts, up to the lease's chunk, into a buffer of the budget.
     fn start_read(&mut self, source: Arc<dyn Source>, budget: &ReadBudget, lease: Lease) {
         let mut batch = Vec::new();
         let mut size = 0usize;
-        while size < READ_CHUNK {
+        while size < lease.chunk {
             let Some(part) = self.parts.pop_front() else {
                 break;
             };
-            let room = (READ_CHUNK - size) as u64;
+            let room = (lease.chunk - size) as u64;
             let part = match part {
                 Part::Range { offset, len } if len > room => {
                     self.parts.push_front(Part::Range {
@@ -479,13 +515,22 @@ mod tests {
             tokio::time::timeout(long, waiting.frame()).await.is_err(),
             "read past the connection's budget"
         );
-        // ...while another connection reads, until the server's budget is taken too,
+        // ...while another reads, until the server's budget is taken too;
         let mut other = body(server.clone());
         let _other_held = other.frame().await.unwrap().unwrap();
+        assert!(
+            tokio::time::timeout(long, body(server.clone()).frame())
+                .await
+                .is_err(),
+            "read past the server's budget"
+        );
+        // then a connection still reads, from its reserve, one small buffer at a time,
         let mut third = body(server.for_connection(Some(&ConnectionBudget::default())));
+        let small = third.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(small[..], expected(0, RESERVE_CHUNK as u64)[..]);
         assert!(
             tokio::time::timeout(long, third.frame()).await.is_err(),
-            "read past the server's budget"
+            "read past the connection's reserve"
         );
         // and a buffer coming back lets the connection's waiting read go ahead (once the server's
         // budget has no earlier waiter).

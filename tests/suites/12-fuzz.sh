@@ -3,8 +3,10 @@
 # definitions, request paths, Range headers) for FUZZ_SECONDS each (default 30), from the seeds in
 # fuzz/corpus/TARGET; FUZZ_TARGETS="a b" runs only those. CI has only the stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz's -Z flags
 # (sanitizer, coverage) through. A crash, a panic, a hang (FUZZ_TIMEOUT s for one input) or an allocation
-# over the RSS limit fails the suite and names the reproducer. The corpus each run grows is kept in
-# fuzz/target/ci-corpus, beside the build, so that later runs start from where this one ended.
+# over the RSS limit fails the suite and names the reproducer. The instrumented build (8-10 min cold on
+# two cores, mostly xenprov-repo's dependencies) and the corpus each run grows are kept in
+# /var/cache/xenprov/fuzz (FUZZ_CACHE), keyed by cargo's own fingerprints, so that later runs start from
+# where this one ended.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
@@ -17,6 +19,9 @@ seconds=${FUZZ_SECONDS:-30}
 timeout=${FUZZ_TIMEOUT:-10}
 cargo_fuzz_version=0.13.2
 export RUSTC_BOOTSTRAP=1
+cache=${FUZZ_CACHE:-/var/cache/xenprov/fuzz}
+mkdir -p "$cache"
+target_dir=(--target-dir "$cache/target")
 
 # cargo install does nothing when this version is already in ~/.cargo/bin; built once, it stays there.
 if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
@@ -26,14 +31,14 @@ fi
 
 cd fuzz
 start=$SECONDS
-cargo "+$toolchain" fuzz build
+cargo "+$toolchain" fuzz build "${target_dir[@]}"
 echo "--- built the fuzz targets in $((SECONDS - start)) s"
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 failed=()
 for t in ${FUZZ_TARGETS:-$(cargo "+$toolchain" fuzz list)}; do
-    corpus=target/ci-corpus/$t
+    corpus=$cache/corpus/$t
     mkdir -p "$corpus" "artifacts/$t"
     seeds=()
     [ -d "corpus/$t" ] && seeds=("corpus/$t")
@@ -44,7 +49,7 @@ for t in ${FUZZ_TARGETS:-$(cargo "+$toolchain" fuzz list)}; do
     done
     touch "$log/$t.start"
     # New inputs go to the first corpus directory; the committed seeds are only read.
-    if cargo "+$toolchain" fuzz run "$t" "$corpus" "${seeds[@]}" -- "${dict[@]}" \
+    if cargo "+$toolchain" fuzz run "${target_dir[@]}" "$t" "$corpus" "${seeds[@]}" -- "${dict[@]}" \
         -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1 \
         >"$log/$t" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log/$t")
