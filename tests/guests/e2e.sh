@@ -192,14 +192,18 @@ collect() {
     on_host 'xenprov-guest list; for g in /var/lib/xenprov/guests/*/; do cat $g/status.json; done' >"$OUT/guests-state.txt" 2>&1 || true
 }
 
-# Seconds since START until the command succeeds, or fail after TIMEOUT; status 3 as soon as Xen
-# logs a new triple fault (while WATCH_FAULTS is set: see new_fault).
+# Seconds since START until the command succeeds, or fail after TIMEOUT (running AWAIT_REPORT first, if
+# set, to show what the wait saw); status 3 as soon as Xen logs a new triple fault (while WATCH_FAULTS is
+# set: see new_fault).
 await() {
     local what=$1 timeout=$2 start=$3
     shift 3
     until "$@"; do
         [ -z "${WATCH_FAULTS:-}" ] || ! new_fault || return 3
-        ((SECONDS - start < timeout)) || fail "$what: not within $timeout s"
+        if ((SECONDS - start >= timeout)); then
+            [ -z "${AWAIT_REPORT:-}" ] || $AWAIT_REPORT
+            fail "$what: not within $timeout s"
+        fi
         sleep 5
     done
     echo $((SECONDS - start))
@@ -211,20 +215,13 @@ guest_says() {
     got=$(on_host "bash /tmp/guests/guest-ssh.sh $1 'hostname; findmnt -n -o SOURCE /'" 2>/dev/null | tr '\n' ' ')
     [ "$got" = "$1 /dev/xvda1 " ]
 }
-# The guest's console since the host's reboot (MARK: its line count before), and an await that shows it on failure.
-console_since() { on_host "tail -n +$((MARK[$1] + 1)) /var/log/xen/console/guest-$1.log | grep -aqE '$2'"; }
-autostart_step() {
-    local g=$1 what=$2 timeout=$3 start=$4
-    shift 4
-    until "$@"; do
-        if ((SECONDS - start >= timeout)); then
-            echo "guests e2e: $g after the host's reboot: $what: not within $timeout s; its console since then:" >&2
-            on_host "tail -n +$((MARK[$g] + 1)) /var/log/xen/console/guest-$g.log | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tail -c 3000; xl list; ip neigh show; bridge fdb show | grep -i 00:16:3e" >&2 || true
-            fail "$g: $what after the host's reboot (autostart)"
-        fi
-        sleep 5
-    done
-    echo $((SECONDS - start))
+# The guest's console since the host's reboot (MARK: its line count before), and what an autostart step
+# that runs out shows: that console, the domains, and the dom0's neighbour and bridge tables.
+since_reboot() { echo "tail -n +$((MARK[$1] + 1)) /var/log/xen/console/guest-$1.log"; }
+console_since() { on_host "$(since_reboot "$1") | grep -aqE '$2'"; }
+autostart_report() {
+    echo "guests e2e: $1's console since the host's reboot, xl list, neighbours, bridge:" >&2
+    on_host "$(since_reboot "$1") | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tail -c 3000; xl list; ip neigh show; bridge fdb show | grep -i 00:16:3e" >&2 || true
 }
 console_has() { on_host "grep -aqE '$2' /var/log/xen/console/guest-$1.log 2>/dev/null"; }
 started_event() { on_host "grep -q '\"event\": \"started\"' /var/lib/xenprov/guests/$1/status.json"; }
@@ -374,15 +371,15 @@ if [ "$MODE" != preseed ]; then
         # Budgets from the reboot on. Under TCG, with the dom0 still starting its own services, pvgrub2's search for
         # its config took from 27 s to 3 min, and reading the kernel and initrd through blkfront from 2 min to 13 min
         # on a CPU shared with builds; CI's machine has it to itself.
-        s=$(autostart_step "$g" "xendomains created it" 600 "$start" on_host "xl domid $g >/dev/null 2>&1")
+        s=$(AWAIT_REPORT="autostart_report $g" await "$g: xendomains created it after the host's reboot (autostart)" 600 "$start" on_host "xl domid $g >/dev/null 2>&1")
         timing "$g: host reboot -> domain created (autostart)" "$s"
-        s=$(autostart_step "$g" "pvgrub2 booted its kernel" 900 "$start" console_since "$g" 'Booting .Debian GNU/Linux.')
+        s=$(AWAIT_REPORT="autostart_report $g" await "$g: pvgrub2 booted its kernel after the host's reboot (autostart)" 900 "$start" console_since "$g" 'Booting .Debian GNU/Linux.')
         timing "$g: host reboot -> pvgrub2 booted it" "$s"
-        s=$(autostart_step "$g" "login prompt" 1500 "$start" console_since "$g" "$g login:")
+        s=$(AWAIT_REPORT="autostart_report $g" await "$g: login prompt after the host's reboot (autostart)" 1500 "$start" console_since "$g" "$g login:")
         timing "$g: host reboot -> login prompt" "$s"
         # The guest's DHCP after the reboot is slower than on its first boot: in one run here its address answered
         # ARP only 4 min after its login prompt (QEMU's user-mode DHCP server restarts with the host).
-        s=$(autostart_step "$g" "SSH from the dom0" 600 "$SECONDS" guest_says "$g")
+        s=$(AWAIT_REPORT="autostart_report $g" await "$g: SSH from the dom0 after the host's reboot (autostart)" 600 "$SECONDS" guest_says "$g")
         timing "$g: login prompt -> SSH (autostart)" "$s"
         listed_running "$g" || fail "$g: xenprov-guest list does not say running after the host's reboot"
         # rm refuses a guest running from its own disk; with --force its domain, configs, autostart
