@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs in the dom0: a command in guest NAME over SSH, as root with the test's key (/tmp/guests/id,
-# which the guest has from its preseed's late_command). The guest's address is the one whose
-# neighbour entry on its bridge has its MAC (both from its xl config); knocking on port 22 of the
-# bridge's DHCP range makes the dom0 learn the entries.
+# which the guest has from its preseed's late_command). The guest is reached at its IPv6 link-local
+# address on its bridge, derived from its MAC (both from its xl config) as its kernel derives it
+# (EUI-64, Debian's default): that address needs neither the guest's DHCP lease nor a scan of the
+# bridge's IPv4 range, so SSH fails only when the guest, its vif or its sshd does.
 #
 #   guest-ssh.sh NAME COMMAND
 set -euo pipefail
@@ -12,10 +13,8 @@ cfg=/etc/xen/$NAME.cfg
 mac=$(sed -n 's/.*mac=\([0-9a-f:]*\).*/\1/p' "$cfg")
 bridge=$(sed -n 's/.*bridge=\([^" ,]*\).*/\1/p' "$cfg")
 [ -n "$mac" ] && [ -n "$bridge" ] || { echo "guest-ssh: no mac or bridge in $cfg" >&2; exit 1; }
-net=$(ip -4 -o addr show dev "$bridge" | awk '{split($4, a, "."); print a[1] "." a[2] "." a[3]; exit}')
-for i in $(seq 2 62); do timeout 1 bash -c "</dev/tcp/$net.$i/22" 2>/dev/null & done
-wait
-addr=$(ip -4 neigh show dev "$bridge" | awk -v m="$mac" 'tolower($0) ~ m && !/FAILED|INCOMPLETE/ {print $1; exit}')
-[ -n "$addr" ] || { echo "guest-ssh: no address on $bridge answers for $NAME ($mac)" >&2; exit 1; }
+IFS=: read -r m1 m2 m3 m4 m5 m6 <<<"$mac"
+addr=$(printf 'fe80::%x:%x:%x:%x' $((0x$m1 << 8 ^ 0x200 | 0x$m2)) $((0x$m3 << 8 | 0xff)) \
+    $((0xfe00 | 0x$m4)) $((0x$m5 << 8 | 0x$m6)))
 exec ssh -q -i /tmp/guests/id -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
-    -o ConnectTimeout=10 "root@$addr" "$@"
+    -o ConnectTimeout=10 "root@$addr%$bridge" "$@"
