@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xenprov_repo::verify::{index, join_relative};
+use xenprov_repo::content::verify::{index, join_relative};
 use xenprov_repo_fuzz::assert_plain_relative;
 
 fuzz_target!(|text: &str| {

@@ -5,8 +5,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
-use xenprov_repo::verify::join_relative;
-use xenprov_repo::verify::release::Release;
+use xenprov_repo::content::verify::join_relative;
+use xenprov_repo::content::verify::release::Release;
 use xenprov_repo_fuzz::assert_plain_relative;
 
 fuzz_target!(|text: &str| {

@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use xenprov_repo::iso_tree::IsoTree;
-use xenprov_repo::iso9660::Kind;
-use xenprov_repo::path::SafePath;
-use xenprov_repo::tree::Tree;
+use xenprov_repo::static_files::iso_tree::IsoTree;
+use xenprov_repo::static_files::iso9660::Kind;
+use xenprov_repo::static_files::path::SafePath;
+use xenprov_repo::static_files::tree::Tree;
 
 const SYSTEM_AREA: u64 = 16 * 2048;
 /// Paths looked up per image at most, so that an image of many entries does not make one run slow.

@@ -8,9 +8,9 @@ use std::path::{Component, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use xenprov_repo::fs_tree::FsTree;
-use xenprov_repo::path::SafePath;
-use xenprov_repo::tree::{Node, Tree};
+use xenprov_repo::static_files::fs_tree::FsTree;
+use xenprov_repo::static_files::path::SafePath;
+use xenprov_repo::static_files::tree::{Node, Tree};
 
 const CANARY: &[u8] = b"xenprov fuzz canary: outside the root";
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xenprov_repo::range::{self, MAX_RANGES, RangeAnswer};
+use xenprov_repo::http::range::{self, MAX_RANGES, RangeAnswer};
 
 fuzz_target!(|input: (u64, &[u8])| {
     let (len, header) = input;

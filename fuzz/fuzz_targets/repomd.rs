@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xenprov_repo::verify::{join_relative, repomd};
+use xenprov_repo::content::verify::{join_relative, repomd};
 use xenprov_repo_fuzz::assert_plain_relative;
 
 fuzz_target!(|xml: &[u8]| {

@@ -4,9 +4,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::{Config, ServeArgs};
-use crate::logging;
 use crate::server::Server;
+use crate::server::logging;
+use crate::settings::config::{Config, ServeArgs};
 
 /// Repo server of a xenprov Xen host: serves install trees and package repositories over HTTP.
 #[derive(Debug, Parser)]
@@ -40,11 +40,11 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args.config()?),
-        Command::List(args) => crate::inventory::list(&args.config()?),
+        Command::List(args) => crate::content::inventory::list(&args.config()?),
         Command::Mirror { name, args } => mirror(&args.config()?, &name),
         Command::Sha256 { files } => {
             for file in files {
-                let (sha, _) = crate::verify::digest::hash_file(&file)
+                let (sha, _) = crate::content::verify::digest::hash_file(&file)
                     .with_context(|| format!("reading {}", file.display()))?;
                 println!("{sha}  {}", file.display());
             }
@@ -60,7 +60,7 @@ fn mirror(config: &Config, name: &str) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the mirror's runtime")?;
-    let synced = runtime.block_on(crate::mirror::sync(config, name));
+    let synced = runtime.block_on(crate::content::mirror::sync(config, name));
     logging::flush();
     let synced = synced?;
     if !synced.pruned.is_empty() {

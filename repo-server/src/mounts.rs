@@ -4,59 +4,17 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde::Deserialize;
 
-use crate::config::Config;
-use crate::fs_tree::FsTree;
-use crate::iso_tree::IsoTree;
-use crate::path::SafePath;
-use crate::publish::Snapshots;
-use crate::pull_through::PullThrough;
-use crate::tree::{DirEntry, Node, Tree};
-
-/// `[[iso]]` in the config file, or `--iso NAME=PATH`: an image served in place at `/NAME/`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct IsoSpec {
-    pub name: String,
-    pub path: PathBuf,
-}
-
-impl IsoSpec {
-    pub fn parse_flag(s: &str) -> Result<IsoSpec, String> {
-        let (name, path) = s
-            .split_once('=')
-            .ok_or_else(|| format!("{s:?} is not NAME=PATH"))?;
-        Ok(IsoSpec {
-            name: name.to_string(),
-            path: PathBuf::from(path),
-        })
-    }
-}
-
-/// Top-level names the server answers itself.
-const RESERVED: &[&str] = &["healthz", "metrics", "ks", "preseed", "events"];
-
-/// Refuses a mount name that is not one plain, visible path component, or that a route owns.
-pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
-    let path = SafePath::from_uri_path(&format!("/{name}")).ok();
-    let plain = !name.contains('/') && path.is_some_and(|p| p.as_path().as_os_str() == name);
-    if !plain || name.is_empty() {
-        return Err(format!(
-            "{kind} name {name:?} must be one path component without a leading dot"
-        ));
-    }
-    if RESERVED.contains(&name) {
-        return Err(format!(
-            "{kind} name {name:?} is taken by a route of the server"
-        ));
-    }
-    Ok(())
-}
+use crate::content::publish::Snapshots;
+use crate::content::pull_through::PullThrough;
+use crate::settings::config::Config;
+use crate::static_files::fs_tree::FsTree;
+use crate::static_files::iso_tree::IsoTree;
+use crate::static_files::path::SafePath;
+use crate::static_files::tree::{DirEntry, Node, Tree};
 
 /// What `config` serves: one tree, and the upstream caches the router consults on a miss.
 pub struct Served {
@@ -72,7 +30,7 @@ pub fn build(config: &Config) -> anyhow::Result<Served> {
             "serving {} at /{}/: {}",
             iso.path.display(),
             iso.name,
-            crate::detect::summary(&crate::detect::detect(&tree))
+            crate::content::detect::summary(&crate::content::detect::detect(&tree))
         );
         mounts.mount(&iso.name, Arc::new(tree));
     }
@@ -166,7 +124,7 @@ impl Tree for Mounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs_tree::FsTree;
+    use crate::static_files::fs_tree::FsTree;
 
     fn sp(p: &str) -> SafePath {
         SafePath::from_uri_path(p).unwrap()
@@ -199,13 +157,5 @@ mod tests {
         assert_eq!(names, [("iso".into(), true), ("top.txt".into(), false)]);
         let listed = mounts.list(&sp("/iso/")).unwrap();
         assert_eq!(listed.len(), 1);
-    }
-
-    #[test]
-    fn names() {
-        assert!(check_name("iso", "debian12").is_ok());
-        for bad in ["", "a/b", ".hidden", "..", "metrics", "ks", "a%2fb"] {
-            assert!(check_name("iso", bad).is_err(), "{bad:?}");
-        }
     }
 }

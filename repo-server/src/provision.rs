@@ -18,8 +18,8 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use xenprov_core::render::Templates;
 use xenprov_guest::registry::{LOG_CAP, Refused, Registry};
 
-use crate::body::Body;
-use crate::responses::{bytes_response, error, method_not_allowed};
+use crate::http::body::Body;
+use crate::http::responses::{bytes_response, error, method_not_allowed};
 
 /// How long a client has to send a whole event body once its token is checked: the handler holds
 /// the connection open while it reads, so a body trickling in must not hold it for ever.

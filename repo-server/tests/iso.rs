@@ -4,11 +4,11 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use xenprov_repo::detect::{self, Detected};
-use xenprov_repo::iso_tree::IsoTree;
-use xenprov_repo::iso9660::Names;
-use xenprov_repo::path::SafePath;
-use xenprov_repo::tree::{Node, Tree};
+use xenprov_repo::content::detect::{self, Detected};
+use xenprov_repo::static_files::iso_tree::IsoTree;
+use xenprov_repo::static_files::iso9660::Names;
+use xenprov_repo::static_files::path::SafePath;
+use xenprov_repo::static_files::tree::{Node, Tree};
 
 fn image(name: &str) -> (tempfile::TempDir, PathBuf) {
     let gz =

@@ -15,10 +15,10 @@ use xenprov_core::guest::{Guest, Host};
 use xenprov_core::render::Templates;
 use xenprov_guest::context::Source;
 use xenprov_guest::registry::{Registry, State};
-use xenprov_repo::config::Config;
-use xenprov_repo::metrics::Metrics;
+use xenprov_repo::http::metrics::Metrics;
 use xenprov_repo::provision::{BODY_DEADLINE, Provision};
-use xenprov_repo::router::Router;
+use xenprov_repo::server::router::Router;
+use xenprov_repo::settings::config::Config;
 
 const HASH: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
 

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use xenprov_repo::config::Config;
 use xenprov_repo::server::Server;
+use xenprov_repo::settings::config::Config;
 
 struct Running {
     addr: SocketAddr,
@@ -394,7 +394,7 @@ fn stalled_http2_streams_pin_no_more_than_the_read_budget() {
     std::thread::sleep(Duration::from_secs(2));
     let pinned = metric(&server, "read_buffer_bytes");
     assert!(
-        pinned <= xenprov_repo::body::READ_MEMORY as u64,
+        pinned <= xenprov_repo::http::body::READ_MEMORY as u64,
         "{pinned} bytes held by {} stalled streams",
         CONNECTIONS * STREAMS
     );

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, StatusCode};
-use xenprov_repo::config::Config;
-use xenprov_repo::metrics::Metrics;
-use xenprov_repo::router::Router;
+use xenprov_repo::http::metrics::Metrics;
+use xenprov_repo::server::router::Router;
+use xenprov_repo::settings::config::Config;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/public")

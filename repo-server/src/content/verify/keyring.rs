@@ -244,7 +244,7 @@ fn keybox_holds_key(mut data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::signature::tests::TestKey;
+    use crate::content::verify::signature::tests::TestKey;
 
     fn write(dir: &Path, name: &str, data: &[u8]) -> std::path::PathBuf {
         let path = dir.join(name);

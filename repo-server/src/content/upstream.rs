@@ -16,9 +16,9 @@ use reqwest::StatusCode;
 use reqwest::header::{LAST_MODIFIED, RANGE};
 use tokio::runtime::Handle;
 
-use crate::object_store::ObjectStore;
-use crate::verify::Expected;
-use crate::verify::digest::HashingWriter;
+use crate::content::object_store::ObjectStore;
+use crate::content::verify::Expected;
+use crate::content::verify::digest::HashingWriter;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// No byte for this long ends a download (it is resumed next time).

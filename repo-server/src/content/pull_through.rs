@@ -24,60 +24,18 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use hyper::StatusCode;
-use serde::Deserialize;
 
-use crate::object_store::ObjectStore;
-use crate::single_flight::SingleFlight;
-use crate::upstream::{self, FetchError, Upstream};
-use crate::verify::digest::hash_bytes;
-use crate::verify::index::{self, IndexKind};
-use crate::verify::release::Release;
-use crate::verify::{Expected, Sha256, join_relative, repomd, signature, treeinfo};
+use crate::content::object_store::ObjectStore;
+use crate::content::single_flight::SingleFlight;
+use crate::content::upstream::{self, FetchError, Upstream};
+use crate::content::verify::digest::hash_bytes;
+use crate::content::verify::index::{self, IndexKind};
+use crate::content::verify::release::Release;
+use crate::content::verify::{Expected, Sha256, join_relative, repomd, signature, treeinfo};
+use crate::settings::specs::UpstreamSpec;
 
-/// Debian's archive keyring, the default trust anchor of APT upstreams.
-pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// Metadata files (InRelease, repomd.xml) larger than this are refused.
 const MAX_METADATA: u64 = 64 << 20;
-
-/// `[[upstream]]` in the config file, or `--upstream NAME=URL`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct UpstreamSpec {
-    pub name: String,
-    /// Base URL of the repository; default: the Debian mirror of this machine's APT configuration.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Keyring for InRelease/Release.gpg (and repomd.xml.asc); default: the server's `keyring`.
-    #[serde(default)]
-    pub keyring: Option<PathBuf>,
-    /// Require `repodata/repomd.xml.asc`, signed by the keyring, for RPM repositories.
-    #[serde(default)]
-    pub repomd_signature: bool,
-    /// Roots of trust older than this are fetched again, e.g. `60s`.
-    #[serde(default = "default_ttl", deserialize_with = "crate::config::duration")]
-    pub metadata_ttl: Duration,
-}
-
-fn default_ttl() -> Duration {
-    Duration::from_secs(60)
-}
-
-impl UpstreamSpec {
-    /// `NAME=URL`, or `NAME` alone for the default Debian mirror.
-    pub fn parse_flag(s: &str) -> Result<UpstreamSpec, String> {
-        let (name, url) = match s.split_once('=') {
-            Some((name, url)) => (name, Some(url.to_string())),
-            None => (s, None),
-        };
-        Ok(UpstreamSpec {
-            name: name.to_string(),
-            url,
-            keyring: None,
-            repomd_signature: false,
-            metadata_ttl: default_ttl(),
-        })
-    }
-}
 
 /// Why a request could not be answered from the cache.
 #[derive(Debug, Clone)]
@@ -849,9 +807,9 @@ fn cached_roots(dir: &Path) -> Vec<Root> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::content::verify::signature::tests::TestKey;
     use crate::server::Server;
-    use crate::verify::signature::tests::TestKey;
+    use crate::settings::config::Config;
     use std::fs;
 
     /// A signed upstream suite `dists/s` with one package, served by another xenprov-repo on loopback.

@@ -21,8 +21,8 @@ use bytes::Bytes;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::access_log::{AccessRecord, SentBytes};
-use crate::tree::Source;
+use crate::http::access_log::{AccessRecord, SentBytes};
+use crate::http::source::Source;
 
 /// Largest placeholder, hence largest body chunk handed to hyper. Reserved, never touched: costs no memory.
 pub const PLACEHOLDER_LEN: usize = 16 << 20;

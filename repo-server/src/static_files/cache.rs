@@ -11,7 +11,7 @@ use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 
-use crate::tree::Meta;
+use crate::http::source::Meta;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {

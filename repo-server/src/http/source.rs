@@ -1,16 +1,9 @@
-//! What the static handler serves from: a tree of directories and file-like sources.
-//!
-//! The handler sees only these traits, so trees that are not directories on disk (an ISO image read in
-//! place, a verifying cache) plug in beside `FsTree` without touching HTTP code. All methods block; they
-//! are meant for metadata lookups and positional reads, which the handler schedules.
+//! What a response body reads a file from: a `Source` with its `Meta`. Trees (`static_files::tree`) hand
+//! these out; the body and sendfile read them, without knowing which kind of tree a file came from.
 
-use std::ffi::OsString;
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::sync::Arc;
 use std::time::SystemTime;
-
-use crate::path::SafePath;
 
 /// Size, modification time and a stable identity (inode-like) of a file or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,25 +50,4 @@ pub trait Source: Send + Sync + 'static {
         }
         Ok(())
     }
-}
-
-pub enum Node {
-    File(Arc<dyn Source>),
-    Dir(Meta),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirEntry {
-    pub name: OsString,
-    pub is_dir: bool,
-    pub meta: Meta,
-}
-
-/// A tree of files. `NotFound` covers everything a client must not learn about (missing, hidden, outside
-/// the root); `PermissionDenied` is a readable-but-forbidden entry.
-pub trait Tree: Send + Sync + 'static {
-    fn open(&self, path: &SafePath) -> io::Result<Node>;
-
-    /// The visible entries of a directory, unsorted.
-    fn list(&self, path: &SafePath) -> io::Result<Vec<DirEntry>>;
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::sendfile::{SendfileQueue, is_placeholder};
+use crate::http::sendfile::{SendfileQueue, is_placeholder};
 
 /// When a connection last moved bytes, and how many of its requests are waiting for a handler.
 pub struct Activity {

@@ -11,16 +11,16 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
-use crate::body::Body;
-use crate::cache::FileCache;
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::path::SafePath;
+use crate::content::pull_through::PullThrough;
+use crate::http::body::Body;
+use crate::http::metrics::Metrics;
+use crate::http::responses::{bytes_response, error, get_or_head, method_not_allowed};
 use crate::provision::{Provision, RequestBody};
-use crate::pull_through::PullThrough;
-use crate::responses::{bytes_response, error, get_or_head, method_not_allowed};
+use crate::settings::config::Config;
 use crate::static_files::StaticFiles;
-use crate::tree::Node;
+use crate::static_files::cache::FileCache;
+use crate::static_files::path::SafePath;
+use crate::static_files::tree::Node;
 
 pub struct Router {
     files: StaticFiles,

@@ -29,10 +29,10 @@ use hyper::body::{Frame, SizeHint};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::access_log::{AccessRecord, SentBytes};
-use crate::metrics::Metrics;
-use crate::sendfile::{PLACEHOLDER_LEN, SendfileQueue};
-use crate::tree::Source;
+use crate::http::access_log::{AccessRecord, SentBytes};
+use crate::http::metrics::Metrics;
+use crate::http::sendfile::{PLACEHOLDER_LEN, SendfileQueue};
+use crate::http::source::Source;
 
 /// Bytes read from a source per blocking call: large enough to amortise the hand-off to the blocking pool.
 pub const READ_CHUNK: usize = 64 << 10;
@@ -418,7 +418,7 @@ impl hyper::body::Body for Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::Meta;
+    use crate::http::source::Meta;
     use http_body_util::BodyExt;
     use hyper::body::Body as _;
     use std::time::UNIX_EPOCH;

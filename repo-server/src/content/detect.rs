@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 
-use crate::path::SafePath;
-use crate::tree::{Node, Tree};
+use crate::static_files::path::SafePath;
+use crate::static_files::tree::{Node, Tree};
 
 /// Metadata files larger than this are not read.
 const MAX_METADATA: u64 = 1 << 20;
@@ -209,7 +209,7 @@ fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs_tree::FsTree;
+    use crate::static_files::fs_tree::FsTree;
 
     #[test]
     fn anaconda_tree_and_generic_tree() {

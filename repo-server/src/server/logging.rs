@@ -10,7 +10,7 @@ use tracing::Metadata;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::access_log::ACCESS_TARGET;
+use crate::http::access_log::ACCESS_TARGET;
 
 const BATCH_BYTES: usize = 64 << 10;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(500);

@@ -5,11 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use crate::mirror::MirrorSpec;
-use crate::mounts::IsoSpec;
-use crate::pull_through::UpstreamSpec;
+use crate::settings::specs::{self, IsoSpec, MirrorSpec, UpstreamSpec};
 
 /// hyper refuses read buffers smaller than this, and requests with longer headers get 431.
 pub const MIN_HEADER_BYTES: usize = 8192;
@@ -23,13 +21,13 @@ pub struct Config {
     /// Open connections at most; at the cap, idle connections are closed to make room.
     pub max_connections: usize,
     /// Time a client has to send complete request headers, also between keep-alive requests.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "specs::duration")]
     pub header_read_timeout: Duration,
     /// A connection on which no bytes move for this long, and no handler is working, is closed.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "specs::duration")]
     pub idle_timeout: Duration,
     /// On SIGTERM, time given to responses in progress before the process exits anyway.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "specs::duration")]
     pub shutdown_timeout: Duration,
     /// Request line plus headers, in bytes; longer requests get 431.
     pub max_header_bytes: usize,
@@ -77,7 +75,7 @@ impl Default for Config {
             mirror: Vec::new(),
             cache: PathBuf::from("/var/cache/xenprov/upstream"),
             mirrors: PathBuf::from("/var/lib/xenprov/mirrors"),
-            keyring: PathBuf::from(crate::pull_through::DEBIAN_KEYRING),
+            keyring: PathBuf::from(crate::settings::specs::DEBIAN_KEYRING),
         }
     }
 }
@@ -205,17 +203,11 @@ impl Config {
             .chain(self.mirror.iter().map(|m| ("mirror", &m.name)));
         let mut seen = std::collections::HashSet::new();
         for (kind, name) in names {
-            crate::mounts::check_name(kind, name).map_err(anyhow::Error::msg)?;
+            specs::check_name(kind, name).map_err(anyhow::Error::msg)?;
             ensure!(seen.insert(name), "{kind} name {name:?} is used twice");
         }
         Ok(())
     }
-}
-
-/// Durations are written as in `30s`, `2m`, `500ms`.
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]
@@ -249,7 +241,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("repo.toml");
         // What the installer writes on a dom0, plus an ISO.
-        let installed = include_str!("../../templates/xenprov-repo.toml.tera")
+        let installed = include_str!("../../../templates/xenprov-repo.toml.tera")
             .replace("{{ repo_listen }}", "0.0.0.0:8080");
         std::fs::write(
             &file,

@@ -24,13 +24,15 @@ use anyhow::Context;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
-use crate::object_store::OBJECTS;
-use crate::path::{self, SafePath};
-use crate::tree::{DirEntry, Meta, Node, Source, Tree};
+use crate::static_files::path::{self, SafePath};
+use crate::static_files::tree::{DirEntry, Meta, Node, Source, Tree};
 
 /// How often the configured root path is looked up again, so that a root directory replaced by a
 /// rename or a symlink flip is picked up (and a removed one stops being served).
 const ROOT_RECHECK: Duration = Duration::from_secs(1);
+
+/// The hidden directory at the top of a tree that holds an object store's files (`content::object_store`).
+pub const OBJECTS: &str = ".objects";
 
 pub struct FsTree {
     path: PathBuf,

@@ -11,9 +11,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::verify::Sha256;
+use crate::content::verify::Sha256;
+use crate::static_files::fs_tree::OBJECTS;
 
-pub const OBJECTS: &str = ".objects";
 pub const PARTIAL: &str = ".partial";
 
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ impl ObjectStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::digest::hash_bytes;
+    use crate::content::verify::digest::hash_bytes;
 
     #[test]
     fn put_link_relink() {

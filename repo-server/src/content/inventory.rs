@@ -3,12 +3,12 @@
 
 use std::fmt::Write;
 
-use crate::config::Config;
-use crate::detect::{detect, summary};
-use crate::fs_tree::FsTree;
-use crate::iso_tree::IsoTree;
-use crate::iso9660::Kind;
-use crate::publish::Snapshots;
+use crate::content::detect::{detect, summary};
+use crate::content::publish::Snapshots;
+use crate::settings::config::Config;
+use crate::static_files::fs_tree::FsTree;
+use crate::static_files::iso_tree::IsoTree;
+use crate::static_files::iso9660::Kind;
 
 pub fn list(config: &Config) -> anyhow::Result<()> {
     print!("{}", describe(config));
@@ -44,7 +44,7 @@ pub fn describe(config: &Config) -> String {
     for up in &config.upstream {
         let dir = config.cache.join(&up.name);
         let url = up.url.clone().unwrap_or_else(|| {
-            crate::upstream::apt_mirror()
+            crate::content::upstream::apt_mirror()
                 .unwrap_or_else(|| "(no URL; no APT mirror configured)".into())
         });
         let cached = match FsTree::open_root(&dir).map(FsTree::with_object_store) {

@@ -4,6 +4,14 @@
 //! Lookups (`Tree::open`) run inline: for a directory on disk they are an `openat2` and an `fstat`, cheaper
 //! than a hand-off to the blocking pool. File contents are read on the blocking pool, or sent with sendfile.
 
+pub mod cache;
+pub mod fs_tree;
+pub mod iso9660;
+pub mod iso_tree;
+pub mod listing;
+pub mod path;
+pub mod tree;
+
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io;
@@ -13,18 +21,18 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
-use crate::body::{Body, ConnectionBudget, Content, Part, ReadBudget};
-use crate::cache::{FileCache, Key};
-use crate::conditional::{self, Outcome, Validators};
-use crate::metrics::Metrics;
-use crate::path::{self, PathError, SafePath};
-use crate::range::{self, ByteRange, RangeAnswer};
-use crate::responses::{
+use crate::http::body::{Body, ConnectionBudget, Content, Part, ReadBudget};
+use crate::http::conditional::{self, Outcome, Validators};
+use crate::http::metrics::Metrics;
+use crate::http::range::{self, ByteRange, RangeAnswer};
+use crate::http::responses::{
     bytes_response, error, get_or_head, header_value, method_not_allowed, response,
 };
-use crate::sendfile::SendfileQueue;
-use crate::tree::{Node, Source, Tree};
-use crate::{cache_policy, content_type, listing};
+use crate::http::sendfile::SendfileQueue;
+use crate::http::{cache_policy, content_type};
+use crate::static_files::cache::{FileCache, Key};
+use crate::static_files::path::{PathError, SafePath};
+use crate::static_files::tree::{Node, Source, Tree};
 
 pub struct StaticFiles {
     tree: Arc<dyn Tree>,

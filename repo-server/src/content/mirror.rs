@@ -14,69 +14,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
-use serde::Deserialize;
 
-use crate::config::Config;
-use crate::object_store::ObjectStore;
-use crate::progress::{self, Progress};
-use crate::publish::Snapshots;
-use crate::upstream::{self, FetchError, Upstream};
-use crate::verify::digest::{hash_bytes, hash_file};
-use crate::verify::index::{self, strip_compression};
-use crate::verify::release::Release;
-use crate::verify::{Expected, join_relative, repomd, signature};
+use crate::content::object_store::ObjectStore;
+use crate::content::progress::{self, Progress};
+use crate::content::publish::Snapshots;
+use crate::content::upstream::{self, FetchError, Upstream};
+use crate::content::verify::digest::{hash_bytes, hash_file};
+use crate::content::verify::index::{self, strip_compression};
+use crate::content::verify::release::Release;
+use crate::content::verify::{Expected, join_relative, repomd, signature};
+use crate::settings::config::Config;
+use crate::settings::specs::MirrorSpec;
 
 /// Downloads at a time.
 const PARALLEL: usize = 4;
 const MAX_METADATA: u64 = 64 << 20;
-
-/// `[[mirror]]` in the config file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct MirrorSpec {
-    pub name: String,
-    /// Name of an `[[upstream]]` whose URL and keyring are used.
-    #[serde(default)]
-    pub upstream: Option<String>,
-    /// Base URL; default: the `upstream`'s, else the Debian mirror of this machine's APT configuration.
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(default)]
-    pub keyring: Option<PathBuf>,
-    /// APT suites (`dists/SUITE`).
-    #[serde(default)]
-    pub suites: Vec<String>,
-    #[serde(default = "default_components")]
-    pub components: Vec<String>,
-    /// Architectures of `binary-ARCH` and `debian-installer/binary-ARCH` indexes (`all` is always taken).
-    #[serde(default = "default_architectures")]
-    pub architectures: Vec<String>,
-    /// Prefixes of installer image paths to mirror from `COMPONENT/installer-ARCH/current/images/`
-    /// (e.g. `netboot/`); none by default.
-    #[serde(default)]
-    pub installer_images: Vec<String>,
-    /// RPM repositories: directories below the URL that hold `repodata/repomd.xml` (`""` for the URL).
-    #[serde(default)]
-    pub rpm: Vec<String>,
-    /// Require `repomd.xml.asc` signed by the keyring.
-    #[serde(default)]
-    pub repomd_signature: bool,
-    /// Snapshots kept besides the published one.
-    #[serde(default = "default_keep")]
-    pub keep: usize,
-}
-
-fn default_components() -> Vec<String> {
-    vec!["main".into()]
-}
-
-fn default_architectures() -> Vec<String> {
-    vec!["amd64".into()]
-}
-
-fn default_keep() -> usize {
-    2
-}
 
 /// What a sync published.
 #[derive(Debug)]
@@ -500,7 +452,7 @@ fn keep_old_metadata(old: &Path, tree: &Path) -> anyhow::Result<usize> {
 
 /// Removes objects that no snapshot links any more.
 fn collect_garbage(store: &ObjectStore) -> anyhow::Result<()> {
-    let objects = store.dir().join(crate::object_store::OBJECTS);
+    let objects = store.dir().join(crate::static_files::fs_tree::OBJECTS);
     for shard in std::fs::read_dir(&objects)?.flatten() {
         for object in std::fs::read_dir(shard.path())?.flatten() {
             if object.metadata()?.nlink() == 1 {

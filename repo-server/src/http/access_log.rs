@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use hyper::{Method, Request, StatusCode};
 
-use crate::metrics::Metrics;
+use crate::http::metrics::Metrics;
 
 /// The tracing target of access-log lines.
 pub const ACCESS_TARGET: &str = "xenprov_repo::access";

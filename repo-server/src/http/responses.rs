@@ -4,7 +4,7 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::body::Body;
+use crate::http::body::Body;
 
 /// `Some(is_head)` for GET and HEAD, the only methods of read-only routes.
 pub fn get_or_head<B>(req: &Request<B>) -> Option<bool> {

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
-use crate::tree::DirEntry;
+use crate::static_files::tree::DirEntry;
 
 pub fn sort(entries: &mut [DirEntry]) {
     entries.sort_by(|a, b| {
@@ -101,8 +101,8 @@ fn escape_html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::path::SafePath;
-    use crate::tree::Meta;
+    use crate::http::source::Meta;
+    use crate::static_files::path::SafePath;
     use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt;
     use std::time::{Duration, UNIX_EPOCH};

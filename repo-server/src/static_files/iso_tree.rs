@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::iso9660::{self, Entry, Extent, Index, Kind};
-use crate::path::SafePath;
-use crate::tree::{DirEntry, Meta, Node, Source, Tree};
+use crate::static_files::iso9660::{self, Entry, Extent, Index, Kind};
+use crate::static_files::path::SafePath;
+use crate::static_files::tree::{DirEntry, Meta, Node, Source, Tree};
 
 /// Symlinks followed in one lookup at most, as Linux's MAXSYMLINKS.
 const MAX_SYMLINKS: usize = 40;

@@ -16,6 +16,10 @@
 //! - at most `max-connections` are open; at the cap the server stops accepting and asks connections that
 //!   have been idle for a second to close, as nginx reuses idle keep-alive connections.
 
+pub mod conn;
+pub mod logging;
+pub mod router;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,14 +38,14 @@ use rustix::net::{AddressFamily, SocketType, sockopt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use crate::access_log::AccessRecord;
-use crate::body::ConnectionBudget;
-use crate::config::Config;
-use crate::conn::{Activity, ConnIo};
-use crate::metrics::{ConnectionError, Metrics};
-use crate::responses::error;
-use crate::router::Router;
-use crate::sendfile::SendfileQueue;
+use crate::http::access_log::AccessRecord;
+use crate::http::body::ConnectionBudget;
+use crate::http::metrics::{ConnectionError, Metrics};
+use crate::http::responses::error;
+use crate::http::sendfile::SendfileQueue;
+use crate::server::conn::{Activity, ConnIo};
+use crate::server::router::Router;
+use crate::settings::config::Config;
 
 /// Pending connections the kernel queues while the server is at its connection cap or busy.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -311,7 +315,7 @@ impl Shared {
         peer: SocketAddr,
         activity: Arc<Activity>,
         sendfile: SendfileQueue,
-    ) -> Result<hyper::Response<crate::body::Body>, Infallible> {
+    ) -> Result<hyper::Response<crate::http::body::Body>, Infallible> {
         let _running = activity.handler_running();
         if self.config.sendfile && req.version() <= Version::HTTP_11 {
             req.extensions_mut().insert(sendfile);
