@@ -38,6 +38,7 @@ pub mod checksums;
 pub mod clap_help;
 pub mod gpt;
 pub mod guest;
+pub mod guest_render;
 pub mod inventory;
 pub mod net;
 pub mod password;

@@ -4,10 +4,10 @@
 use std::time::Instant;
 
 use xenprov_core::guest::{Guest, Host};
+use xenprov_core::guest_render::{Output, Source, render};
 use xenprov_core::render::Templates;
-use xenprov_guest::config::Config;
-use xenprov_guest::context::{Output, Source, render};
-use xenprov_guest::registry::Registry;
+use xenprov_registry::Registry;
+use xenprov_registry::settings::Config;
 
 const HASH: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
 

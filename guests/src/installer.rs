@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use xenprov_core::checksums;
 use xenprov_core::guest::OsProfile;
 
-use crate::config::Config;
 use crate::machine::Machine;
+use xenprov_registry::settings::Config;
 
 /// The two files of an installer, where xl reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]

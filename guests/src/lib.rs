@@ -1,9 +1,6 @@
 //! xenprov-guest: guest definitions become installed, running Xen guests. The registry is also
 //! what the repo server uses to serve kickstarts and preseeds and to record install events.
 
-pub mod config;
-pub mod context;
 pub mod installer;
 pub mod machine;
 pub mod ops;
-pub mod registry;

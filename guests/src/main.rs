@@ -8,15 +8,15 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use xenprov_core::answer::{check_lvm_name, check_ssh_key};
 use xenprov_core::guest::{Family, Guest, GuestType, Host, check_guest_name, check_package};
+use xenprov_core::guest_render::{Output, RENDER_ONLY_TOKEN, Source, render};
 use xenprov_core::net::{self, Cidr};
 use xenprov_core::password;
 use xenprov_core::render::Templates;
 use xenprov_core::size::Size;
-use xenprov_guest::config::{self, Config};
-use xenprov_guest::context::{Output, RENDER_ONLY_TOKEN, Source, render};
 use xenprov_guest::machine::Dom0;
 use xenprov_guest::ops::{self, Env};
-use xenprov_guest::registry::Registry;
+use xenprov_registry::Registry;
+use xenprov_registry::settings::{self, Config};
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +25,7 @@ use xenprov_guest::registry::Registry;
 )]
 struct Cli {
     /// Host settings for guests.
-    #[arg(long, default_value = config::DEFAULT_PATH, global = true)]
+    #[arg(long, default_value = settings::DEFAULT_PATH, global = true)]
     config: PathBuf,
     #[command(subcommand)]
     verb: Verb,
@@ -133,7 +133,7 @@ enum Verb {
         #[arg(long, value_enum, default_value = "install")]
         phase: Phase,
         /// The repo server URL as guests see it (default: repo-url from the config).
-        #[arg(long, value_parser = config::check_url)]
+        #[arg(long, value_parser = settings::check_url)]
         repo_url: Option<String>,
     },
     /// Create a guest and install it; prompts for what is missing when on a terminal.

@@ -9,10 +9,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use xenprov_core::guest::{Guest, Host, OsProfile};
 
-use crate::config::Config;
-use crate::context::{Output, Source, render};
 use crate::machine::{Domain, Machine};
-use crate::registry::{Registry, State, Status};
+use xenprov_core::guest_render::{Output, Source, render};
+use xenprov_registry::settings::Config;
+use xenprov_registry::{Registry, State, Status};
 
 pub struct Env<'a> {
     pub config: &'a Config,
@@ -61,7 +61,7 @@ impl Env<'_> {
                     anyhow!(
                         "the dom0 has no IPv4 address on bridge {}, so guests cannot reach its repo server; set repo-url in {}",
                         guest.bridge,
-                        crate::config::DEFAULT_PATH
+                        xenprov_registry::settings::DEFAULT_PATH
                     )
                 })?;
                 format!("http://{ip}:{}", self.config.repo_port)
@@ -328,7 +328,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     use super::*;
-    use crate::config::Paths;
+    use xenprov_registry::settings::Paths;
 
     /// Stands in for lvm2 and xl, which need a hypervisor; the e2e test runs the real ones.
     #[derive(Default)]

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use xenprov_core::guest::{Family, Guest, Host};
+use xenprov_core::guest_render::{Output, render};
 use xenprov_core::render::Templates;
-use xenprov_guest::config::Config;
-use xenprov_guest::context::{Output, render};
-use xenprov_guest::registry::Registry;
+use xenprov_registry::Registry;
+use xenprov_registry::settings::Config;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/guests")
@@ -42,7 +42,7 @@ fn renders_match_the_goldens() {
         .unwrap_or_else(|e| panic!("{}:\n{e}", def.display()));
         let os = reg.catalog().get(&g.os).unwrap();
         let installer = xenprov_guest::installer::cached(&cfg, os);
-        let src = xenprov_guest::context::Source {
+        let src = xenprov_core::guest_render::Source {
             repo_url: "http://192.0.2.1:8080".into(),
             tree_url: cfg.tree_url(&os.id, &os.tree, "http://192.0.2.1:8080"),
             kernel: installer.kernel.display().to_string(),

@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 use xenprov_core::render::Templates;
-use xenprov_guest::registry::{LOG_CAP, Refused, Registry};
+use xenprov_registry::{LOG_CAP, Refused, Registry};
 
 use crate::http::body::Body;
 use crate::http::responses::{bytes_response, error, method_not_allowed};
@@ -61,7 +61,7 @@ impl Provision {
     /// The registry and templates named by xenprov-guest's own settings file, so both tools
     /// always agree on where guests are.
     pub fn from_guest_config(path: &Path) -> anyhow::Result<Provision> {
-        let cfg = xenprov_guest::config::Config::load(path)?;
+        let cfg = xenprov_registry::settings::Config::load(path)?;
         let templates = match &cfg.templates {
             Some(dir) => Templates::with_overrides(dir)?,
             None => Templates::builtin(),

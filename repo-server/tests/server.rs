@@ -295,7 +295,15 @@ fn shutdown_lets_a_response_finish() {
 fn slow_event_bodies_without_a_token_hold_no_connection_slot() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f"), b"x").unwrap();
-    let server = Running::start(dir.path(), |c| c.max_connections = 4);
+    // The install routes come from the guest registry that the config's `guests` settings name.
+    let registry = tempfile::tempdir().unwrap();
+    let guests = registry.path().join("guests.toml");
+    let settings = format!("[paths]\nregistry = {:?}\n", registry.path().display().to_string());
+    std::fs::write(&guests, settings).unwrap();
+    let server = Running::start(dir.path(), |c| {
+        c.max_connections = 4;
+        c.guests = Some(guests);
+    });
     // Each promises 1000 bytes and sends two: answered 404 at once, as no guest `a` has token `b`.
     let mut slow: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
     for s in &mut slow {

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -58,13 +57,12 @@ impl Router {
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
         let crate::mounts::Served { tree, upstreams } = crate::mounts::build(config)?;
         let cache = FileCache::new(config.cache_max_file, config.cache_capacity);
-        let provision =
-            Provision::from_guest_config(Path::new(xenprov_guest::config::DEFAULT_PATH))?;
-        Ok(
-            Router::new(StaticFiles::new(tree, cache, metrics.clone()), metrics)
-                .with_provision(provision)
-                .with_upstreams(upstreams),
-        )
+        let mut router = Router::new(StaticFiles::new(tree, cache, metrics.clone()), metrics)
+            .with_upstreams(upstreams);
+        if let Some(guests) = &config.guests {
+            router = router.with_provision(Provision::from_guest_config(guests)?);
+        }
+        Ok(router)
     }
 
     pub async fn handle<B: RequestBody>(&self, req: Request<B>) -> Response<Body> {

@@ -53,6 +53,9 @@ pub struct Config {
     pub mirrors: PathBuf,
     /// Keyring that signs upstream repositories unless an upstream or mirror names its own.
     pub keyring: PathBuf,
+    /// xenprov-guest's settings file (`/etc/xenprov/guests.toml` on a host): the guest registry it names
+    /// serves `/ks/`, `/preseed/` and `/events/`. Without it the server has no install routes.
+    pub guests: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             cache: PathBuf::from("/var/cache/xenprov/upstream"),
             mirrors: PathBuf::from("/var/lib/xenprov/mirrors"),
             keyring: PathBuf::from(crate::settings::specs::DEBIAN_KEYRING),
+            guests: None,
         }
     }
 }
@@ -138,6 +142,9 @@ pub struct ServeArgs {
     /// Keyring of upstream repositories [default: Debian's archive keyring]
     #[arg(long, value_name = "FILE")]
     pub keyring: Option<PathBuf>,
+    /// xenprov-guest's settings file, whose guest registry serves /ks/, /preseed/ and /events/ [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub guests: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -169,6 +176,9 @@ impl ServeArgs {
             mirrors,
             keyring
         );
+        if let Some(guests) = &self.guests {
+            config.guests = Some(guests.clone());
+        }
         config.iso.extend(self.iso.iter().cloned());
         config.upstream.extend(self.upstream.iter().cloned());
         config.validate()?;
@@ -234,6 +244,10 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_secs(120));
         assert!(!config.access_log);
         assert_eq!(config.max_connections, Config::default().max_connections);
+        assert_eq!(
+            config.guests, None,
+            "install routes only when the config says so"
+        );
     }
 
     #[test]
@@ -264,6 +278,11 @@ mod tests {
             Some("http://127.0.0.1:1/rocky")
         );
         assert_eq!(config.upstream[0].metadata_ttl, Duration::from_secs(60));
+        // A host's server has install routes because its config file names the guests' settings.
+        assert_eq!(
+            config.guests.as_deref(),
+            Some(Path::new("/etc/xenprov/guests.toml"))
+        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The variables every guest template sees, built from a definition, its OS profile and where
 //! the install comes from. Pure: the same inputs give the same text, so outputs are golden-tested.
 
+use crate::guest::{Guest, OsProfile};
+use crate::render::{RenderError, Templates};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use xenprov_core::guest::{Guest, OsProfile};
-use xenprov_core::render::{RenderError, Templates};
 
 /// Where one install comes from; stored in the registry while the guest installs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,11 @@
 //! States: defined → installing (armed: a token exists) → installed | failed. An install with no
 //! event for its timeout becomes failed. "running" is not stored: it is an installed guest whose
 //! domain exists.
+//!
+//! Its own crate, with the settings file that says where it is (`settings`), so that the repo server reads the
+//! registry without linking the guest tool.
+
+pub mod settings;
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -18,7 +23,7 @@ use subtle::ConstantTimeEq;
 use xenprov_core::guest::{Catalog, Existing, Guest, Host, check_guest_name};
 use xenprov_core::render::Templates;
 
-use crate::context::{Output, Source, render};
+use xenprov_core::guest_render::{Output, Source, render};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
