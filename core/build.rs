@@ -5,9 +5,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
     let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -25,7 +23,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
 }
 
 fn main() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    // Read when the script runs, not when it was compiled: a build script compiled for another
+    // checkout sharing the target directory would otherwise embed that checkout's templates, or none.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    let repo = Path::new(&manifest_dir).parent().unwrap();
     let mut files = Vec::new();
     for top in ["templates", "kickstarts"] {
         println!("cargo:rerun-if-changed={}", repo.join(top).display());
