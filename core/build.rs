@@ -5,7 +5,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
     let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {

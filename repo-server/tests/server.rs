@@ -298,7 +298,10 @@ fn slow_event_bodies_without_a_token_hold_no_connection_slot() {
     // The install routes come from the guest registry that the config's `guests` settings name.
     let registry = tempfile::tempdir().unwrap();
     let guests = registry.path().join("guests.toml");
-    let settings = format!("[paths]\nregistry = {:?}\n", registry.path().display().to_string());
+    let settings = format!(
+        "[paths]\nregistry = {:?}\n",
+        registry.path().display().to_string()
+    );
     std::fs::write(&guests, settings).unwrap();
     let server = Running::start(dir.path(), |c| {
         c.max_connections = 4;
