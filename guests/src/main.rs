@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use xenprov_core::answer::{check_lvm_name, check_ssh_key};
 use xenprov_core::guest::{Family, Guest, GuestType, Host, check_guest_name, check_package};
 use xenprov_core::guest_render::{Output, RENDER_ONLY_TOKEN, Source, render};
@@ -191,6 +191,12 @@ enum Verb {
         #[arg(long)]
         repo_url: Option<String>,
     },
+    /// Write the man pages and the bash and zsh completions below DIR (a package's usr/share)
+    #[command(hide = true)]
+    Docs {
+        /// Directory to write man/man8/ and the completions' directories into
+        dir: PathBuf,
+    },
 }
 
 fn now() -> u64 {
@@ -208,6 +214,11 @@ fn templates(cfg: &Config) -> Result<Templates> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // Before the settings and the registry: a packager runs it on a machine that has neither.
+    if let Verb::Docs { dir } = &cli.verb {
+        xenprov_core::clap_help::write_docs(&Cli::command(), dir)?;
+        return Ok(());
+    }
     let cfg = Config::load(&cli.config)?;
     let registry = Registry::open(&cfg.paths.registry, templates(&cfg)?)?;
     let env = Env {
@@ -245,6 +256,7 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Verb::Docs { .. } => unreachable!("written before the settings are read"),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod cache;
 mod chroot;
+mod debs;
 mod exec;
 mod iso;
 mod live;
@@ -12,7 +13,7 @@ mod tree;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use cache::Cache;
 use rootfs::Base;
@@ -70,6 +71,22 @@ enum Verb {
         #[arg(long, default_value = "out/image")]
         work_dir: PathBuf,
     },
+    /// Build the Debian packages of the binaries: xenprov-repo, xenprov-guest, xenprov-install and
+    /// xenprov-image, each with its man pages, completions, units and settings
+    Debs {
+        /// Directory of our built binaries (default: the directory of this program, i.e. target/release)
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Directory to write the .deb files to
+        #[arg(long, default_value = "out/debs")]
+        out_dir: PathBuf,
+    },
+    /// Write the man pages and the bash and zsh completions below DIR (a package's usr/share)
+    #[command(hide = true)]
+    Docs {
+        /// Directory to write man/man8/ and the completions' directories into
+        dir: PathBuf,
+    },
 }
 
 /// A kernel argument goes into the ISO's grub.cfg: one word that GRUB passes on as it is.
@@ -110,7 +127,29 @@ fn main() -> Result<()> {
             installer,
             work_dir,
         } => build_iso(&common, &out, answer, kernel_args, installer, &work_dir),
+        Verb::Debs { bin_dir, out_dir } => {
+            let bin_dir = match bin_dir {
+                Some(dir) => dir,
+                None => own_dir()?,
+            };
+            for deb in exec::timed("debs", || debs::build(&bin_dir, &out_dir))? {
+                println!("{}", deb.display());
+            }
+            Ok(())
+        }
+        Verb::Docs { dir } => {
+            xenprov_core::clap_help::write_docs(&Cli::command(), &dir)?;
+            Ok(())
+        }
     }
+}
+
+/// The directory of this program: target/release, beside the other binaries of the same build.
+fn own_dir() -> Result<PathBuf> {
+    Ok(std::env::current_exe()?
+        .parent()
+        .context("locating this program")?
+        .to_path_buf())
 }
 
 /// The mirror of the build machine's APT configuration for SUITE.
@@ -246,10 +285,7 @@ impl Build {
         let key = cache::key(&inputs);
         let bin_dir = match &common.bin_dir {
             Some(dir) => dir.clone(),
-            None => std::env::current_exe()?
-                .parent()
-                .context("locating this program")?
-                .to_path_buf(),
+            None => own_dir()?,
         };
         Ok(Build {
             cache: Cache::open(&common.cache_dir)?,

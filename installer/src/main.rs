@@ -17,7 +17,7 @@ mod verbs;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::io::progress::Mode;
 
@@ -50,6 +50,12 @@ enum Cmd {
     HashPassword(HashArgs),
     /// The live medium's entry point: find the answer, install unattended, power off.
     Live(LiveArgs),
+    /// Write the man pages and the bash and zsh completions below DIR (a package's usr/share)
+    #[command(hide = true)]
+    Docs {
+        /// Directory to write man/man8/ and the completions' directories into
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -151,6 +157,9 @@ fn main() -> std::process::ExitCode {
         Cmd::Guided(a) => guided::guided(a),
         Cmd::HashPassword(a) => verbs::hash_password(a),
         Cmd::Live(a) => live::live(a),
+        Cmd::Docs { dir } => xenprov_core::clap_help::write_docs(&Cli::command(), &dir)
+            .map(|_| std::process::ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,

@@ -227,6 +227,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_packaged_file_says_the_defaults_and_its_examples_read() {
+        let shipped = include_str!("../../templates/guests.toml");
+        assert_eq!(Config::parse(shipped).unwrap(), Config::default());
+        // Uncommented (`#key`, `#[table]`; prose is `# ...`), every example reads, and those shown as
+        // the defaults are.
+        let examples: Vec<&str> = shipped
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if !rest.is_empty() && !rest.starts_with(' ') => rest,
+                _ => l,
+            })
+            .collect();
+        let c = Config::parse(&examples.join("\n")).unwrap();
+        let d = Config::default();
+        assert_eq!(
+            (c.vg, c.repo_port, c.repo_root, c.installer_cache),
+            (d.vg, d.repo_port, d.repo_root, d.installer_cache)
+        );
+        assert_eq!((c.install_timeout, c.paths), (d.install_timeout, d.paths));
+        assert_eq!(c.trees.len(), 1);
+        assert_eq!(c.installers.len(), 1);
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         assert_eq!(Config::parse("").unwrap(), Config::default());
     }

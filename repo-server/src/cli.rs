@@ -1,7 +1,7 @@
 //! Command line of `xenprov-repo`.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::server::Server;
@@ -35,6 +35,12 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Write the man pages and the bash and zsh completions below DIR (a package's usr/share)
+    #[command(hide = true)]
+    Docs {
+        /// Directory to write man/man8/ and the completions' directories into
+        dir: std::path::PathBuf,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,6 +48,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args.config()?),
         Command::List(args) => crate::content::inventory::list(&args.config()?),
         Command::Mirror { name, args } => mirror(&args.config()?, &name),
+        Command::Docs { dir } => {
+            xenprov_core::clap_help::write_docs(&Cli::command(), &dir)?;
+            Ok(())
+        }
         Command::Sha256 { files } => {
             for file in files {
                 let (sha, _) = crate::content::verify::digest::hash_file(&file)
