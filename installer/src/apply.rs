@@ -27,18 +27,6 @@ pub struct Options {
     pub log: Option<PathBuf>,
 }
 
-struct Steps {
-    n: usize,
-    total: usize,
-}
-
-impl Steps {
-    fn next(&mut self, what: &str) {
-        self.n += 1;
-        tracing::info!("[{}/{}] {what}", self.n, self.total);
-    }
-}
-
 /// Tools the plan needs, all looked up before anything is written.
 fn required_tools(plan: &Plan) -> Vec<&'static str> {
     let mut t = vec![
@@ -171,25 +159,111 @@ fn recheck_contents(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// The disk being installed and what is mounted of it; the steps below work on it in turn. Dropping it
+/// unmounts the bind mounts, then the target's filesystems.
+struct Target<'a> {
+    plan: &'a Plan,
+    opts: &'a Options,
+    /// The disk's block device (a loop device over an image file).
+    dev: String,
+    binds: Mounts,
+    mounts: Mounts,
+}
+
+/// One step of the install: the progress line it logs, and what it does.
+struct Step {
+    title: fn(&Target) -> String,
+    run: fn(&mut Target) -> Result<()>,
+}
+
+/// What `apply` does, in order; its progress lines (`[n/total]`) count this list.
+fn steps() -> Vec<Step> {
+    vec![
+        Step {
+            title: |t| format!("Erasing {}", t.plan.disk.path),
+            run: wipe,
+        },
+        Step {
+            title: |_| "Writing the GPT".into(),
+            run: write_gpt,
+        },
+        Step {
+            title: |t| {
+                let vg = &t.plan.vg.name;
+                format!("Creating volume group {vg} and its logical volumes")
+            },
+            run: create_volumes,
+        },
+        Step {
+            title: |_| "Making filesystems".into(),
+            run: make_filesystems,
+        },
+        Step {
+            title: |t| format!("Mounting the target on {}", t.opts.root.display()),
+            run: mount_target,
+        },
+        Step {
+            title: |_| "Unpacking the dom0 payload".into(),
+            run: unpack_payload,
+        },
+        Step {
+            title: |_| "Writing the host's configuration".into(),
+            run: |t| {
+                t.plan
+                    .files
+                    .iter()
+                    .try_for_each(|f| write_file(&t.opts.root, f))
+            },
+        },
+        Step {
+            title: |_| "Setting passwords and users".into(),
+            run: set_users,
+        },
+        Step {
+            title: |_| "Installing GRUB".into(),
+            run: |t| install_grub(t.plan, &t.opts.root, &t.dev),
+        },
+        Step {
+            title: |_| "Checking the result".into(),
+            run: |t| verify(t.plan, &t.opts.root),
+        },
+        Step {
+            title: |_| "Saving the install log and unmounting".into(),
+            run: finish,
+        },
+    ]
+}
+
 /// Runs the whole install. Call `preflight` first.
 pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
-    let mut steps = Steps { n: 0, total: 11 };
     crate::mount::private_namespace()?;
     let image_loop;
-    let disk_dev = if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
+    let dev = if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
         image_loop = Loop::attach(Path::new(&plan.disk.path))?;
         image_loop.dev.clone()
     } else {
         plan.disk.path.clone()
     };
-    steps.next(&format!("Erasing {}", plan.disk.path));
-    wipe(plan, &disk_dev)?;
-    let result = install(plan, opts, &disk_dev, &mut steps);
+    let result = {
+        let mut target = Target {
+            plan,
+            opts,
+            dev: dev.clone(),
+            binds: Mounts::new(),
+            mounts: Mounts::new(),
+        };
+        let steps = steps();
+        steps.iter().enumerate().try_for_each(|(n, step)| {
+            tracing::info!("[{}/{}] {}", n + 1, steps.len(), (step.title)(&target));
+            (step.run)(&mut target)
+        })
+        // The target drops here: everything is unmounted before a failed install is cleaned up.
+    };
     if let Err(e) = &result {
         // Say what failed before cleaning up, so a second error cannot hide it.
         tracing::error!("install failed: {e:#}");
         Cmd::new(&["vgchange", "-an", &plan.vg.name]).run().ok();
-        match blockdev::open_rw(Path::new(&disk_dev))
+        match blockdev::open_rw(Path::new(&dev))
             .and_then(|mut f| blockdev::zero_ends(&mut f, plan.disk.size))
         {
             Ok(()) => tracing::error!(
@@ -206,7 +280,8 @@ pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
 }
 
 /// Tears down what lives on the disk: volume groups, then every signature, then the ends.
-fn wipe(plan: &Plan, dev: &str) -> Result<()> {
+fn wipe(t: &mut Target) -> Result<()> {
+    let (plan, dev) = (t.plan, t.dev.as_str());
     for vg in &plan.disk.deactivate_vgs {
         Cmd::new(&["vgchange", "-an", vg]).run()?;
     }
@@ -232,8 +307,9 @@ fn lvm(args: &[&str]) -> Cmd {
     }
 }
 
-fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Result<()> {
-    steps.next("Writing the GPT");
+/// The GPT, then each new partition cleared of what an earlier one left.
+fn write_gpt(t: &mut Target) -> Result<()> {
+    let (plan, disk_dev) = (t.plan, t.dev.as_str());
     {
         let mut f = blockdev::open_rw(Path::new(disk_dev))?;
         blockdev::write_gpt(&mut f, plan)?;
@@ -254,11 +330,11 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
             Cmd::new(&["wipefs", "--all", "--quiet", dev]).run()?;
         }
     }
+    Ok(())
+}
 
-    steps.next(&format!(
-        "Creating volume group {} and its logical volumes",
-        plan.vg.name
-    ));
+fn create_volumes(t: &mut Target) -> Result<()> {
+    let (plan, disk_dev) = (t.plan, t.dev.as_str());
     let pv = plan.device(disk_dev, &On::Partition(plan.vg.pv_partition));
     lvm(&["pvcreate", "-ff", "-y", "--dataalignment", "1m", &pv]).run()?;
     lvm(&["vgcreate", "-s", "4m", &plan.vg.name, &pv]).run()?;
@@ -277,12 +353,15 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
         .run()?;
     }
     check_lvs(plan)?;
+    Ok(())
+}
 
+fn make_filesystems(t: &mut Target) -> Result<()> {
+    let (plan, disk_dev) = (t.plan, t.dev.as_str());
     // The ext4 filesystems get their journal after the payload is written: under emulation,
     // journaling and the background inode-table zeroing (held off by noinit_itable) more than
     // doubled the unpack. A failed install is erased anyway, so nothing relies on the journal
     // before then.
-    steps.next("Making filesystems");
     for f in &plan.filesystems {
         let dev = plan.device(disk_dev, &f.on);
         match f.fs {
@@ -305,9 +384,11 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
             FsType::Swap => Cmd::new(&["mkswap", "-U", &f.uuid, "-L", &f.label, &dev]).run()?,
         };
     }
+    Ok(())
+}
 
-    steps.next(&format!("Mounting the target on {}", opts.root.display()));
-    let mut mounts = Mounts::new();
+fn mount_target(t: &mut Target) -> Result<()> {
+    let (plan, disk_dev, opts) = (t.plan, t.dev.as_str(), t.opts);
     let mut order: Vec<_> = plan
         .filesystems
         .iter()
@@ -320,15 +401,18 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
             FsType::Vfat => ("vfat", None),
             _ => ("ext4", Some("noinit_itable")),
         };
-        mounts.mount(
+        t.mounts.mount(
             &plan.device(disk_dev, &f.on),
             &opts.root.join(m.trim_start_matches('/')),
             fstype,
             options,
         )?;
     }
+    Ok(())
+}
 
-    steps.next("Unpacking the dom0 payload");
+fn unpack_payload(t: &mut Target) -> Result<()> {
+    let (plan, opts) = (t.plan, t.opts);
     let m = plan.payload.as_ref().context("the plan has no payload")?;
     let started = std::time::Instant::now();
     let n = payload::unpack(
@@ -343,16 +427,14 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
         m.unpacked_size >> 20,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
 
-    steps.next("Writing the host's configuration");
-    for f in &plan.files {
-        write_file(&opts.root, f)?;
-    }
-
-    steps.next("Setting passwords and users");
-    let mut binds = Mounts::new();
+fn set_users(t: &mut Target) -> Result<()> {
+    let (plan, opts) = (t.plan, t.opts);
     for (d, recursive) in [("dev", true), ("proc", true), ("sys", true), ("run", false)] {
-        binds.bind(&Path::new("/").join(d), &opts.root.join(d), recursive)?;
+        t.binds
+            .bind(&Path::new("/").join(d), &opts.root.join(d), recursive)?;
     }
     let root = &opts.root;
     Cmd::chroot(root, &["chpasswd", "--encrypted"])
@@ -388,15 +470,13 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
     Cmd::chroot(root, &["ssh-keygen", "-A"])
         .run()
         .context("making SSH host keys")?;
+    Ok(())
+}
 
-    steps.next("Installing GRUB");
-    install_grub(plan, root, disk_dev)?;
-
-    steps.next("Checking the result");
-    verify(plan, root)?;
-
-    steps.next("Saving the install log and unmounting");
-    let logdir = root.join("var/log/xenprov");
+/// Saves the plan and the log on the target, unmounts it, and gives the filesystems their journal.
+fn finish(t: &mut Target) -> Result<()> {
+    let (plan, disk_dev, opts) = (t.plan, t.dev.as_str(), t.opts);
+    let logdir = opts.root.join("var/log/xenprov");
     fs::create_dir_all(&logdir)?;
     fs::write(logdir.join("plan.json"), plan.to_json())?;
     if let Some(log) = &opts.log {
@@ -406,8 +486,8 @@ fn install(plan: &Plan, opts: &Options, disk_dev: &str, steps: &mut Steps) -> Re
     for f in ["plan.json", "install.log"] {
         fs::set_permissions(logdir.join(f), fs::Permissions::from_mode(0o600)).ok();
     }
-    binds.unmount_all()?;
-    mounts.unmount_all()?;
+    t.binds.unmount_all()?;
+    t.mounts.unmount_all()?;
     for f in plan.filesystems.iter().filter(|f| f.fs == FsType::Ext4) {
         Cmd::new(&[
             "tune2fs",
