@@ -36,6 +36,7 @@ pub mod apt_sources;
 pub mod checksums;
 #[cfg(feature = "clap")]
 pub mod clap_help;
+pub mod exit;
 pub mod gpt;
 pub mod guest;
 pub mod guest_render;

@@ -21,7 +21,8 @@ use xenprov_registry::settings::{self, Config};
 #[derive(Parser)]
 #[command(
     version,
-    about = "Define, install and run Xen guests (PV, PVH, HVM) on this dom0"
+    about = "Define, install and run Xen guests (PV, PVH, HVM) on this dom0",
+    after_help = xenprov_core::exit::HELP
 )]
 struct Cli {
     /// Host settings for guests.
@@ -212,8 +213,11 @@ fn templates(cfg: &Config) -> Result<Templates> {
     })
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    xenprov_core::exit::report(run(Cli::parse()))
+}
+
+fn run(cli: Cli) -> Result<()> {
     // Before the settings and the registry: a packager runs it on a machine that has neither.
     if let Verb::Docs { dir } = &cli.verb {
         xenprov_core::clap_help::write_docs(&Cli::command(), dir)?;
@@ -294,7 +298,7 @@ fn render_cmd(
         ..Host::default()
     };
     let guest = Guest::parse(&src, env.registry.catalog(), &host)
-        .map_err(|e| anyhow::anyhow!("{}:\n{e}", from.display()))?;
+        .map_err(|e| xenprov_core::exit::invalid(format!("{}:\n{e}", from.display())))?;
     let os = env
         .registry
         .catalog()

@@ -86,7 +86,8 @@ pub fn check(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
         guests: env.registry.existing()?,
         hvm: Some(env.machine.hvm()?),
     };
-    Guest::parse(src, env.registry.catalog(), &host).map_err(|e| anyhow!("{origin}:\n{e}"))
+    Guest::parse(src, env.registry.catalog(), &host)
+        .map_err(|e| xenprov_core::exit::invalid(format!("{origin}:\n{e}")).into())
 }
 
 /// Creates the guest and starts its install: LV, configs, registry entry armed with a token,
@@ -294,10 +295,11 @@ pub fn remove(env: &Env<'_>, name: &str, keep_disk: bool, force: bool) -> Result
     if env.domain(name)?.is_some() {
         let st = env.registry.status(name, (env.now)())?;
         if st.switched.is_some() && !force {
-            bail!(
+            return Err(xenprov_core::exit::refused(format!(
                 "guest `{name}` is running from its own disk: shut it down first \
                  (xl shutdown -w {name}), or give --force to destroy it"
-            );
+            ))
+            .into());
         }
         env.machine.xl_destroy(name)?;
     }

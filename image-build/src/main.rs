@@ -21,7 +21,8 @@ use rootfs::Base;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Builds the xenprov dom0 payload, live environment and install ISO (run as root)"
+    about = "Builds the xenprov dom0 payload, live environment and install ISO (run as root)",
+    after_help = xenprov_core::exit::HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -110,8 +111,12 @@ struct Common {
     bin_dir: Option<PathBuf>,
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().verb {
+fn main() -> std::process::ExitCode {
+    xenprov_core::exit::report(run(Cli::parse()))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.verb {
         Verb::Inputs(common) => inputs(&common),
         Verb::Payload { common, out_dir } => build_payload(&common, &out_dir),
         Verb::Live {

@@ -7,6 +7,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use xenprov_core::exit;
 use xenprov_core::gpt::Role;
 use xenprov_core::plan::{Content, FsType, On, Plan, PlannedFile, mount_order};
 
@@ -74,11 +75,11 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
     let f = fs::File::open(path).with_context(|| format!("opening target {}", path.display()))?;
     let size = blockdev::size(&f, path)?;
     if size != plan.disk.size {
-        bail!(
+        return Err(exit::refused(format!(
             "{} is {size} bytes now but the plan was made for {} bytes: not the same disk, refusing to write",
             path.display(),
             plan.disk.size
-        );
+        )).into());
     }
     let sector = blockdev::logical_sector(&f, path)?;
     if sector != plan.disk.sector {
@@ -98,15 +99,18 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
             )
         })?;
         if d.serial != plan.disk.serial {
-            bail!(
+            return Err(exit::refused(format!(
                 "{} has serial {:?} now, the plan was made for {:?}: refusing to write",
                 path.display(),
                 d.serial,
                 plan.disk.serial
-            );
+            ))
+            .into());
         }
         if let Some(why) = d.never_target() {
-            bail!("{} cannot be written: {why}", path.display());
+            return Err(
+                exit::refused(format!("{} cannot be written: {why}", path.display())).into(),
+            );
         }
     }
     if let Some(m) = &plan.payload {
@@ -149,12 +153,12 @@ fn recheck_contents(plan: &Plan) -> Result<()> {
                 l.join(", ")
             }
         };
-        bail!(
+        return Err(exit::refused(format!(
             "{} now holds {}, but the plan was made when it held {}: refusing to write (plan again)",
             plan.disk.path,
             list(&now),
             list(planned)
-        );
+        )).into());
     }
     Ok(())
 }

@@ -260,7 +260,7 @@ pub fn guided(args: GuidedArgs) -> Result<ExitCode> {
     let p = verbs::make_plan(&answer, &inv, &args.sources)?;
     if !verbs::confirm(&p, &mut Terminal)? {
         eprintln!("Stopped; nothing was written.");
-        return Ok(ExitCode::FAILURE);
+        return Ok(ExitCode::from(xenprov_core::exit::REFUSED));
     }
     logging::init(true);
     verbs::run_apply(&p, &args.sources, args.progress)?;

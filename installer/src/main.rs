@@ -25,7 +25,8 @@ use crate::io::progress::Mode;
 #[command(
     name = "xenprov-install",
     version,
-    about = "Install a Xen host from an answer file or a few questions"
+    about = "Install a Xen host from an answer file or a few questions",
+    after_help = xenprov_core::exit::HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -165,7 +166,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(xenprov_core::exit::code_of(e.chain()))
         }
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use xenprov_core::answer::{self, Answer};
+use xenprov_core::exit;
 use xenprov_core::inventory::Inventory;
 use xenprov_core::password;
 use xenprov_core::payload::Manifest;
@@ -33,12 +34,12 @@ pub fn load_answer(path: &Path) -> Result<Answer> {
             .iter()
             .map(|d| format!("{}:{d}", path.display()))
             .collect();
-        anyhow::anyhow!(
+        anyhow::Error::new(exit::invalid(format!(
             "{} has {} problem(s):\n{}",
             path.display(),
             lines.len(),
             lines.join("\n")
-        )
+        )))
     })
 }
 
@@ -50,7 +51,7 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
         Ok(_) => println!("{}: valid", a.file.display()),
         Err(d) if a.json => {
             println!("{}", serde_json::json!({"valid": false, "errors": d.0}));
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitCode::from(exit::INVALID));
         }
         Err(d) => {
             for e in &d.0 {
@@ -61,7 +62,7 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
                 a.file.display(),
                 d.0.len()
             );
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitCode::from(exit::INVALID));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -201,10 +202,10 @@ pub fn make_plan(answer: &Answer, inv: &Inventory, sources: &Sources) -> Result<
     .map_err(|r| match r {
         Refusal::Unfit(es) => {
             let lines: Vec<String> = es.iter().map(|e| e.to_string()).collect();
-            anyhow::anyhow!(
+            anyhow::Error::new(exit::refused(format!(
                 "this answer cannot be installed here; nothing was written:\n{}",
                 lines.join("\n")
-            )
+            )))
         }
         Refusal::Render(e) => anyhow::anyhow!(e),
     })
@@ -267,7 +268,7 @@ pub fn apply(a: ApplyArgs) -> Result<ExitCode> {
         }
         if !confirm(&p, &mut Terminal)? {
             eprintln!("Stopped; nothing was written.");
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitCode::from(exit::REFUSED));
         }
     }
     logging::init(true);

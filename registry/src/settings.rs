@@ -118,7 +118,9 @@ impl Config {
     /// Reads the settings file; a missing file means every default.
     pub fn load(path: &Path) -> Result<Config> {
         match std::fs::read_to_string(path) {
-            Ok(src) => Config::parse(&src).with_context(|| format!("{}", path.display())),
+            Ok(src) => Config::parse(&src).map_err(|d| {
+                xenprov_core::exit::invalid(format!("{}:\n{d}", path.display())).into()
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }

@@ -10,7 +10,7 @@ use crate::settings::config::{Config, ServeArgs};
 
 /// Repo server of a xenprov Xen host: serves install trees and package repositories over HTTP.
 #[derive(Debug, Parser)]
-#[command(name = "xenprov-repo", version)]
+#[command(name = "xenprov-repo", version, after_help = xenprov_core::exit::HELP)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -388,7 +388,9 @@ if [ "$MODE" != preseed ]; then
         listed_running "$g" || fail "$g: xenprov-guest list does not say running after the host's reboot"
         # rm refuses a guest running from its own disk; with --force its domain, configs, autostart
         # link and LV all go.
-        ! on_host "xenprov-guest rm $g" 2>/dev/null || fail "$g: rm of a running guest was not refused"
+        rc=0
+        on_host "xenprov-guest rm $g" 2>/dev/null || rc=$?
+        [ "$rc" -eq 4 ] || fail "$g: rm of a running guest: status $rc, not 4 (refused)"
         on_host "test -e /etc/xen/$g.cfg && xl domid $g >/dev/null" || fail "$g: a refused rm changed something"
         on_host "xenprov-guest rm --force $g" || fail "$g: xenprov-guest rm --force"
         on_host "! xl domid $g 2>/dev/null && ! test -e /etc/xen/$g.cfg && ! test -L /etc/xen/auto/$g.cfg &&

@@ -56,6 +56,7 @@ export MANPATH=$root/usr/share/man
 man -P cat xenprov-repo 2>/dev/null | grep -q 'xenprov-repo-serve' || fail "man xenprov-repo lists no serve verb"
 man -P cat xenprov-repo-serve 2>/dev/null | grep -q -- '--guests' || fail "man xenprov-repo-serve has no --guests"
 man -P cat xenprov-guest-new 2>/dev/null | grep -q -- '--vg' || fail "man xenprov-guest-new has no --vg"
+man -P cat xenprov-install 2>/dev/null | grep -qE 'Exit +status: +0 +done' || fail "man xenprov-install lists no exit statuses"
 grep -q '^Documentation=man:xenprov-repo(8)$' "$root/usr/lib/systemd/system/xenprov-repo.service" ||
     fail "the unit does not point at man:xenprov-repo(8)"
 man -w xenprov-repo | grep -q "man8/xenprov-repo.8.gz" || fail "xenprov-repo's page is not in section 8"

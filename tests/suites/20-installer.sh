@@ -23,9 +23,16 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
+# The exit status of a command (0 when it succeeds), without tripping set -e.
+status_of() { local rc=0; "$@" || rc=$?; echo "$rc"; }
+
 # --- validate: every problem at once, with line and column; exit status says which
 "$bin" validate core/tests/plans/vm-minimal.toml >/dev/null || fail "a valid answer was refused"
-if "$bin" validate core/tests/plans/bad-answer.toml 2>"$work/bad.txt"; then fail "a bad answer was accepted"; fi
+rc=$(status_of "$bin" validate core/tests/plans/bad-answer.toml 2>"$work/bad.txt")
+[ "$rc" -eq 3 ] || fail "a bad answer: status $rc, not 3 (invalid input)"
+rc=$(status_of "$bin" validate 2>/dev/null)
+[ "$rc" -eq 2 ] || fail "validate without a file: status $rc, not 2 (usage)"
+"$bin" --help | grep -q '^Exit status: 0 done; 1 failed; 2 usage error; 3 invalid input' || fail "--help lists no exit statuses"
 # shellcheck disable=SC2016 # backquotes of the message, not a command
 grep -q 'bad-answer.toml:22:1: xen.dom0_mem: unknown key; did you mean `dom0-mem`?' "$work/bad.txt" || fail "no did-you-mean"
 [ "$(grep -c '^core/tests/plans/bad-answer.toml:[0-9]*:[0-9]*: ' "$work/bad.txt")" -eq 23 ] || fail "not all 23 problems reported"
@@ -40,9 +47,8 @@ pass "validate and schema"
 "$bin" plan --answer core/tests/plans/design-example.toml --inventory $fixtures/server-4kn.json \
     --payload $fixtures --json >"$work/p2.json"
 cmp -s "$work/p1.json" "$work/p2.json" || fail "plan is not deterministic"
-if "$bin" plan --answer core/tests/plans/err-match-many.toml --inventory $fixtures/server-4kn.json 2>"$work/many.txt"; then
-    fail "an ambiguous match was planned"
-fi
+rc=$(status_of "$bin" plan --answer core/tests/plans/err-match-many.toml --inventory $fixtures/server-4kn.json 2>"$work/many.txt")
+[ "$rc" -eq 4 ] || fail "an ambiguous match: status $rc, not 4 (refused)"
 grep -q "2 disks match, exactly one must" "$work/many.txt" || fail "ambiguous match not explained"
 pass "plan"
 
@@ -130,7 +136,8 @@ truncate -s 3G "$img"
 printf 'label: gpt\n,1G,L\n' | sfdisk -q "$img"
 before=$(sha256sum "$img" | cut -d' ' -f1)
 answer_for "$img" "" >"$work/nowipe.toml"
-if "$bin" apply --yes --answer "$work/nowipe.toml" --payload "$payload" 2>"$work/nowipe.txt"; then fail "apply overwrote data without wipe"; fi
+rc=$(status_of "$bin" apply --yes --answer "$work/nowipe.toml" --payload "$payload" 2>"$work/nowipe.txt")
+[ "$rc" -eq 4 ] || fail "apply on a disk with data: status $rc, not 4 (refused)"
 grep -q "holds data" "$work/nowipe.txt" || fail "refusal does not say why: $(cat "$work/nowipe.txt")"
 [ "$(sha256sum "$img" | cut -d' ' -f1)" = "$before" ] || fail "a refused apply changed the image"
 pass "apply refuses a disk with data without wipe, and writes nothing"
@@ -139,9 +146,11 @@ pass "apply refuses a disk with data without wipe, and writes nothing"
 # device-mapper for LVM):
 # the install must stop, say so, and leave the image blank rather than half-installed.
 answer_for "$img" "wipe = true" >"$work/wipe.toml"
-if "$bin" apply --yes --answer "$work/wipe.toml" --payload "$payload" --progress plain 2>"$work/fail.txt"; then
+rc=$(status_of "$bin" apply --yes --answer "$work/wipe.toml" --payload "$payload" --progress plain 2>"$work/fail.txt")
+if [ "$rc" -eq 0 ]; then
     echo "note: lvcreate worked here; apply completed" >&2
 else
+    [ "$rc" -eq 1 ] || fail "a failed install: status $rc, not 1 (failed)"
     grep -q "install failed" "$work/fail.txt" || fail "no failure message: $(tail -5 "$work/fail.txt")"
     grep -q "left blank" "$work/fail.txt" || fail "the image was not blanked: $(tail -5 "$work/fail.txt")"
     if sfdisk -d "$img" >/dev/null 2>&1; then fail "a partition table survived the failed install"; fi

@@ -49,11 +49,14 @@ for def in tests/guests/*.toml; do
 done
 
 # Each refused definition's exact error is a Rust golden test (guests/tests/golden.rs); here, the
-# binary: a refused definition exits non-zero with its message on stderr and nothing on stdout.
+# binary: a refused definition exits 3 (invalid input) with its message on stderr and nothing on stdout.
 refused=(tests/guests/refused/*.toml)
 def=${refused[0]}
 want=$(sed -n 's/^# expect: //p' "$def")
-if render --from "$def" xl >"$work/out" 2>"$work/err"; then bad "$def was accepted"
+rc=0
+render --from "$def" xl >"$work/out" 2>"$work/err" || rc=$?
+if [ "$rc" -eq 0 ]; then bad "$def was accepted"
+elif [ "$rc" -ne 3 ]; then bad "$def: status $rc, not 3 (invalid input)"
 elif [ -s "$work/out" ]; then bad "$def: a refusal printed a config"
 elif grep -qF -- "$want" "$work/err"; then ok; else cat "$work/err" >&2; bad "$def: expected: $want"; fi
 
