@@ -270,6 +270,38 @@ impl<'a, 's> Table<'a, 's> {
         }
     }
 
+    /// A size: a string with a binary unit (`8M`, `1.5G`: see `size::Size`), or an integer of bytes.
+    pub fn size(&self, key: &'static str) -> Option<At<u64>> {
+        let v = self.get(key)?;
+        match v.get_ref() {
+            DeValue::String(_) => self
+                .parsed(key, |s| s.parse::<crate::size::Size>().map(|z| z.bytes()))
+                .map(|a| At {
+                    value: a.value,
+                    offset: a.offset,
+                    key: a.key,
+                }),
+            DeValue::Integer(_) => {
+                let n = self.int(key)?;
+                match u64::try_from(n.value) {
+                    Ok(value) => Some(At {
+                        value,
+                        offset: n.offset,
+                        key: n.key,
+                    }),
+                    Err(_) => {
+                        self.error(key, n.offset, "a size cannot be negative");
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.wrong_type(key, v, "a size such as \"8M\", or a number of bytes");
+                None
+            }
+        }
+    }
+
     /// A string parsed by `parse`, whose error text says what is accepted.
     pub fn parsed<T>(
         &self,
@@ -493,6 +525,25 @@ mod tests {
         f(&root);
         root.finish();
         r.finish()
+    }
+
+    #[test]
+    fn sizes_with_units_or_in_bytes() {
+        let mut got = Vec::new();
+        let err = read(
+            "a = \"8M\"\nb = 4096\nc = \"8 MB\"\nd = -1\ne = true\n",
+            |t| {
+                for k in ["a", "b", "c", "d", "e"] {
+                    got.push(t.size(k).map(|a| a.value));
+                }
+            },
+        )
+        .unwrap_err();
+        assert_eq!(got, [Some(8 << 20), Some(4096), None, None, None]);
+        let lines: Vec<String> = err.0.iter().map(|d| d.to_string()).collect();
+        assert!(lines[0].starts_with("3:5: c: "), "{lines:?}");
+        assert_eq!(lines[1], "4:5: d: a size cannot be negative");
+        assert!(lines[2].starts_with("5:5: e: expected a size"), "{lines:?}");
     }
 
     #[test]

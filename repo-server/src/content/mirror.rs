@@ -468,10 +468,11 @@ mod tests {
     use super::*;
 
     fn spec() -> MirrorSpec {
-        toml::from_str(
-            "name = \"m\"\nsuites = [\"bookworm\"]\narchitectures = [\"amd64\"]\ninstaller-images = [\"netboot/\"]",
+        let config = crate::settings::config::Config::parse(
+            "[[mirror]]\nname = \"m\"\nsuites = [\"bookworm\"]\narchitectures = [\"amd64\"]\ninstaller-images = [\"netboot/\"]",
         )
-        .unwrap()
+        .unwrap();
+        config.mirror[0].clone()
     }
 
     #[test]

@@ -1,19 +1,20 @@
-//! Settings of `xenprov-repo serve`: defaults, then a TOML file (`--config`), then command-line flags.
+//! Settings of `xenprov-repo serve`: defaults, then a TOML file (`--config`), then command-line flags. The
+//! file is read by the spanned reader, as the answer file is: every problem at once, each with its line,
+//! column and key, and sizes with their unit (`8M`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use serde::Deserialize;
+use xenprov_core::reader::{At, Diags, Reader, Table};
 
 use crate::settings::specs::{self, IsoSpec, MirrorSpec, UpstreamSpec};
 
 /// hyper refuses read buffers smaller than this, and requests with longer headers get 431.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Directory served at `/`.
     pub root: PathBuf,
@@ -21,13 +22,10 @@ pub struct Config {
     /// Open connections at most; at the cap, idle connections are closed to make room.
     pub max_connections: usize,
     /// Time a client has to send complete request headers, also between keep-alive requests.
-    #[serde(deserialize_with = "specs::duration")]
     pub header_read_timeout: Duration,
     /// A connection on which no bytes move for this long, and no handler is working, is closed.
-    #[serde(deserialize_with = "specs::duration")]
     pub idle_timeout: Duration,
     /// On SIGTERM, time given to responses in progress before the process exits anyway.
-    #[serde(deserialize_with = "specs::duration")]
     pub shutdown_timeout: Duration,
     /// Request line plus headers, in bytes; longer requests get 431.
     pub max_header_bytes: usize,
@@ -108,14 +106,14 @@ pub struct ServeArgs {
     /// Grace period for responses in progress on SIGTERM, e.g. 10s
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Option<Duration>,
-    /// Longest request head in bytes [default: 16384]
-    #[arg(long, value_name = "BYTES")]
-    pub max_header_bytes: Option<usize>,
-    /// Largest file kept in memory, in bytes [default: 262144]
-    #[arg(long, value_name = "BYTES")]
+    /// Longest request head, e.g. 16K or 16384 (bytes) [default: 16K]
+    #[arg(long, value_name = "SIZE", value_parser = size_flag)]
+    pub max_header_bytes: Option<u64>,
+    /// Largest file kept in memory, e.g. 256K [default: 256K]
+    #[arg(long, value_name = "SIZE", value_parser = size_flag)]
     pub cache_max_file: Option<u64>,
-    /// Memory for cached files, in bytes [default: 8388608]
-    #[arg(long, value_name = "BYTES")]
+    /// Memory for cached files, e.g. 8M; 0 disables the cache [default: 8M]
+    #[arg(long, value_name = "SIZE", value_parser = size_flag)]
     pub cache_capacity: Option<u64>,
     /// Use sendfile(2) for large files on HTTP/1 [default: true]
     #[arg(long, value_name = "BOOL")]
@@ -147,6 +145,12 @@ pub struct ServeArgs {
     pub guests: Option<PathBuf>,
 }
 
+/// A size flag: a number of bytes, or a size with its unit as in the config file (`8M`).
+fn size_flag(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .or_else(|_| s.parse::<xenprov_core::size::Size>().map(|z| z.bytes()))
+}
+
 impl ServeArgs {
     /// The effective configuration: defaults, the config file if given, then these flags.
     pub fn config(&self) -> anyhow::Result<Config> {
@@ -166,7 +170,6 @@ impl ServeArgs {
             header_read_timeout,
             idle_timeout,
             shutdown_timeout,
-            max_header_bytes,
             cache_max_file,
             cache_capacity,
             sendfile,
@@ -176,6 +179,9 @@ impl ServeArgs {
             mirrors,
             keyring
         );
+        if let Some(n) = self.max_header_bytes {
+            config.max_header_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+        }
         if let Some(guests) = &self.guests {
             config.guests = Some(guests.clone());
         }
@@ -187,10 +193,121 @@ impl ServeArgs {
 }
 
 impl Config {
+    /// The file at `path`; its problems are listed as `PATH:LINE:COLUMN: key: what is wrong`.
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        Config::parse(&text).map_err(|d| {
+            let lines: Vec<String> =
+                d.0.iter()
+                    .map(|e| format!("{}:{e}", path.display()))
+                    .collect();
+            xenprov_core::exit::invalid(format!(
+                "{} has {} problem(s):\n{}",
+                path.display(),
+                lines.len(),
+                lines.join("\n")
+            ))
+            .into()
+        })
+    }
+
+    /// A config file's text, over the defaults.
+    pub fn parse(src: &str) -> Result<Config, Diags> {
+        let d = Config::default();
+        let r = Reader::new(src);
+        let doc = r.parse();
+        let t = r.root(&doc);
+        let path = |key| t.str(key).map(|a| PathBuf::from(a.value));
+        let timeout = |key, zero_ok: bool| {
+            t.parsed(key, |s| {
+                let v = specs::duration(s)?;
+                if v.is_zero() && !zero_ok {
+                    return Err(format!("`{s}`: must be longer than 0s"));
+                }
+                Ok(v)
+            })
+            .map(|a| a.value)
+        };
+        let count = |key, min: i64| {
+            t.int(key).and_then(|a| {
+                usize::try_from(a.value)
+                    .ok()
+                    .filter(|n| *n as i64 >= min)
+                    .or_else(|| {
+                        t.error(
+                            key,
+                            a.offset,
+                            format!("expected a whole number, {min} or more"),
+                        );
+                        None
+                    })
+            })
+        };
+        let listen = t.parsed("listen", |s| {
+            s.parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "`{s}` is not ADDRESS:PORT; expected e.g. \"0.0.0.0:8080\" or \"[::]:8080\""
+                )
+            })
+        });
+        let max_header_bytes = t.size("max-header-bytes").and_then(|a| {
+            let ok = usize::try_from(a.value).is_ok_and(|n| n >= MIN_HEADER_BYTES);
+            if !ok {
+                t.error(
+                    "max-header-bytes",
+                    a.offset,
+                    format!("must be at least {MIN_HEADER_BYTES} bytes (8K)"),
+                );
+            }
+            ok.then_some(a.value as usize)
+        });
+        let mut names: Vec<At<String>> = Vec::new();
+        let iso = tables(&t, "iso", IsoSpec::read, &mut names);
+        let upstream = tables(&t, "upstream", UpstreamSpec::read, &mut names);
+        let mirror = tables(&t, "mirror", MirrorSpec::read, &mut names);
+        let mut seen = std::collections::HashSet::new();
+        for n in &names {
+            if !seen.insert(n.value.as_str()) {
+                r.report_at(
+                    n.offset,
+                    &n.key,
+                    format!(
+                        "name {:?} is used twice: each mount has its own /NAME/",
+                        n.value
+                    ),
+                );
+            }
+        }
+        let config = Config {
+            root: path("root").unwrap_or(d.root),
+            listen: listen.map_or(d.listen, |a| a.value),
+            max_connections: count("max-connections", 1).unwrap_or(d.max_connections),
+            header_read_timeout: timeout("header-read-timeout", false)
+                .unwrap_or(d.header_read_timeout),
+            idle_timeout: timeout("idle-timeout", false).unwrap_or(d.idle_timeout),
+            shutdown_timeout: timeout("shutdown-timeout", true).unwrap_or(d.shutdown_timeout),
+            max_header_bytes: max_header_bytes.unwrap_or(d.max_header_bytes),
+            cache_max_file: t
+                .size("cache-max-file")
+                .map_or(d.cache_max_file, |a| a.value),
+            cache_capacity: t
+                .size("cache-capacity")
+                .map_or(d.cache_capacity, |a| a.value),
+            sendfile: t.bool("sendfile").unwrap_or(d.sendfile),
+            access_log: t.bool("access-log").unwrap_or(d.access_log),
+            workers: count("workers", 0).unwrap_or(d.workers),
+            iso,
+            upstream,
+            mirror,
+            cache: path("cache").unwrap_or(d.cache),
+            mirrors: path("mirrors").unwrap_or(d.mirrors),
+            keyring: path("keyring").unwrap_or(d.keyring),
+            guests: path("guests").or(d.guests),
+        };
+        t.finish();
+        r.finish()?;
+        Ok(config)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -218,6 +335,17 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The `[[KEY]]` tables of `t`, each read by `read`, which adds its name to `names`.
+fn tables<T>(
+    t: &Table,
+    key: &'static str,
+    read: fn(Table, &mut Vec<At<String>>) -> Option<T>,
+    names: &mut Vec<At<String>>,
+) -> Vec<T> {
+    t.array(key, |it| read(it.table()?, names))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -283,6 +411,40 @@ mod tests {
             config.guests.as_deref(),
             Some(Path::new("/etc/xenprov/guests.toml"))
         );
+    }
+
+    #[test]
+    fn every_problem_at_once_with_line_and_column() {
+        let src = "listen = \"nowhere\"\nidle-timeout = \"0s\"\nmax-header-bytes = \"1K\"\n\
+                   cache-capacity = \"8 MB\"\nacess-log = false\n\n[[iso]]\nname = \"a/b\"\n\
+                   path = \"/x.iso\"\n\n[[iso]]\nname = \"d\"\n\n[[upstream]]\nname = \"d\"\n\
+                   metadata-ttl = \"soon\"\n";
+        let got: Vec<String> = Config::parse(src)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        for (line, want) in got.iter().zip([
+            "1:10: listen: `nowhere` is not ADDRESS:PORT",
+            "2:16: idle-timeout: `0s`: must be longer than 0s",
+            "3:20: max-header-bytes: must be at least 8192 bytes (8K)",
+            "4:18: cache-capacity: `8 MB` holds a space",
+            "5:1: acess-log: unknown key; did you mean `access-log`?",
+            "8:8: iso[0].name: iso name \"a/b\" must be one path component",
+            "11:1: iso[1].path: missing: the ISO image's path",
+            "15:8: upstream[0].name: name \"d\" is used twice",
+            "16:16: upstream[0].metadata-ttl: `soon`: ",
+        ]) {
+            assert!(
+                line.starts_with(want),
+                "{line:?} does not start with {want:?}"
+            );
+        }
+        assert_eq!(got.len(), 9, "{got:#?}");
+        // Sizes take their unit; a plain integer is bytes.
+        let c = Config::parse("cache-max-file = \"1M\"\ncache-capacity = 4096\n").unwrap();
+        assert_eq!((c.cache_max_file, c.cache_capacity), (1 << 20, 4096));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! What the config file's `[[iso]]`, `[[upstream]]` and `[[mirror]]` tables say, and the names a mount may take.
+//! What the config file's `[[iso]]`, `[[upstream]]` and `[[mirror]]` tables say, how each is read (with the
+//! spanned reader: every problem with its line and column), and the names a mount may take.
 //!
 //! They live here, apart from the modules that act on them (`mounts`, `content::pull_through`, `content::mirror`),
 //! so that `settings::config` reads the whole file without depending on the modules that use it.
@@ -6,13 +7,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use xenprov_core::reader::{At, Table};
 
 use crate::static_files::path::SafePath;
 
 /// `[[iso]]` in the config file, or `--iso NAME=PATH`: an image served in place at `/NAME/`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsoSpec {
     pub name: String,
     pub path: PathBuf,
@@ -53,21 +53,16 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
 /// Debian's archive keyring, the default trust anchor of APT upstreams.
 pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// `[[upstream]]` in the config file, or `--upstream NAME=URL`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSpec {
     pub name: String,
     /// Base URL of the repository; default: the Debian mirror of this machine's APT configuration.
-    #[serde(default)]
     pub url: Option<String>,
     /// Keyring for InRelease/Release.gpg (and repomd.xml.asc); default: the server's `keyring`.
-    #[serde(default)]
     pub keyring: Option<PathBuf>,
     /// Require `repodata/repomd.xml.asc`, signed by the keyring, for RPM repositories.
-    #[serde(default)]
     pub repomd_signature: bool,
     /// Roots of trust older than this are fetched again, e.g. `60s`.
-    #[serde(default = "default_ttl", deserialize_with = "duration")]
     pub metadata_ttl: Duration,
 }
 
@@ -93,38 +88,27 @@ impl UpstreamSpec {
 }
 
 /// `[[mirror]]` in the config file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MirrorSpec {
     pub name: String,
     /// Name of an `[[upstream]]` whose URL and keyring are used.
-    #[serde(default)]
     pub upstream: Option<String>,
     /// Base URL; default: the `upstream`'s, else the Debian mirror of this machine's APT configuration.
-    #[serde(default)]
     pub url: Option<String>,
-    #[serde(default)]
     pub keyring: Option<PathBuf>,
     /// APT suites (`dists/SUITE`).
-    #[serde(default)]
     pub suites: Vec<String>,
-    #[serde(default = "default_components")]
     pub components: Vec<String>,
     /// Architectures of `binary-ARCH` and `debian-installer/binary-ARCH` indexes (`all` is always taken).
-    #[serde(default = "default_architectures")]
     pub architectures: Vec<String>,
     /// Prefixes of installer image paths to mirror from `COMPONENT/installer-ARCH/current/images/`
     /// (e.g. `netboot/`); none by default.
-    #[serde(default)]
     pub installer_images: Vec<String>,
     /// RPM repositories: directories below the URL that hold `repodata/repomd.xml` (`""` for the URL).
-    #[serde(default)]
     pub rpm: Vec<String>,
     /// Require `repomd.xml.asc` signed by the keyring.
-    #[serde(default)]
     pub repomd_signature: bool,
     /// Snapshots kept besides the published one.
-    #[serde(default = "default_keep")]
     pub keep: usize,
 }
 
@@ -141,9 +125,103 @@ fn default_keep() -> usize {
 }
 
 /// Durations are written as in `30s`, `2m`, `500ms`.
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+pub fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}`: {e}; expected a duration such as \"30s\" or \"2m\""))
+}
+
+/// A mount's `name`, held to `check_name`; with its position, for the check that no two are the same.
+fn name(t: &Table, kind: &str) -> Option<At<String>> {
+    if !t.has("name") {
+        t.error(
+            "name",
+            t.offset(),
+            format!("missing: the {kind}'s name, served at /NAME/"),
+        );
+    }
+    t.parsed("name", |s| check_name(kind, s).map(|()| s.to_string()))
+}
+
+fn path(t: &Table, key: &'static str) -> Option<PathBuf> {
+    t.str(key).map(|a| PathBuf::from(a.value))
+}
+
+fn words(t: &Table, key: &'static str) -> Option<Vec<String>> {
+    t.str_array(key)
+        .map(|v| v.into_iter().map(|a| a.value).collect())
+}
+
+impl IsoSpec {
+    /// An `[[iso]]` table; its name, with where it is, also goes to `names`.
+    pub fn read(t: Table, names: &mut Vec<At<String>>) -> Option<IsoSpec> {
+        let name = name(&t, "iso");
+        names.extend(name.clone());
+        if !t.has("path") {
+            t.error("path", t.offset(), "missing: the ISO image's path");
+        }
+        let path = path(&t, "path");
+        t.finish();
+        Some(IsoSpec {
+            name: name?.value,
+            path: path?,
+        })
+    }
+}
+
+impl UpstreamSpec {
+    /// An `[[upstream]]` table; its name, with where it is, also goes to `names`.
+    pub fn read(t: Table, names: &mut Vec<At<String>>) -> Option<UpstreamSpec> {
+        let name = name(&t, "upstream");
+        names.extend(name.clone());
+        let url = t.str("url").map(|a| a.value);
+        let keyring = path(&t, "keyring");
+        let repomd_signature = t.bool("repomd-signature").unwrap_or(false);
+        let ttl = t.parsed("metadata-ttl", duration).map(|a| a.value);
+        t.finish();
+        Some(UpstreamSpec {
+            name: name?.value,
+            url,
+            keyring,
+            repomd_signature,
+            metadata_ttl: ttl.unwrap_or_else(default_ttl),
+        })
+    }
+}
+
+impl MirrorSpec {
+    /// A `[[mirror]]` table; its name, with where it is, also goes to `names`.
+    pub fn read(t: Table, names: &mut Vec<At<String>>) -> Option<MirrorSpec> {
+        let name = name(&t, "mirror");
+        names.extend(name.clone());
+        let keep = t.int("keep").and_then(|a| {
+            usize::try_from(a.value).ok().or_else(|| {
+                t.error(
+                    "keep",
+                    a.offset,
+                    "expected a number of snapshots, 0 or more",
+                );
+                None
+            })
+        });
+        let spec = MirrorSpec {
+            name: String::new(),
+            upstream: t.str("upstream").map(|a| a.value),
+            url: t.str("url").map(|a| a.value),
+            keyring: path(&t, "keyring"),
+            suites: words(&t, "suites").unwrap_or_default(),
+            components: words(&t, "components").unwrap_or_else(default_components),
+            architectures: words(&t, "architectures").unwrap_or_else(default_architectures),
+            installer_images: words(&t, "installer-images").unwrap_or_default(),
+            rpm: words(&t, "rpm").unwrap_or_default(),
+            repomd_signature: t.bool("repomd-signature").unwrap_or(false),
+            keep: keep.unwrap_or_else(default_keep),
+        };
+        t.finish();
+        Some(MirrorSpec {
+            name: name?.value,
+            ..spec
+        })
+    }
 }
 
 #[cfg(test)]
