@@ -230,6 +230,11 @@ impl<'a, 's> Table<'a, 's> {
         }
     }
 
+    /// A path: a string of one line, as `str` reads it.
+    pub fn path(&self, key: &'static str) -> Option<std::path::PathBuf> {
+        self.str(key).map(|a| a.value.into())
+    }
+
     pub fn req_str(&self, key: &'static str, what: &str) -> Option<At<String>> {
         if !self.has(key) {
             self.missing(key, what);

@@ -131,7 +131,6 @@ impl Config {
         let r = Reader::new(src);
         let doc = r.parse();
         let t = r.root(&doc);
-        let path = |key| t.str(key).map(|a| PathBuf::from(a.value));
         let vg = t
             .parsed("vg", |s| {
                 xenprov_core::answer::check_lvm_name(s, "volume group").map(|_| s.to_string())
@@ -147,7 +146,7 @@ impl Config {
                 })
             })
             .unwrap_or(d.repo_port);
-        let repo_root = path("repo-root").unwrap_or(d.repo_root);
+        let repo_root = t.path("repo-root").unwrap_or(d.repo_root);
         let by_os = |key, what| {
             t.array(key, |it| {
                 let e = it.table()?;
@@ -166,7 +165,7 @@ impl Config {
             "installers",
             "missing: the URL of the installer's checksum list (SHA256SUMS or .treeinfo)",
         );
-        let installer_cache = path("installer-cache").unwrap_or(d.installer_cache);
+        let installer_cache = t.path("installer-cache").unwrap_or(d.installer_cache);
         let install_timeout = t
             .parsed("install-timeout", |s| {
                 humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}; e.g. \"90m\""))
@@ -174,7 +173,7 @@ impl Config {
             .map_or(d.install_timeout, |a| a.value);
         let paths = match t.table("paths") {
             Some(p) => {
-                let get = |key, def: PathBuf| p.str(key).map_or(def, |a| a.value.into());
+                let get = |key, def: PathBuf| p.path(key).unwrap_or(def);
                 let dp = Paths::default();
                 let v = Paths {
                     registry: get("registry", dp.registry),
@@ -187,7 +186,7 @@ impl Config {
             }
             None => d.paths,
         };
-        let templates = path("templates");
+        let templates = t.path("templates");
         t.finish();
         r.finish()?;
         Ok(Config {

@@ -218,7 +218,6 @@ impl Config {
         let r = Reader::new(src);
         let doc = r.parse();
         let t = r.root(&doc);
-        let path = |key| t.str(key).map(|a| PathBuf::from(a.value));
         let timeout = |key, zero_ok: bool| {
             t.parsed(key, |s| {
                 let v = specs::duration(s)?;
@@ -280,7 +279,7 @@ impl Config {
             }
         }
         let config = Config {
-            root: path("root").unwrap_or(d.root),
+            root: t.path("root").unwrap_or(d.root),
             listen: listen.map_or(d.listen, |a| a.value),
             max_connections: count("max-connections", 1).unwrap_or(d.max_connections),
             header_read_timeout: timeout("header-read-timeout", false)
@@ -300,10 +299,10 @@ impl Config {
             iso,
             upstream,
             mirror,
-            cache: path("cache").unwrap_or(d.cache),
-            mirrors: path("mirrors").unwrap_or(d.mirrors),
-            keyring: path("keyring").unwrap_or(d.keyring),
-            guests: path("guests").or(d.guests),
+            cache: t.path("cache").unwrap_or(d.cache),
+            mirrors: t.path("mirrors").unwrap_or(d.mirrors),
+            keyring: t.path("keyring").unwrap_or(d.keyring),
+            guests: t.path("guests").or(d.guests),
         };
         t.finish();
         r.finish()?;

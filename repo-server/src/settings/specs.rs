@@ -142,10 +142,6 @@ fn name(t: &Table, kind: &str) -> Option<At<String>> {
     t.parsed("name", |s| check_name(kind, s).map(|()| s.to_string()))
 }
 
-fn path(t: &Table, key: &'static str) -> Option<PathBuf> {
-    t.str(key).map(|a| PathBuf::from(a.value))
-}
-
 fn words(t: &Table, key: &'static str) -> Option<Vec<String>> {
     t.str_array(key)
         .map(|v| v.into_iter().map(|a| a.value).collect())
@@ -159,7 +155,7 @@ impl IsoSpec {
         if !t.has("path") {
             t.error("path", t.offset(), "missing: the ISO image's path");
         }
-        let path = path(&t, "path");
+        let path = t.path("path");
         t.finish();
         Some(IsoSpec {
             name: name?.value,
@@ -174,7 +170,7 @@ impl UpstreamSpec {
         let name = name(&t, "upstream");
         names.extend(name.clone());
         let url = t.str("url").map(|a| a.value);
-        let keyring = path(&t, "keyring");
+        let keyring = t.path("keyring");
         let repomd_signature = t.bool("repomd-signature").unwrap_or(false);
         let ttl = t.parsed("metadata-ttl", duration).map(|a| a.value);
         t.finish();
@@ -207,7 +203,7 @@ impl MirrorSpec {
             name: String::new(),
             upstream: t.str("upstream").map(|a| a.value),
             url: t.str("url").map(|a| a.value),
-            keyring: path(&t, "keyring"),
+            keyring: t.path("keyring"),
             suites: words(&t, "suites").unwrap_or_default(),
             components: words(&t, "components").unwrap_or_else(default_components),
             architectures: words(&t, "architectures").unwrap_or_else(default_architectures),
