@@ -25,7 +25,8 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
 touch "$root/var/lib/dpkg/status"
-dpkg --root="$root" --force-depends -i "$out"/*.deb >"$root/dpkg.log" 2>&1 || {
+# --path-include: a minimized image's dpkg.cfg.d may exclude /usr/share/man and /usr/share/doc.
+dpkg --root="$root" --force-depends --path-include='/usr/share/*' -i "$out"/*.deb >"$root/dpkg.log" 2>&1 || {
     cat "$root/dpkg.log" >&2
     fail "dpkg -i"
 }
