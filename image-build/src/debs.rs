@@ -8,7 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use xenprov_core::render::Templates;
 
 use crate::exec;
 use crate::tree::{install_binary, write};
@@ -21,9 +22,9 @@ struct Spec {
     description: &'static str,
     /// Debian packages of the tools it runs, beyond the C library the binary links.
     depends: &'static [&'static str],
-    /// `(path, contents)` of its systemd units, below /usr/lib/systemd/system.
+    /// `(file name, contents)` of its systemd units, below /usr/lib/systemd/system.
     units: &'static [(&'static str, &'static str)],
-    /// `(path, contents)` of its settings, each a conffile.
+    /// `(path, template)` of its settings, each a conffile: the template the installer renders on a host.
     conffiles: &'static [(&'static str, &'static str)],
 }
 
@@ -41,7 +42,7 @@ const SPECS: &[Spec] = &[
             "xenprov-repo.service",
             include_str!("../../templates/xenprov-repo.service"),
         )],
-        conffiles: &[("etc/xenprov/repo.toml", REPO_TOML)],
+        conffiles: &[("etc/xenprov/repo.toml", "templates/xenprov-repo.toml.tera")],
     },
     Spec {
         name: "xenprov-guest",
@@ -50,10 +51,7 @@ const SPECS: &[Spec] = &[
                       configs, unattended installs from the host's repo server, and autostart.",
         depends: &["xen-utils-common", "lvm2"],
         units: &[],
-        conffiles: &[(
-            "etc/xenprov/guests.toml",
-            include_str!("../../templates/guests.toml"),
-        )],
+        conffiles: &[("etc/xenprov/guests.toml", "templates/guests.toml")],
     },
     Spec {
         name: "xenprov-install",
@@ -83,23 +81,16 @@ const SPECS: &[Spec] = &[
     },
 ];
 
-/// The repo server's settings as the installer writes them on a host (`packaged` fills them in).
-const REPO_TOML: &str = include_str!("../../templates/xenprov-repo.toml.tera");
-
-/// A settings file as its package ships it: the host's template with the repo server listening on
-/// every address, as it does without settings, and a first line that says where it came from.
-fn packaged(text: &str) -> Result<String> {
-    let text = text
-        .replace(
-            "# Written by xenprov-install from the answer file's [repo].",
-            "# Installed by the xenprov-repo package; xenprov-install writes the host's own from the answer\n\
-             # file's [repo].",
-        )
-        .replace("{{ repo_listen }}", "0.0.0.0:8080");
-    if text.contains("{{") || text.contains("{%") {
-        bail!("the packaged settings still hold a template expression");
-    }
-    Ok(text)
+/// A settings file as its package ships it: the host's template, rendered with the repo server
+/// listening on every address (as it does without settings), with a first line that says where it
+/// came from.
+fn packaged(templates: &Templates, template: &str) -> Result<String> {
+    let ctx = serde_json::json!({ "repo_listen": "0.0.0.0:8080" });
+    Ok(templates.render(template, &ctx)?.replace(
+        "# Written by xenprov-install from the answer file's [repo].",
+        "# Installed by the xenprov-repo package; xenprov-install writes the host's own from the answer\n\
+         # file's [repo].",
+    ))
 }
 
 /// Builds one `.deb` per binary found in `bin_dir` into `out_dir`, and returns their paths. A binary
@@ -112,6 +103,7 @@ pub fn build(bin_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     ])?;
     fs::create_dir_all(out_dir)?;
     let version = env!("CARGO_PKG_VERSION");
+    let templates = Templates::builtin();
     let mut built = Vec::new();
     for spec in SPECS {
         let binary = bin_dir.join(spec.name);
@@ -124,7 +116,7 @@ pub fn build(bin_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
         }
         let stage = out_dir.join(format!("{}.stage", spec.name));
         crate::cache::remove(&stage)?;
-        stage_package(spec, &binary, version, &stage)?;
+        stage_package(spec, &binary, version, &templates, &stage)?;
         let deb = out_dir.join(format!("{}_{version}_amd64.deb", spec.name));
         exec::run(
             Command::new("dpkg-deb")
@@ -139,17 +131,23 @@ pub fn build(bin_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(built)
 }
 
-fn stage_package(spec: &Spec, binary: &Path, version: &str, stage: &Path) -> Result<()> {
+fn stage_package(
+    spec: &Spec,
+    binary: &Path,
+    version: &str,
+    templates: &Templates,
+    stage: &Path,
+) -> Result<()> {
     let sbin = stage.join("usr/sbin").join(spec.name);
     install_binary(binary, &sbin)?;
     let share = stage.join("usr/share");
     exec::run(Command::new(&sbin).arg("docs").arg(&share))
         .with_context(|| format!("{} docs", spec.name))?;
     let man8 = share.join("man/man8");
-    for page in fs::read_dir(&man8).with_context(|| format!("reading {}", man8.display()))? {
-        // -n: no name or time in the header, so the same page gives the same bytes.
-        exec::run(Command::new("gzip").args(["-9n"]).arg(page?.path()))?;
-    }
+    let mut compressed: Vec<PathBuf> = fs::read_dir(&man8)
+        .with_context(|| format!("reading {}", man8.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
     for (name, text) in spec.units {
         write(
             stage,
@@ -158,8 +156,13 @@ fn stage_package(spec: &Spec, binary: &Path, version: &str, stage: &Path) -> Res
             0o644,
         )?;
     }
-    for (path, text) in spec.conffiles {
-        write(stage, path, &packaged(text).context(*path)?, 0o644)?;
+    for (path, template) in spec.conffiles {
+        write(
+            stage,
+            path,
+            &packaged(templates, template).context(*path)?,
+            0o644,
+        )?;
     }
     let doc = format!("usr/share/doc/{}", spec.name);
     write(stage, &format!("{doc}/copyright"), &copyright(), 0o644)?;
@@ -169,11 +172,9 @@ fn stage_package(spec: &Spec, binary: &Path, version: &str, stage: &Path) -> Res
         &changelog(spec.name, version, binary)?,
         0o644,
     )?;
-    exec::run(
-        Command::new("gzip")
-            .args(["-9n"])
-            .arg(stage.join(format!("{doc}/changelog"))),
-    )?;
+    compressed.push(stage.join(format!("{doc}/changelog")));
+    // -n: no name or time in the header, so the same page gives the same bytes.
+    exec::run(Command::new("gzip").args(["-9n"]).args(&compressed))?;
     // The binaries keep their symbols (install_binary strips only debug information) so that a
     // backtrace on a host names functions; Debian would ship them in a -dbgsym package instead.
     let overrides = format!(
@@ -348,11 +349,13 @@ mod tests {
 
     #[test]
     fn every_package_has_help_and_settings_without_template_syntax() {
+        let templates = Templates::builtin();
         for spec in SPECS {
             assert!(!spec.summary.is_empty() && !spec.description.is_empty());
-            for (path, text) in spec.conffiles {
+            for (path, template) in spec.conffiles {
                 assert!(path.starts_with("etc/xenprov/"), "{path}");
-                let text = packaged(text).unwrap();
+                let text = packaged(&templates, template).unwrap();
+                assert!(!text.contains("{{") && !text.contains("{%"), "{path}");
                 assert!(text.starts_with("# Installed by") || path.ends_with("guests.toml"));
             }
         }
