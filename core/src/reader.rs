@@ -56,6 +56,24 @@ impl fmt::Display for Diags {
 
 impl std::error::Error for Diags {}
 
+impl Diags {
+    /// The problems of the file at `path`, as a command reports them: how many, then one
+    /// `PATH:LINE:COLUMN: key: message` line each.
+    pub fn in_file(&self, path: &std::path::Path) -> String {
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|d| format!("{}:{d}", path.display()))
+            .collect();
+        format!(
+            "{} has {} problem(s):\n{}",
+            path.display(),
+            lines.len(),
+            lines.join("\n")
+        )
+    }
+}
+
 pub struct Reader<'s> {
     src: &'s str,
     diags: RefCell<Vec<(usize, Diag)>>,

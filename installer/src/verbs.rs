@@ -28,19 +28,7 @@ pub const MEDIUM: &str = "/run/xenprov/medium";
 pub fn load_answer(path: &Path) -> Result<Answer> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Answer::parse(&text).map_err(|diags| {
-        let lines: Vec<String> = diags
-            .0
-            .iter()
-            .map(|d| format!("{}:{d}", path.display()))
-            .collect();
-        anyhow::Error::new(exit::invalid(format!(
-            "{} has {} problem(s):\n{}",
-            path.display(),
-            lines.len(),
-            lines.join("\n")
-        )))
-    })
+    Answer::parse(&text).map_err(|diags| exit::invalid(diags.in_file(path)).into())
 }
 
 pub fn validate(a: ValidateArgs) -> Result<ExitCode> {

@@ -197,19 +197,7 @@ impl Config {
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Config::parse(&text).map_err(|d| {
-            let lines: Vec<String> =
-                d.0.iter()
-                    .map(|e| format!("{}:{e}", path.display()))
-                    .collect();
-            xenprov_core::exit::invalid(format!(
-                "{} has {} problem(s):\n{}",
-                path.display(),
-                lines.len(),
-                lines.join("\n")
-            ))
-            .into()
-        })
+        Config::parse(&text).map_err(|d| xenprov_core::exit::invalid(d.in_file(path)).into())
     }
 
     /// A config file's text, over the defaults.
