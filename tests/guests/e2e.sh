@@ -221,7 +221,7 @@ guest_says() {
 since_reboot() { echo "tail -n +$((MARK[$1] + 1)) /var/log/xen/console/guest-$1.log"; }
 console_since() { on_host "$(since_reboot "$1") | grep -aqE '$2'"; }
 autostart_report() {
-    echo "guests e2e: $1's console since the host's reboot, xl list, neighbours, bridge:" >&2
+    echo "guests e2e: $1's console since the host's reboot, xl list, the bridge and its vifs, the kernel's vif lines:" >&2
     on_host "$(since_reboot "$1") | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tail -c 3000; xl list; bridge link
         ip -s link show | grep -A5 ': vif'; bridge fdb show | grep -i 00:16:3e; dmesg | grep -E 'vif|xenbr|netback' | tail -20" >&2 || true
 }
