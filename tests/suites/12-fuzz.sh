@@ -58,6 +58,8 @@ for t in ${FUZZ_TARGETS:-$(cargo "+$toolchain" fuzz list)}; do
     else
         failed+=("$t")
         echo "FAIL: $t" >&2
+        # The panic first: the input's Debug dump after it can push it out of the tail.
+        grep -m 1 -A 4 -e 'panicked at' -e '^==[0-9]*==ERROR' -e 'ALARM:' "$log/$t" >&2 || true
         tail -n 40 "$log/$t" >&2
         found=$(find "$PWD/artifacts/$t" -type f -newer "$log/$t.start")
         if [ -n "$found" ]; then

@@ -52,12 +52,17 @@ pub fn parse(header: &[u8], len: u64) -> RangeAnswer {
             Spec::Invalid => return RangeAnswer::Full,
             Spec::Unsatisfiable => {}
             Spec::Range(r) => {
-                total = total.saturating_add(r.size());
+                // Checked, not saturating: a sum that saturates at u64::MAX would pass as `<= len`
+                // for a length of u64::MAX (found by the range_parse fuzz target).
+                match total.checked_add(r.size()) {
+                    Some(t) if t <= len => total = t,
+                    _ => return RangeAnswer::Full,
+                }
                 ranges.push(r);
             }
         }
     }
-    if specs == 0 || total > len {
+    if specs == 0 {
         RangeAnswer::Full
     } else if ranges.is_empty() {
         RangeAnswer::Unsatisfiable
@@ -173,6 +178,9 @@ mod tests {
         assert_eq!(p(&format!("bytes={too_many}"), 1000), Full);
         // overlapping ranges adding up to more than the file: whole file
         assert_eq!(p("bytes=0-,0-,0-", 1000), Full);
+        // the same at the largest length: the sum overflows u64 rather than passing as u64::MAX
+        assert_eq!(p("bytes=0-,0-", u64::MAX), Full);
+        assert_eq!(p("bytes=0-", u64::MAX), Partial(vec![r(0, u64::MAX - 1)]));
     }
 
     #[test]
