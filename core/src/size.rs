@@ -176,6 +176,24 @@ impl fmt::Display for XenSize {
     }
 }
 
+/// The JSON Schema of a size in a settings file read by `reader::Table::size`: a size with its unit,
+/// or a number of bytes.
+pub struct SizeOrBytes;
+
+impl schemars::JsonSchema for SizeOrBytes {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SizeOrBytes".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "anyOf": [
+                { "type": "string", "pattern": PATTERN, "description": ACCEPTED },
+                { "type": "integer", "minimum": 0, "description": "a number of bytes" }
+            ]
+        })
+    }
+}
+
 string_serde!(XenSize, "Size", {
     "type": "string",
     "pattern": PATTERN,

@@ -35,6 +35,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Print the JSON Schema of the config file (repo.toml), for editors and checks
+    Schema,
     /// Write the man pages and the bash and zsh completions below DIR (a package's usr/share)
     #[command(hide = true)]
     Docs {
@@ -48,6 +50,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args.config()?),
         Command::List(args) => crate::content::inventory::list(&args.config()?),
         Command::Mirror { name, args } => mirror(&args.config()?, &name),
+        Command::Schema => {
+            let schema = crate::settings::config::schema();
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(())
+        }
         Command::Docs { dir } => {
             xenprov_core::clap_help::write_docs(&Cli::command(), &dir)?;
             Ok(())

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
-need_pkgs dpkg man-db bash-completion binutils lintian
+need_pkgs dpkg man-db bash-completion binutils lintian python3-jsonschema
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
@@ -51,6 +51,25 @@ for f in repo.toml:xenprov-repo guests.toml:xenprov-guest; do
 done
 [ -f "$root/usr/lib/systemd/system/xenprov-repo.service" ] || fail "no unit in /usr/lib/systemd/system"
 pass "settings are conffiles; the repo server's unit is in /usr/lib/systemd/system"
+
+# The packaged repo.toml is valid by `xenprov-repo schema`, as a JSON Schema validator reads it; a key the
+# server refuses, the schema refuses too.
+"$root/usr/sbin/xenprov-repo" schema >"$root/repo.schema.json"
+validate() {
+    /usr/bin/python3 -c '
+import json, sys, tomllib, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+jsonschema.validate(tomllib.load(open(sys.argv[2], "rb")), schema)' "$root/repo.schema.json" "$1"
+}
+validate "$root/etc/xenprov/repo.toml" || fail "the packaged repo.toml does not match xenprov-repo schema"
+"$root/usr/sbin/xenprov-repo" list --config "$root/etc/xenprov/repo.toml" >/dev/null ||
+    fail "xenprov-repo refuses its packaged repo.toml"
+{ cat "$root/etc/xenprov/repo.toml"; printf '[[iso]]\nname = "x"\npath = "/x.iso"\nsize = "8M"\n'; } >"$root/bad.toml"
+if validate "$root/bad.toml" 2>/dev/null; then fail "the schema takes [[iso]] size, which the server refuses"; fi
+got=$("$root/usr/sbin/xenprov-repo" list --config "$root/bad.toml" 2>&1) && fail "xenprov-repo takes [[iso]] size"
+grep -q 'size' <<<"$got" || fail "xenprov-repo's error does not name the key: $got"
+pass "the packaged repo.toml matches xenprov-repo schema (python3-jsonschema); [[iso]] size is refused by both"
 
 # man finds and renders the pages; the unit's Documentation= names one of them.
 export MANPATH=$root/usr/share/man

@@ -1,14 +1,22 @@
-//! Log output on stderr (the journal, under systemd). Messages are written at once; access-log lines
-//! are gathered and written in batches of up to `BATCH_BYTES`, at least every `FLUSH_INTERVAL`, as
-//! nginx's `access_log ... buffer=` does, so a busy server pays one write per batch, not per request.
+//! Log output. Under systemd (stderr is the journal's stream, `JOURNAL_STREAM`), messages go to
+//! journald natively: each with its priority (error 3, warn 4, info 6, debug 7), its target and source
+//! line, and its fields (`F_PEER`, …). Elsewhere, and for the access log always, lines go to stderr.
+//! Access-log lines are gathered and written in batches of up to `BATCH_BYTES`, at least every
+//! `FLUSH_INTERVAL`, as nginx's `access_log ... buffer=` does, so a busy server pays one write per
+//! batch, not per request; they keep their own timestamps, since the journal would stamp a batch
+//! at its flush.
 
 use std::io::{self, IsTerminal, Write};
+use std::os::unix::fs::MetadataExt;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tracing::Metadata;
+use tracing_journald::{Priority, PriorityMappings};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
 
 use crate::http::access_log::ACCESS_TARGET;
 
@@ -21,11 +29,31 @@ pub fn init(access_log: bool) {
         let access = if access_log { "info" } else { "off" };
         EnvFilter::new(format!("info,{ACCESS_TARGET}={access}"))
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(Output)
-        .with_ansi(io::stderr().is_terminal())
-        .init();
+    let journal = stderr_is_journal()
+        .then(|| tracing_journald::layer().ok())
+        .flatten();
+    match journal {
+        Some(journal) => {
+            let journal = journal
+                .with_syslog_identifier("xenprov-repo".into())
+                .with_priority_mappings(PriorityMappings {
+                    info: Priority::Informational,
+                    debug: Priority::Debug,
+                    ..PriorityMappings::new()
+                })
+                .with_filter(filter_fn(|m| m.target() != ACCESS_TARGET));
+            let access = lines().with_filter(filter_fn(|m| m.target() == ACCESS_TARGET));
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(journal)
+                .with(access)
+                .init();
+        }
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(lines())
+            .init(),
+    }
     let flusher = std::thread::Builder::new()
         .name("xenprov-repo-log".into())
         .spawn(|| {
@@ -39,6 +67,31 @@ pub fn init(access_log: bool) {
             "starting the access-log flusher: {e}; access lines are written in batches only"
         );
     }
+}
+
+/// Lines on stderr, the access log's batched.
+fn lines<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(Output)
+        .with_ansi(io::stderr().is_terminal())
+}
+
+/// systemd says where it connected stderr (`JOURNAL_STREAM=DEVICE:INODE`); it is the journal only
+/// while stderr is still that file (not redirected by a wrapper script).
+fn stderr_is_journal() -> bool {
+    let Ok(stream) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    std::fs::metadata("/proc/self/fd/2").is_ok_and(|m| is_journal_stream(&stream, m.dev(), m.ino()))
+}
+
+fn is_journal_stream(var: &str, dev: u64, ino: u64) -> bool {
+    var.split_once(':')
+        .and_then(|(d, i)| Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?)))
+        == Some((dev, ino))
 }
 
 /// Writes the access-log lines gathered so far.
@@ -98,6 +151,21 @@ impl Write for Line {
         match self {
             Line::Direct(stderr) => stderr.flush(),
             Line::Batched => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_stream_is_stderr_only_when_both_numbers_match() {
+        assert!(is_journal_stream("8:12345", 8, 12345));
+        assert!(!is_journal_stream("8:12345", 8, 12346));
+        assert!(!is_journal_stream("9:12345", 8, 12345));
+        for bad in ["", "8", "8:", ":12345", "x:1", "8:12345:1"] {
+            assert!(!is_journal_stream(bad, 8, 12345), "{bad:?}");
         }
     }
 }

@@ -9,12 +9,19 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use xenprov_core::reader::{At, Diags, Reader, Table};
 
-use crate::settings::specs::{self, IsoSpec, MirrorSpec, UpstreamSpec};
+use crate::settings::specs::{self, DurationText, IsoSpec, MirrorSpec, UpstreamSpec};
 
 /// hyper refuses read buffers smaller than this, and requests with longer headers get 431.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
-#[derive(Debug, Clone, PartialEq)]
+/// The repo server's settings (`repo.toml`); every key is optional.
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
+#[schemars(
+    title = "xenprov-repo settings (repo.toml)",
+    rename_all = "kebab-case",
+    deny_unknown_fields,
+    transform = no_key_required
+)]
 pub struct Config {
     /// Directory served at `/`.
     pub root: PathBuf,
@@ -22,16 +29,22 @@ pub struct Config {
     /// Open connections at most; at the cap, idle connections are closed to make room.
     pub max_connections: usize,
     /// Time a client has to send complete request headers, also between keep-alive requests.
+    #[schemars(with = "DurationText")]
     pub header_read_timeout: Duration,
     /// A connection on which no bytes move for this long, and no handler is working, is closed.
+    #[schemars(with = "DurationText")]
     pub idle_timeout: Duration,
     /// On SIGTERM, time given to responses in progress before the process exits anyway.
+    #[schemars(with = "DurationText")]
     pub shutdown_timeout: Duration,
     /// Request line plus headers, in bytes; longer requests get 431.
+    #[schemars(with = "xenprov_core::size::SizeOrBytes")]
     pub max_header_bytes: usize,
     /// Files up to this size are kept in memory.
+    #[schemars(with = "xenprov_core::size::SizeOrBytes")]
     pub cache_max_file: u64,
     /// Memory for cached files, in bytes (0 disables the cache).
+    #[schemars(with = "xenprov_core::size::SizeOrBytes")]
     pub cache_capacity: u64,
     /// Send large file bodies with sendfile(2) on HTTP/1 connections.
     pub sendfile: bool,
@@ -53,7 +66,18 @@ pub struct Config {
     pub keyring: PathBuf,
     /// xenprov-guest's settings file (`/etc/xenprov/guests.toml` on a host): the guest registry it names
     /// serves `/ks/`, `/preseed/` and `/events/`. Without it the server has no install routes.
+    #[schemars(with = "PathBuf")]
     pub guests: Option<PathBuf>,
+}
+
+/// Every key of `repo.toml` has a default.
+fn no_key_required(schema: &mut schemars::Schema) {
+    schema.remove("required");
+}
+
+/// JSON Schema of `repo.toml`, for editors and `xenprov-repo schema`.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Config)).expect("a schema serializes")
 }
 
 impl Default for Config {
@@ -338,6 +362,71 @@ fn tables<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys the reader accepts in a table, as its error for an unknown key lists them.
+    fn accepted(doc: &str) -> Vec<String> {
+        let e = Config::parse(doc).unwrap_err().to_string();
+        let list = e
+            .split("accepted keys here: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no list of keys in: {e}"));
+        let mut keys: Vec<String> = list
+            .lines()
+            .next()
+            .unwrap()
+            .split(", ")
+            .map(String::from)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn schema_and_reader_take_the_same_keys() {
+        let schema = schema();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&schema), accepted("zzzz-unknown = 1\n"));
+        for (table, def, doc) in [
+            ("iso", "IsoSpec", "name = \"a\"\npath = \"/a.iso\"\n"),
+            ("upstream", "UpstreamSpec", "name = \"a\"\n"),
+            (
+                "mirror",
+                "MirrorSpec",
+                "name = \"a\"\nsuites = [\"bookworm\"]\n",
+            ),
+        ] {
+            let def = &schema["$defs"][def];
+            assert_eq!(
+                keys(def),
+                accepted(&format!("[[{table}]]\n{doc}zzzz-unknown = 1\n")),
+                "[[{table}]]"
+            );
+            assert_eq!(def["additionalProperties"], false, "[[{table}]]");
+        }
+        assert!(
+            schema.get("required").is_none(),
+            "every top-level key has a default"
+        );
+        // What the reader takes as a size or a duration, the schema says so.
+        assert_eq!(
+            schema["properties"]["cache-capacity"]["$ref"],
+            "#/$defs/SizeOrBytes"
+        );
+        assert_eq!(
+            schema["properties"]["idle-timeout"]["$ref"],
+            "#/$defs/Duration"
+        );
+        assert_eq!(schema["properties"]["guests"]["type"], "string");
+    }
 
     #[test]
     fn file_then_flags() {

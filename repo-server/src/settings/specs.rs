@@ -7,12 +7,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use xenprov_core::reader::{At, Table};
 
 use crate::static_files::path::SafePath;
 
 /// `[[iso]]` in the config file, or `--iso NAME=PATH`: an image served in place at `/NAME/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(rename_all = "kebab-case", deny_unknown_fields, transform = require_name_and_path)]
 pub struct IsoSpec {
     pub name: String,
     pub path: PathBuf,
@@ -53,16 +55,20 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
 /// Debian's archive keyring, the default trust anchor of APT upstreams.
 pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// `[[upstream]]` in the config file, or `--upstream NAME=URL`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[schemars(rename_all = "kebab-case", deny_unknown_fields, transform = require_name)]
 pub struct UpstreamSpec {
     pub name: String,
     /// Base URL of the repository; default: the Debian mirror of this machine's APT configuration.
+    #[schemars(with = "String")]
     pub url: Option<String>,
     /// Keyring for InRelease/Release.gpg (and repomd.xml.asc); default: the server's `keyring`.
+    #[schemars(with = "PathBuf")]
     pub keyring: Option<PathBuf>,
     /// Require `repodata/repomd.xml.asc`, signed by the keyring, for RPM repositories.
     pub repomd_signature: bool,
     /// Roots of trust older than this are fetched again, e.g. `60s`.
+    #[schemars(with = "DurationText")]
     pub metadata_ttl: Duration,
 }
 
@@ -88,13 +94,17 @@ impl UpstreamSpec {
 }
 
 /// `[[mirror]]` in the config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(rename_all = "kebab-case", deny_unknown_fields, transform = require_name)]
 pub struct MirrorSpec {
     pub name: String,
     /// Name of an `[[upstream]]` whose URL and keyring are used.
+    #[schemars(with = "String")]
     pub upstream: Option<String>,
     /// Base URL; default: the `upstream`'s, else the Debian mirror of this machine's APT configuration.
+    #[schemars(with = "String")]
     pub url: Option<String>,
+    #[schemars(with = "PathBuf")]
     pub keyring: Option<PathBuf>,
     /// APT suites (`dists/SUITE`).
     pub suites: Vec<String>,
@@ -122,6 +132,34 @@ fn default_architectures() -> Vec<String> {
 
 fn default_keep() -> usize {
     2
+}
+
+/// The JSON Schema of a duration as `duration` reads it.
+pub struct DurationText;
+
+impl JsonSchema for DurationText {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "a duration such as \"30s\", \"2m\" or \"500ms\""
+        })
+    }
+}
+
+/// A schema transform: only `keys` are required (the others have defaults).
+fn require(schema: &mut schemars::Schema, keys: &[&str]) {
+    schema.insert("required".into(), serde_json::json!(keys));
+}
+
+fn require_name(schema: &mut schemars::Schema) {
+    require(schema, &["name"]);
+}
+
+fn require_name_and_path(schema: &mut schemars::Schema) {
+    require(schema, &["name", "path"]);
 }
 
 /// Durations are written as in `30s`, `2m`, `500ms`.
