@@ -718,6 +718,7 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
     }
     if let Some(m) = payload {
         check_payload_fits(m, &filesystems, &mut errors);
+        check_payload_packages(answer, m, &mut errors);
     }
 
     if !errors.is_empty() {
@@ -937,6 +938,26 @@ pub fn mount_order(m: &str) -> (usize, String) {
     (m.trim_end_matches('/').matches('/').count(), m.to_string())
 }
 
+/// The repo server's unit comes with its package: a payload without it cannot run the server the
+/// answer file enables.
+fn check_payload_packages(a: &Answer, m: &Manifest, errors: &mut Vec<PlanError>) {
+    if a.repo.enable && !m.debs.iter().any(|d| d.package == "xenprov-repo") {
+        let has: Vec<&str> = m.debs.iter().map(|d| d.package.as_str()).collect();
+        errors.push(PlanError {
+            key: "repo.enable".into(),
+            message: format!(
+                "the dom0 payload carries no xenprov-repo package (it has {}); build the payload with \
+                 xenprov-repo, or set repo.enable = false",
+                if has.is_empty() {
+                    "none".to_string()
+                } else {
+                    has.join(", ")
+                }
+            ),
+        });
+    }
+}
+
 /// Checks that each filesystem can hold the part of the payload that lands on it.
 fn check_payload_fits(m: &Manifest, fss: &[Filesystem], errors: &mut Vec<PlanError>) {
     let mounts: Vec<(&str, &Filesystem)> = fss
@@ -1095,14 +1116,11 @@ fn host_files(
             r("xenprov-repo.toml.tera")?,
         ));
         files.push(dir("/srv/xenprov/repo", "0755", "root"));
-        files.push(file(
-            "/etc/systemd/system/xenprov-repo.service",
-            "0644",
-            r("xenprov-repo.service")?,
-        ));
+        // The unit is the xenprov-repo package's; enabling it is the host's choice (what
+        // `systemctl enable` would link).
         files.push(symlink(
             "/etc/systemd/system/multi-user.target.wants/xenprov-repo.service",
-            "/etc/systemd/system/xenprov-repo.service",
+            "/usr/lib/systemd/system/xenprov-repo.service",
         ));
     }
     let mut seen = BTreeSet::new();
@@ -1240,6 +1258,15 @@ impl Plan {
                 p.kernel_version.as_deref().unwrap_or("?"),
                 p.xen_version.as_deref().unwrap_or("?")
             );
+            for d in &p.debs {
+                s += &format!(
+                    "  then dpkg installs {} {} ({}, sha256 {})\n",
+                    d.package,
+                    d.version,
+                    human(d.size),
+                    d.sha256
+                );
+            }
         }
         s += "\nFiles written on the target:\n";
         for f in &self.files {

@@ -4,6 +4,7 @@
 //! /etc/xenprov as conffiles, so that dpkg knows every file it installs and keeps an admin's changes
 //! to the settings on upgrade.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,10 +23,20 @@ struct Spec {
     description: &'static str,
     /// Debian packages of the tools it runs, beyond the C library the binary links.
     depends: &'static [&'static str],
-    /// `(file name, contents)` of its systemd units, below /usr/lib/systemd/system.
+    /// `(file name, template)` of its systemd units, below /usr/lib/systemd/system.
     units: &'static [(&'static str, &'static str)],
     /// `(path, template)` of its settings, each a conffile: the template the installer renders on a host.
     conffiles: &'static [(&'static str, &'static str)],
+    /// Installed on every dom0 from the payload (not the image builder, whose tools a dom0 lacks).
+    dom0: bool,
+}
+
+/// Which packages to build.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Set {
+    All,
+    /// The ones the dom0 payload carries.
+    Dom0,
 }
 
 const MAINTAINER: &str = "xenprov developers <xenprov-devel@example.org>";
@@ -38,11 +49,9 @@ const SPECS: &[Spec] = &[
                       HTTP/2, through verifying caches of upstream repositories, and guests' kickstarts and \
                       preseeds behind their install tokens.",
         depends: &["gpgv"],
-        units: &[(
-            "xenprov-repo.service",
-            include_str!("../../templates/xenprov-repo.service"),
-        )],
+        units: &[("xenprov-repo.service", "templates/xenprov-repo.service")],
         conffiles: &[("etc/xenprov/repo.toml", "templates/xenprov-repo.toml.tera")],
+        dom0: true,
     },
     Spec {
         name: "xenprov-guest",
@@ -52,6 +61,7 @@ const SPECS: &[Spec] = &[
         depends: &["xen-utils-common", "lvm2"],
         units: &[],
         conffiles: &[("etc/xenprov/guests.toml", "templates/guests.toml")],
+        dom0: true,
     },
     Spec {
         name: "xenprov-install",
@@ -61,6 +71,7 @@ const SPECS: &[Spec] = &[
         depends: &["lvm2", "e2fsprogs", "dosfstools"],
         units: &[],
         conffiles: &[],
+        dom0: true,
     },
     Spec {
         name: "xenprov-image",
@@ -78,6 +89,7 @@ const SPECS: &[Spec] = &[
         ],
         units: &[],
         conffiles: &[],
+        dom0: false,
     },
 ];
 
@@ -93,9 +105,21 @@ fn packaged(templates: &Templates, template: &str) -> Result<String> {
     ))
 }
 
-/// Builds one `.deb` per binary found in `bin_dir` into `out_dir`, and returns their paths. A binary
-/// not built is named, and its package left out.
-pub fn build(bin_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
+/// A package built: what the payload's manifest lists of it.
+pub struct Built {
+    pub package: &'static str,
+    pub version: &'static str,
+    pub path: PathBuf,
+    /// The packages it depends on, by name.
+    pub depends: Vec<&'static str>,
+    /// Bytes of the files it installs, per top-level directory (`/usr`, `/etc`), for the plan's
+    /// check that each filesystem can hold them.
+    pub usage: BTreeMap<String, u64>,
+}
+
+/// Builds one `.deb` per binary of `set` found in `bin_dir` into `out_dir`. A binary not built is
+/// named, and its package left out.
+pub fn build(bin_dir: &Path, out_dir: &Path, set: Set) -> Result<Vec<Built>> {
     exec::require(&[
         ("dpkg-deb", "dpkg"),
         ("gzip", "gzip"),
@@ -105,7 +129,7 @@ pub fn build(bin_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let version = env!("CARGO_PKG_VERSION");
     let templates = Templates::builtin();
     let mut built = Vec::new();
-    for spec in SPECS {
+    for spec in SPECS.iter().filter(|s| set == Set::All || s.dom0) {
         let binary = bin_dir.join(spec.name);
         if !binary.is_file() {
             eprintln!(
@@ -116,7 +140,7 @@ pub fn build(bin_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
         }
         let stage = out_dir.join(format!("{}.stage", spec.name));
         crate::cache::remove(&stage)?;
-        stage_package(spec, &binary, version, &templates, &stage)?;
+        let usage = stage_package(spec, &binary, version, &templates, &stage)?;
         let deb = out_dir.join(format!("{}_{version}_amd64.deb", spec.name));
         exec::run(
             Command::new("dpkg-deb")
@@ -126,7 +150,16 @@ pub fn build(bin_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
         )
         .with_context(|| format!("building {}", deb.display()))?;
         crate::cache::remove(&stage)?;
-        built.push(deb);
+        built.push(Built {
+            package: spec.name,
+            version,
+            path: deb,
+            depends: ["libc6", "libgcc-s1"]
+                .into_iter()
+                .chain(spec.depends.iter().copied())
+                .collect(),
+            usage,
+        });
     }
     Ok(built)
 }
@@ -137,7 +170,7 @@ fn stage_package(
     version: &str,
     templates: &Templates,
     stage: &Path,
-) -> Result<()> {
+) -> Result<BTreeMap<String, u64>> {
     let sbin = stage.join("usr/sbin").join(spec.name);
     install_binary(binary, &sbin)?;
     let share = stage.join("usr/share");
@@ -148,11 +181,12 @@ fn stage_package(
         .with_context(|| format!("reading {}", man8.display()))?
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<_>>()?;
-    for (name, text) in spec.units {
+    for (name, template) in spec.units {
+        let text = templates.render(template, &serde_json::json!({}))?;
         write(
             stage,
             &format!("usr/lib/systemd/system/{name}"),
-            text,
+            &text,
             0o644,
         )?;
     }
@@ -200,20 +234,24 @@ fn stage_package(
     let files = files_below(stage, Path::new("usr"))?;
     let sums = exec::stdout(Command::new("md5sum").args(&files).current_dir(stage))?;
     write(stage, "DEBIAN/md5sums", &sums, 0o644)?;
-    let mut bytes = 0;
+    let mut usage = BTreeMap::new();
     for f in files
         .iter()
         .map(PathBuf::as_path)
         .chain(spec.conffiles.iter().map(|(p, _)| Path::new(*p)))
     {
-        bytes += fs::metadata(stage.join(f))?.len();
+        let top = f.components().next().expect("a path below the stage");
+        let top = format!("/{}", top.as_os_str().to_string_lossy());
+        *usage.entry(top).or_insert(0) += fs::metadata(stage.join(f))?.len();
     }
+    let bytes = usage.values().sum();
     write(
         stage,
         "DEBIAN/control",
         &control(spec, version, &sbin, bytes)?,
         0o644,
-    )
+    )?;
+    Ok(usage)
 }
 
 fn control(spec: &Spec, version: &str, binary: &Path, bytes: u64) -> Result<String> {

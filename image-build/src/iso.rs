@@ -16,7 +16,7 @@ pub const ANSWER: &str = "/xenprov/answer.toml";
 
 /// Files of the medium: (path on the ISO, file on the build machine).
 pub struct Contents {
-    pub files: Vec<(&'static str, PathBuf)>,
+    pub files: Vec<(String, PathBuf)>,
     pub answer: Option<PathBuf>,
     /// Extra kernel arguments of the default (automatic) entry.
     pub kernel_args: Vec<String>,

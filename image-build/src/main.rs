@@ -137,8 +137,8 @@ fn run(cli: Cli) -> Result<()> {
                 Some(dir) => dir,
                 None => own_dir()?,
             };
-            for deb in exec::timed("debs", || debs::build(&bin_dir, &out_dir))? {
-                println!("{}", deb.display());
+            for deb in exec::timed("debs", || debs::build(&bin_dir, &out_dir, debs::Set::All))? {
+                println!("{}", deb.path.display());
             }
             Ok(())
         }
@@ -225,21 +225,29 @@ fn build_iso(
     let build = Build::open(common)?;
     let installer = build.installer(installer)?;
     let base = build.base()?;
-    exec::timed("payload", || {
+    let manifest = exec::timed("payload", || {
         payload::build(&base, &build.bin_dir, work_dir)
     })?;
     let entry = build.live(&base)?;
     let layer = work_dir.join(live::LAYER_SQUASHFS);
     exec::timed("live layer", || live::build_layer(&installer, &layer))?;
+    let mut files: Vec<(String, PathBuf)> = [
+        ("/boot/vmlinuz", entry.join(live::VMLINUZ)),
+        ("/boot/initrd.img", entry.join(live::INITRD)),
+        ("/live/root.squashfs", entry.join(live::ROOT_SQUASHFS)),
+        ("/live/layer.squashfs", layer),
+        ("/xenprov/payload.tar.zst", work_dir.join(payload::ARCHIVE)),
+        ("/xenprov/payload.json", work_dir.join(payload::MANIFEST)),
+    ]
+    .into_iter()
+    .map(|(on_iso, from)| (on_iso.to_string(), from))
+    .collect();
+    // The packages keep their place relative to the manifest, which is where the installer looks.
+    for d in &manifest.archive.debs {
+        files.push((format!("/xenprov/{}", d.file), work_dir.join(&d.file)));
+    }
     let contents = iso::Contents {
-        files: vec![
-            ("/boot/vmlinuz", entry.join(live::VMLINUZ)),
-            ("/boot/initrd.img", entry.join(live::INITRD)),
-            ("/live/root.squashfs", entry.join(live::ROOT_SQUASHFS)),
-            ("/live/layer.squashfs", layer),
-            ("/xenprov/payload.tar.zst", work_dir.join(payload::ARCHIVE)),
-            ("/xenprov/payload.json", work_dir.join(payload::MANIFEST)),
-        ],
+        files,
         answer,
         kernel_args,
     };

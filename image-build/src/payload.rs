@@ -1,7 +1,8 @@
-//! The dom0 payload: the root file system plus our host binaries as one zstd-compressed pax tar
-//! (`payload.tar.zst`), described by `payload.json`.
+//! The dom0 payload: the root file system as one zstd-compressed pax tar (`payload.tar.zst`), our
+//! packages beside it in `debs/` for the installer to install with dpkg, and `payload.json` that
+//! describes both.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -13,12 +14,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::rootfs::{Base, Kernel, Package, Xen};
-use crate::tree::install_binary;
 
 pub const ARCHIVE: &str = "payload.tar.zst";
 pub const MANIFEST: &str = "payload.json";
-/// Our binaries that go to /usr/sbin of the dom0; the ones not built yet are left out.
-pub const BINARIES: &[&str] = &["xenprov-repo", "xenprov-guest", "xenprov-install"];
+/// Where the packages go, beside the manifest (and so on the ISO, beside the archive).
+pub const DEBS_DIR: &str = "debs";
 /// Decompression speed barely depends on the level; 9 trades a little build time for a smaller ISO.
 const ZSTD_LEVEL: i32 = 9;
 
@@ -40,7 +40,6 @@ pub struct Manifest {
     pub suite: String,
     pub mirror: String,
     pub cache_key: String,
-    pub binaries: Vec<String>,
     pub packages: Vec<Package>,
 }
 
@@ -92,41 +91,49 @@ struct Subtree {
     entries: u64,
 }
 
-/// Writes `payload.tar.zst` and `payload.json` into `out_dir`: the base root file system plus whichever of
-/// our binaries exist in `bin_dir`, as /usr/sbin/<name> (root:root, 0755).
+/// Writes `payload.tar.zst` (the base root file system) into `out_dir`, our packages of whichever
+/// binaries exist in `bin_dir` into `out_dir/debs`, and `payload.json` describing both.
 pub fn build(base: &Base, bin_dir: &Path, out_dir: &Path) -> Result<Manifest> {
     fs::create_dir_all(out_dir)?;
-    let stage = out_dir.join("payload-binaries");
-    crate::cache::remove(&stage)?;
-    fs::create_dir_all(stage.join("usr/sbin"))?;
-    let mut binaries = Vec::new();
-    for name in BINARIES {
-        let src = bin_dir.join(name);
-        if !src.is_file() {
-            eprintln!(
-                "xenprov-image: payload: {} not built, left out",
-                src.display()
+    let built = crate::debs::build(bin_dir, &out_dir.join(DEBS_DIR), crate::debs::Set::Dom0)?;
+    let written = write_archive(&base.rootfs, &out_dir.join(ARCHIVE))?;
+    let tree = measure(&base.rootfs)?;
+    let mut usage: BTreeMap<String, u64> = tree.iter().map(|t| (t.path.clone(), t.bytes)).collect();
+    let mut debs = Vec::new();
+    for b in &built {
+        // Found here rather than by dpkg on the target, halfway through an install.
+        if let Some(missing) = b
+            .depends
+            .iter()
+            .find(|d| !base.info.packages.iter().any(|p| p.name == **d))
+        {
+            bail!(
+                "{} depends on {missing}, which the dom0's root file system does not have; add it to \
+                 rootfs::PACKAGES",
+                b.package
             );
-            continue;
         }
-        install_binary(&src, &stage.join("usr/sbin").join(name))?;
-        binaries.push(format!("/usr/sbin/{name}"));
+        for (dir, bytes) in &b.usage {
+            *usage.entry(dir.clone()).or_insert(0) += bytes;
+        }
+        let name = b.path.file_name().context("a .deb has a file name")?;
+        let mut hashed = Hashing {
+            inner: io::sink(),
+            hash: Sha256::new(),
+            bytes: 0,
+        };
+        io::copy(
+            &mut File::open(&b.path).with_context(|| format!("reading {}", b.path.display()))?,
+            &mut hashed,
+        )?;
+        debs.push(xenprov_core::payload::Deb {
+            package: b.package.into(),
+            version: b.version.into(),
+            file: format!("{DEBS_DIR}/{}", name.to_string_lossy()),
+            sha256: hex::encode(hashed.hash.finalize()),
+            size: hashed.bytes,
+        });
     }
-    let members: Vec<String> = binaries.iter().map(|b| format!(".{b}")).collect();
-    let written = write_archive(
-        &[(&base.rootfs, &[".".to_string()]), (&stage, &members)],
-        &out_dir.join(ARCHIVE),
-    )?;
-    let mut tree = measure(&base.rootfs)?;
-    for b in &binaries {
-        let usr = tree
-            .iter_mut()
-            .find(|t| t.path == "/usr")
-            .context("no /usr in the root file system")?;
-        usr.bytes += fs::metadata(stage.join(b.trim_start_matches('/')))?.len();
-        usr.entries += 1;
-    }
-    crate::cache::remove(&stage)?;
     let info = &base.info;
     let manifest = Manifest {
         archive: xenprov_core::payload::Manifest {
@@ -134,13 +141,15 @@ pub fn build(base: &Base, bin_dir: &Path, out_dir: &Path) -> Result<Manifest> {
             format: "tar+zstd".into(),
             sha256: written.sha256,
             size: written.size,
-            // regular-file bytes, hard-linked data once; per top-level directory (files in / under "/")
-            unpacked_size: tree.iter().map(|t| t.bytes).sum(),
-            usage: tree.iter().map(|t| (t.path.clone(), t.bytes)).collect(),
+            // regular-file bytes, hard-linked data once, the packages' files included; per top-level
+            // directory (files in / under "/")
+            unpacked_size: usage.values().sum(),
+            usage,
             kernel_version: Some(info.kernel.version.clone()),
             xen_version: Some(info.xen.version.clone()),
+            debs,
         },
-        format_version: 1,
+        format_version: 2,
         tar_size: written.tar_size,
         // the entries below the top-level directories, those directories, and ./ itself
         entries: tree.iter().map(|t| t.entries).sum::<u64>() + tree.len() as u64,
@@ -150,7 +159,6 @@ pub fn build(base: &Base, bin_dir: &Path, out_dir: &Path) -> Result<Manifest> {
         suite: info.suite.clone(),
         mirror: info.mirror.clone(),
         cache_key: info.cache_key.clone(),
-        binaries,
         packages: info.packages.clone(),
     };
     fs::write(
@@ -161,8 +169,8 @@ pub fn build(base: &Base, bin_dir: &Path, out_dir: &Path) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// Streams `tar` over the given (directory, members) pairs through zstd into `out`, counting and hashing.
-fn write_archive(trees: &[(&Path, &[String])], out: &Path) -> Result<Written> {
+/// Streams `tar` of the tree at `root` through zstd into `out`, counting and hashing.
+fn write_archive(root: &Path, out: &Path) -> Result<Written> {
     let mut tar = Command::new("tar");
     tar.args([
         "--create",
@@ -178,12 +186,7 @@ fn write_archive(trees: &[(&Path, &[String])], out: &Path) -> Result<Written> {
         "--sort=name",
         "--one-file-system",
     ]);
-    for (dir, members) in trees {
-        // each -C is relative to the previous one
-        tar.arg("-C")
-            .arg(std::path::absolute(dir)?)
-            .args(members.iter());
-    }
+    tar.arg("-C").arg(root).arg(".");
     let mut child = tar.stdout(Stdio::piped()).spawn().context("starting tar")?;
     let mut input = Counting {
         inner: child.stdout.take().expect("piped stdout"),
@@ -371,19 +374,8 @@ mod tests {
             fs::Permissions::from_mode(0o750),
         )
         .unwrap();
-        let stage = tmp.path().join("stage");
-        fs::create_dir_all(stage.join("usr/sbin")).unwrap();
-        fs::write(stage.join("usr/sbin/xenprov-install"), b"bin").unwrap();
-
         let out = tmp.path().join(ARCHIVE);
-        let stats = write_archive(
-            &[
-                (&root, &[".".to_string()]),
-                (&stage, &["./usr/sbin/xenprov-install".to_string()]),
-            ],
-            &out,
-        )
-        .unwrap();
+        let stats = write_archive(&root, &out).unwrap();
         assert_eq!(stats.size, fs::metadata(&out).unwrap().len());
         assert_eq!(
             stats.sha256,
@@ -422,10 +414,6 @@ mod tests {
             fs::read(dst.join("var/lib").join(&long).join("state")).unwrap(),
             b"x"
         );
-        assert_eq!(
-            fs::read(dst.join("usr/sbin/xenprov-install")).unwrap(),
-            b"bin"
-        );
         assert!(dst.join("dev").is_dir());
     }
 
@@ -441,8 +429,15 @@ mod tests {
                 usage: [("/usr".to_string(), 20), ("/var".to_string(), 10)].into(),
                 kernel_version: Some("6.1.0-1-amd64".into()),
                 xen_version: Some("4.17.7".into()),
+                debs: vec![xenprov_core::payload::Deb {
+                    package: "xenprov-repo".into(),
+                    version: "0.1.0".into(),
+                    file: "debs/xenprov-repo_0.1.0_amd64.deb".into(),
+                    sha256: "cd".repeat(32),
+                    size: 5,
+                }],
             },
-            format_version: 1,
+            format_version: 2,
             tar_size: 40,
             entries: 3,
             tar_format: TarFormat::current(),
@@ -459,7 +454,6 @@ mod tests {
             suite: "bookworm".into(),
             mirror: "http://mirror.example/debian".into(),
             cache_key: "k".into(),
-            binaries: vec!["/usr/sbin/xenprov-install".into()],
             packages: vec![],
         };
         let json = serde_json::to_string_pretty(&manifest).unwrap();

@@ -51,6 +51,8 @@ pub const PACKAGES: &[&str] = &[
     "systemd-timesyncd",
     "procps",
     "less",
+    // `man xenprov-repo`: our packages bring their pages
+    "man-db",
 ];
 
 const RECIPE: &str = include_str!("rootfs.rs");

@@ -125,6 +125,19 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
                 m.size
             );
         }
+        for d in &m.debs {
+            let deb = opts.payload_dir.join(&d.file);
+            let len = fs::metadata(&deb)
+                .with_context(|| format!("package {} of the payload", deb.display()))?
+                .len();
+            if len != d.size {
+                bail!(
+                    "package {} is {len} bytes, the payload's manifest says {}",
+                    deb.display(),
+                    d.size
+                );
+            }
+        }
     } else {
         bail!("the plan has no payload manifest; give --payload");
     }
@@ -209,6 +222,27 @@ fn steps() -> Vec<Step> {
         Step {
             title: |_| "Unpacking the dom0 payload".into(),
             run: unpack_payload,
+        },
+        Step {
+            title: |t| {
+                format!(
+                    "Binding /dev, /proc, /sys and /run into {}",
+                    t.opts.root.display()
+                )
+            },
+            run: bind_host,
+        },
+        Step {
+            title: |t| {
+                let m = t.plan.payload.as_ref();
+                let names: Vec<&str> = m
+                    .into_iter()
+                    .flat_map(|m| &m.debs)
+                    .map(|d| d.package.as_str())
+                    .collect();
+                format!("Installing the packages with dpkg: {}", names.join(", "))
+            },
+            run: install_debs,
         },
         Step {
             title: |_| "Writing the host's configuration".into(),
@@ -434,13 +468,48 @@ fn unpack_payload(t: &mut Target) -> Result<()> {
     Ok(())
 }
 
-fn set_users(t: &mut Target) -> Result<()> {
-    let (plan, opts) = (t.plan, t.opts);
+/// What the tools run in the target (dpkg, chpasswd, ssh-keygen, grub-install) need of the live system.
+fn bind_host(t: &mut Target) -> Result<()> {
     for (d, recursive) in [("dev", true), ("proc", true), ("sys", true), ("run", false)] {
         t.binds
-            .bind(&Path::new("/").join(d), &opts.root.join(d), recursive)?;
+            .bind(&Path::new("/").join(d), &t.opts.root.join(d), recursive)?;
     }
-    let root = &opts.root;
+    Ok(())
+}
+
+/// Our packages, copied from the medium and checked against the manifest, installed by the target's
+/// own dpkg so that it knows every file of them; then the copies go. Before the host's configuration
+/// is written, so that the host's settings replace the packaged ones rather than meet them as a
+/// conffile question.
+fn install_debs(t: &mut Target) -> Result<()> {
+    let (plan, opts) = (t.plan, t.opts);
+    let m = plan.payload.as_ref().context("the plan has no payload")?;
+    if m.debs.is_empty() {
+        return Ok(());
+    }
+    let inside = Path::new("/var/cache/xenprov/debs");
+    let dir = opts.root.join(inside.strip_prefix("/")?);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut args = vec!["dpkg".to_string(), "--install".to_string()];
+    for d in &m.debs {
+        let copy = payload::copy_deb(&opts.payload_dir, d, &dir)?;
+        let name = copy.file_name().context("a copied package has a name")?;
+        args.push(inside.join(name).to_string_lossy().into_owned());
+    }
+    let out = Cmd::chroot(&opts.root, &args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()
+        .context("installing the payload's packages")?;
+    for line in out.lines() {
+        tracing::info!("dpkg: {line}");
+    }
+    fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(())
+}
+
+fn set_users(t: &mut Target) -> Result<()> {
+    let plan = t.plan;
+    let root = &t.opts.root;
     Cmd::chroot(root, &["chpasswd", "--encrypted"])
         .stdin(format!("root:{}\n", plan.users.root_password_hash))
         .run()
@@ -642,6 +711,24 @@ fn verify(plan: &Plan, root: &Path) -> Result<()> {
     Cmd::chroot(root, &["grub-script-check", "/boot/grub/grub.cfg"]).run()?;
     if plan.bootloader.uefi && !root.join("boot/efi/EFI/BOOT/BOOTX64.EFI").exists() {
         bail!("the removable UEFI loader EFI/BOOT/BOOTX64.EFI is missing on the ESP");
+    }
+    // A planned link whose target is missing (a unit whose package did not install) would enable
+    // nothing, silently.
+    for f in &plan.files {
+        if let Content::Symlink(to) = &f.content {
+            let at = root.join(f.path.trim_start_matches('/'));
+            let to = match to.strip_prefix('/') {
+                Some(absolute) => root.join(absolute),
+                None => at.parent().unwrap_or(root).join(to),
+            };
+            if !to.exists() {
+                bail!(
+                    "{} links to {}, which is not on the target",
+                    f.path,
+                    to.display()
+                );
+            }
+        }
     }
     Ok(())
 }

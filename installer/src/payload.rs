@@ -3,10 +3,10 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use xenprov_core::payload::Manifest;
+use xenprov_core::payload::{Deb, Manifest};
 
 use crate::io::hash::HashReader;
 use crate::io::progress::{Mode, ProgressReader};
@@ -61,6 +61,32 @@ pub fn unpack(archive: &Path, m: &Manifest, dest: &Path, mode: Mode) -> Result<u
     Ok(n)
 }
 
+/// Copies the package `d` from `src_dir` (the manifest's directory) into `dest_dir`, checking its size
+/// and SHA-256 on the way; returns the copy's path. A copy that does not match is removed.
+pub fn copy_deb(src_dir: &Path, d: &Deb, dest_dir: &Path) -> Result<PathBuf> {
+    let src = src_dir.join(&d.file);
+    let name = Path::new(&d.file)
+        .file_name()
+        .context("a package's file has a name")?;
+    let dest = dest_dir.join(name);
+    let f = File::open(&src).with_context(|| format!("opening package {}", src.display()))?;
+    let mut hashed = HashReader::new(BufReader::with_capacity(BUF, f));
+    let mut out = File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
+    std::io::copy(&mut hashed, &mut out).with_context(|| format!("copying {}", src.display()))?;
+    let (sha, n) = hashed.finish()?;
+    if n != d.size || sha != d.sha256 {
+        std::fs::remove_file(&dest).ok();
+        bail!(
+            "package {} is {n} bytes with SHA-256 {sha}, but the payload's manifest says {} bytes with \
+             {}: the medium is damaged or mixed",
+            src.display(),
+            d.size,
+            d.sha256
+        );
+    }
+    Ok(dest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +118,7 @@ mod tests {
             usage: Default::default(),
             kernel_version: None,
             xen_version: None,
+            debs: vec![],
         };
         (p, m)
     }
@@ -131,5 +158,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("damaged"), "{e}");
+    }
+
+    #[test]
+    fn a_package_is_copied_only_as_its_manifest_says() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        std::fs::create_dir(src.path().join("debs")).unwrap();
+        std::fs::write(src.path().join("debs/x_1_amd64.deb"), b"!<arch>\n").unwrap();
+        let mut d = Deb {
+            package: "x".into(),
+            version: "1".into(),
+            file: "debs/x_1_amd64.deb".into(),
+            sha256: hex::encode(Sha256::digest(b"!<arch>\n")),
+            size: 8,
+        };
+        let copy = copy_deb(src.path(), &d, dst.path()).unwrap();
+        assert_eq!(copy, dst.path().join("x_1_amd64.deb"));
+        assert_eq!(std::fs::read(&copy).unwrap(), b"!<arch>\n");
+        std::fs::remove_file(&copy).unwrap();
+        d.sha256 = "0".repeat(64);
+        let e = format!("{:#}", copy_deb(src.path(), &d, dst.path()).unwrap_err());
+        assert!(e.contains("x_1_amd64.deb") && e.contains("damaged"), "{e}");
+        assert!(!copy.exists(), "a copy that does not match is removed");
+        d.file = "debs/missing.deb".into();
+        let e = format!("{:#}", copy_deb(src.path(), &d, dst.path()).unwrap_err());
+        assert!(e.contains("missing.deb"), "{e}");
     }
 }

@@ -188,6 +188,11 @@ inspect() {
     [ "$(cat "$MNT/etc/hostname")" = "$HOSTNAME" ] || fail "root LV: hostname is not $HOSTNAME"
     grep -q "/dev/mapper/$VG-var\|/var" "$MNT/etc/fstab" || fail "root LV: no /var in /etc/fstab"
     [ -x "$MNT/usr/sbin/xenprov-install" ] || fail "root LV: no /usr/sbin/xenprov-install"
+    [ -f "$MNT/usr/lib/systemd/system/xenprov-repo.service" ] || fail "root LV: no packaged xenprov-repo.service"
+    [ "$(readlink "$MNT/etc/systemd/system/multi-user.target.wants/xenprov-repo.service")" = \
+        /usr/lib/systemd/system/xenprov-repo.service ] || fail "root LV: xenprov-repo.service is not enabled from the package"
+    [ -e "$MNT/etc/systemd/system/xenprov-repo.service" ] && fail "root LV: a unit in /etc shadows the package's"
+    [ -f "$MNT/usr/share/man/man8/xenprov-repo.8.gz" ] || fail "root LV: no man page of xenprov-repo"
     umount "$MNT"
     detach_loops
 }

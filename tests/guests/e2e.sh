@@ -132,6 +132,42 @@ boot_host() {
     SSH_OK=1
     on_host 'xl info | grep -E "^(virt_caps|free_memory)"; systemctl is-active xenprov-repo'
     timing "host: boot to SSH" $((SECONDS - start))
+    [ "${1:-}" = again ] || host_packages
+}
+
+# Our binaries came as packages: dpkg owns them, the unit runs from the package's place, man reads
+# the packaged page.
+host_packages() {
+    local got
+    got=$(on_host 'dpkg -S /usr/sbin/xenprov-repo /usr/sbin/xenprov-guest /usr/sbin/xenprov-install') ||
+        fail "dpkg does not know our binaries on the host: $got"
+    echo "host: $got" | tr '\n' ' '
+    echo
+    got=$(on_host "dpkg-query -W -f '\${Package} \${Status}\n' xenprov-repo xenprov-guest xenprov-install")
+    [ "$(grep -c ' install ok installed$' <<<"$got")" = 3 ] || fail "our packages are not all installed: $got"
+    got=$(on_host 'systemctl show -P FragmentPath xenprov-repo')
+    [ "$got" = /usr/lib/systemd/system/xenprov-repo.service ] || fail "xenprov-repo runs from $got, not the package's unit"
+    got=$(on_host 'MANWIDTH=80 man xenprov-repo 2>&1 | head -n 4') || fail "man xenprov-repo: $got"
+    grep -q 'xenprov-repo' <<<"$got" || fail "man xenprov-repo shows no page: $got"
+    echo "host: man xenprov-repo: $(grep -m1 -A1 NAME <<<"$got" | tail -n 1 | sed 's/^ *//')"
+    # The host's settings are its own, written over the packaged conffile.
+    on_host 'grep -q "Written by xenprov-install" /etc/xenprov/repo.toml' || fail "/etc/xenprov/repo.toml is not the host's"
+    host_journal
+}
+
+# Run by systemd, the repo server logs to journald natively: a warning (here: an open-files limit too
+# low for its connections) is priority 4 with the source line, not a line of text at the stream's info.
+host_journal() {
+    local got
+    # shellcheck disable=SC2016 # expanded in the dom0
+    got=$(on_host 'u=xenprov-repo-journal-check; systemd-run -q --unit=$u -p LimitNOFILE=64 \
+            /usr/sbin/xenprov-repo serve --listen 127.0.0.1:18089 --root /srv/xenprov/repo &&
+        sleep 3; systemctl stop $u; journalctl -q -u $u -o json --output-fields=PRIORITY,MESSAGE,CODE_FILE,SYSLOG_IDENTIFIER |
+            grep "open-files limit"') || fail "the repo server logged no open-files warning to the journal: $got"
+    grep -q '"PRIORITY":"4"' <<<"$got" && grep -q '"CODE_FILE":"[^"]*cli.rs"' <<<"$got" &&
+        grep -q '"SYSLOG_IDENTIFIER":"xenprov-repo"' <<<"$got" ||
+        fail "the repo server's warning is not a native journal entry at priority 4: $got"
+    echo "host: journal: $got"
 }
 
 # Where the guests' installer comes from. `xenprov-guest new` fetches d-i's netboot kernel and
