@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use xenprov_core::size::Size;
+use xenprov_sys::Cmd;
 
 /// A running domain, as `xl list -l` and `xl uptime` describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,35 +41,25 @@ pub trait Machine {
 /// The real dom0: lvm2 and xl.
 pub struct Dom0;
 
-fn run(cmd: &mut Command) -> Result<String> {
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("running {shown}"))?;
-    if !out.status.success() {
-        bail!(
-            "{shown} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 impl Machine for Dom0 {
     fn vg_free(&self) -> Result<BTreeMap<String, Size>> {
-        let out = run(Command::new("vgs").args([
+        let out = Cmd::new(&[
+            "vgs",
             "--noheadings",
             "--units",
             "b",
             "--nosuffix",
             "-o",
             "vg_name,vg_free",
-        ]))?;
+        ])
+        .run()?;
         parse_vgs(&out)
     }
 
     fn lv_create(&self, vg: &str, lv: &str, size: Size) -> Result<()> {
         // -W y --yes: a disk left over from an earlier guest must not keep its signatures.
-        run(Command::new("lvcreate").args([
+        Cmd::new(&[
+            "lvcreate",
             "--yes",
             "-W",
             "y",
@@ -78,38 +68,41 @@ impl Machine for Dom0 {
             "-L",
             &format!("{}b", size.bytes()),
             vg,
-        ]))
+        ])
+        .run()
         .map(drop)
     }
 
     fn lv_remove(&self, vg: &str, lv: &str) -> Result<()> {
-        run(Command::new("lvremove").args(["--yes", &format!("{vg}/{lv}")])).map(drop)
+        Cmd::new(&["lvremove", "--yes", &format!("{vg}/{lv}")])
+            .run()
+            .map(drop)
     }
 
     fn bridge_address(&self, bridge: &str) -> Result<Option<Ipv4Addr>> {
-        let out = run(Command::new("ip").args(["-4", "-o", "addr", "show", "dev", bridge]))?;
+        let out = Cmd::new(&["ip", "-4", "-o", "addr", "show", "dev", bridge]).run()?;
         Ok(parse_ip_addr(&out))
     }
 
     fn hvm(&self) -> Result<bool> {
         // Debian's Xen has no shadow paging: without hap (VT-x EPT / AMD NPT) no PVH or HVM
         // domain can be built, though `hvm` is listed.
-        let caps = parse_virt_caps(&run(Command::new("xl").arg("info"))?);
+        let caps = parse_virt_caps(&Cmd::new(&["xl", "info"]).run()?);
         let has = |c: &str| caps.iter().any(|x| x == c);
         Ok(has("hvm") && (has("hap") || has("shadow")))
     }
 
     fn xl_create(&self, config: &Path) -> Result<()> {
-        run(Command::new("xl").arg("create").arg(config)).map(drop)
+        Cmd::new(&["xl", "create"]).arg(config).run().map(drop)
     }
 
     fn xl_destroy(&self, name: &str) -> Result<()> {
-        run(Command::new("xl").args(["destroy", name])).map(drop)
+        Cmd::new(&["xl", "destroy", name]).run().map(drop)
     }
 
     fn domains(&self) -> Result<Vec<Domain>> {
-        let list = run(Command::new("xl").args(["list", "-l"]))?;
-        let uptime = run(Command::new("xl").arg("uptime"))?;
+        let list = Cmd::new(&["xl", "list", "-l"]).run()?;
+        let uptime = Cmd::new(&["xl", "uptime"]).run()?;
         parse_domains(&list, &uptime)
     }
 

@@ -9,8 +9,6 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::chroot;
-
 /// Entries kept per kind besides the one just used, so switching branches does not rebuild everything.
 const KEEP: usize = 2;
 
@@ -116,7 +114,7 @@ pub fn remove(path: &Path) -> Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    chroot::unmount_under(path)?;
+    xenprov_sys::mount::unmount_under(path)?;
     fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))
 }
 

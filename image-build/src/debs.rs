@@ -7,12 +7,11 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result};
 use xenprov_core::render::Templates;
+use xenprov_sys::Cmd;
 
-use crate::exec;
 use crate::tree::{install_binary, write};
 
 /// One package: its binary (also its name), what it is for, what it runs, and its files besides the
@@ -120,7 +119,7 @@ pub struct Built {
 /// Builds one `.deb` per binary of `set` found in `bin_dir` into `out_dir`. A binary not built is
 /// named, and its package left out.
 pub fn build(bin_dir: &Path, out_dir: &Path, set: Set) -> Result<Vec<Built>> {
-    exec::require(&[
+    xenprov_sys::command::require(&[
         ("dpkg-deb", "dpkg"),
         ("gzip", "gzip"),
         ("strip", "binutils"),
@@ -142,13 +141,11 @@ pub fn build(bin_dir: &Path, out_dir: &Path, set: Set) -> Result<Vec<Built>> {
         crate::cache::remove(&stage)?;
         let usage = stage_package(spec, &binary, version, &templates, &stage)?;
         let deb = out_dir.join(format!("{}_{version}_amd64.deb", spec.name));
-        exec::run(
-            Command::new("dpkg-deb")
-                .args(["--root-owner-group", "-Zxz", "--build"])
-                .arg(&stage)
-                .arg(&deb),
-        )
-        .with_context(|| format!("building {}", deb.display()))?;
+        Cmd::new(&["dpkg-deb", "--root-owner-group", "-Zxz", "--build"])
+            .arg(&stage)
+            .arg(&deb)
+            .run_shown()
+            .with_context(|| format!("building {}", deb.display()))?;
         crate::cache::remove(&stage)?;
         built.push(Built {
             package: spec.name,
@@ -174,7 +171,10 @@ fn stage_package(
     let sbin = stage.join("usr/sbin").join(spec.name);
     install_binary(binary, &sbin)?;
     let share = stage.join("usr/share");
-    exec::run(Command::new(&sbin).arg("docs").arg(&share))
+    Cmd::new(&[&sbin])
+        .arg("docs")
+        .arg(&share)
+        .run()
         .with_context(|| format!("{} docs", spec.name))?;
     let man8 = share.join("man/man8");
     let mut compressed: Vec<PathBuf> = fs::read_dir(&man8)
@@ -208,7 +208,7 @@ fn stage_package(
     )?;
     compressed.push(stage.join(format!("{doc}/changelog")));
     // -n: no name or time in the header, so the same page gives the same bytes.
-    exec::run(Command::new("gzip").args(["-9n"]).args(&compressed))?;
+    Cmd::new(&["gzip", "-9n"]).args(&compressed).run()?;
     // The binaries keep their symbols (install_binary strips only debug information) so that a
     // backtrace on a host names functions; Debian would ship them in a -dbgsym package instead.
     let overrides = format!(
@@ -232,7 +232,10 @@ fn stage_package(
     }
     // Conffiles are not in md5sums: dpkg keeps their digests itself.
     let files = files_below(stage, Path::new("usr"))?;
-    let sums = exec::stdout(Command::new("md5sum").args(&files).current_dir(stage))?;
+    let sums = Cmd::new(&["md5sum"])
+        .args(&files)
+        .current_dir(stage)
+        .run()?;
     write(stage, "DEBIAN/md5sums", &sums, 0o644)?;
     let mut usage = BTreeMap::new();
     for f in files
@@ -320,7 +323,7 @@ fn changelog(name: &str, version: &str, binary: &Path) -> Result<String> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs(),
     };
-    let date = exec::stdout(Command::new("date").args(["-u", "-R", "-d", &format!("@{epoch}")]))?;
+    let date = Cmd::new(&["date", "-u", "-R", "-d", &format!("@{epoch}")]).run()?;
     Ok(format!(
         "{name} ({version}) unstable; urgency=medium\n\n  * Built from the xenprov source tree.\n\n \
          -- {MAINTAINER}  {}\n",

@@ -3,11 +3,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result};
-
-use crate::exec;
+use xenprov_sys::Cmd;
 
 /// The volume label the live initrd looks for.
 pub const LABEL: &str = "XENPROV_ISO";
@@ -85,9 +83,11 @@ pub fn build(contents: &Contents, stage: &Path, out: &Path) -> Result<()> {
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir)?;
     }
-    let mut cmd = Command::new("grub-mkrescue");
-    cmd.arg("-o").arg(out).arg(stage).args(["-volid", LABEL]);
-    exec::run(&mut cmd).context("running grub-mkrescue")?;
+    Cmd::new(&["grub-mkrescue", "-o"])
+        .arg(out)
+        .arg(stage)
+        .args(["-volid", LABEL])
+        .run_shown()?;
     crate::cache::remove(stage)
 }
 

@@ -6,15 +6,14 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use xenprov_sys::{Chroot, Cmd};
 
-use crate::chroot::Chroot;
-use crate::exec;
 use crate::rootfs::Base;
+use crate::timing;
 use crate::tree::{install_binary, write};
 
 pub const VMLINUZ: &str = "vmlinuz";
@@ -115,19 +114,16 @@ pub fn build_base(base: &Base, entry: &Path) -> Result<()> {
         entry.join(VMLINUZ),
     )
     .context("copying the kernel")?;
-    exec::timed("live initrd", || build_initrd(base, entry))?;
-    exec::timed("live root squashfs", || {
-        let mut cmd = Command::new("mksquashfs");
-        cmd.arg(&base.rootfs).arg(entry.join(ROOT_SQUASHFS)).args([
-            "-noappend",
-            "-quiet",
-            "-no-progress",
-        ]);
-        cmd.args(SQUASHFS_COMP)
-            .arg("-wildcards")
-            .arg("-e")
-            .args(LIVE_EXCLUDES);
-        exec::run(&mut cmd).context("running mksquashfs")
+    timing::timed("live initrd", || build_initrd(base, entry))?;
+    timing::timed("live root squashfs", || {
+        Cmd::new(&["mksquashfs"])
+            .arg(&base.rootfs)
+            .arg(entry.join(ROOT_SQUASHFS))
+            .args(["-noappend", "-quiet", "-no-progress"])
+            .args(SQUASHFS_COMP)
+            .args(["-wildcards", "-e"])
+            .args(LIVE_EXCLUDES)
+            .run_shown()
     })
 }
 
@@ -144,12 +140,10 @@ fn build_initrd(base: &Base, entry: &Path) -> Result<()> {
         SCRIPT,
         0o644,
     )?;
-    exec::run(chroot.command("mkinitramfs").args([
-        "-o",
-        "/tmp/xenprov-initrd.img",
-        &base.info.kernel.version,
-    ]))
-    .context("running mkinitramfs")?;
+    chroot
+        .command(&["mkinitramfs", "-o", "/tmp/xenprov-initrd.img"])
+        .arg(&base.info.kernel.version)
+        .run_shown()?;
     fs::copy(root.join("tmp/xenprov-initrd.img"), entry.join(INITRD))
         .context("copying the initrd")?;
     chroot.leave()?;
@@ -176,11 +170,11 @@ pub fn build_layer(installer: &Path, out: &Path) -> Result<()> {
     symlink("/dev/null", stage.join("etc/udev/rules.d/69-lvm.rules"))?;
     install_binary(installer, &stage.join("usr/sbin/xenprov-install"))?;
 
-    let mut cmd = Command::new("mksquashfs");
-    cmd.arg(&stage)
+    Cmd::new(&["mksquashfs"])
+        .arg(&stage)
         .arg(out)
         .args(["-noappend", "-quiet", "-no-progress", "-all-root"])
-        .args(SQUASHFS_COMP);
-    exec::run(&mut cmd).context("running mksquashfs")?;
+        .args(SQUASHFS_COMP)
+        .run_shown()?;
     crate::cache::remove(&stage)
 }

@@ -1,13 +1,12 @@
 //! xenprov-image: builds the dom0 payload, the live environment and the hybrid BIOS+UEFI install ISO.
 
 mod cache;
-mod chroot;
 mod debs;
-mod exec;
 mod iso;
 mod live;
 mod payload;
 mod rootfs;
+mod timing;
 mod tree;
 
 use std::path::{Path, PathBuf};
@@ -137,7 +136,7 @@ fn run(cli: Cli) -> Result<()> {
                 Some(dir) => dir,
                 None => own_dir()?,
             };
-            for deb in exec::timed("debs", || debs::build(&bin_dir, &out_dir, debs::Set::All))? {
+            for deb in timing::timed("debs", || debs::build(&bin_dir, &out_dir, debs::Set::All))? {
                 println!("{}", deb.path.display());
             }
             Ok(())
@@ -183,7 +182,7 @@ fn inputs(common: &Common) -> Result<()> {
 fn build_payload(common: &Common, out_dir: &Path) -> Result<()> {
     let build = Build::open(common)?;
     let base = build.base()?;
-    let manifest = exec::timed("payload", || payload::build(&base, &build.bin_dir, out_dir))?;
+    let manifest = timing::timed("payload", || payload::build(&base, &build.bin_dir, out_dir))?;
     eprintln!(
         "xenprov-image: {} ({} bytes, {} bytes of files), kernel {}, Xen {}",
         out_dir.join(payload::ARCHIVE).display(),
@@ -205,7 +204,7 @@ fn build_live(common: &Common, out_dir: &Path, installer: Option<PathBuf>) -> Re
         std::fs::copy(entry.join(name), out_dir.join(name))
             .with_context(|| format!("copying {name}"))?;
     }
-    exec::timed("live layer", || {
+    timing::timed("live layer", || {
         live::build_layer(&installer, &out_dir.join(live::LAYER_SQUASHFS))
     })
 }
@@ -225,12 +224,12 @@ fn build_iso(
     let build = Build::open(common)?;
     let installer = build.installer(installer)?;
     let base = build.base()?;
-    let manifest = exec::timed("payload", || {
+    let manifest = timing::timed("payload", || {
         payload::build(&base, &build.bin_dir, work_dir)
     })?;
     let entry = build.live(&base)?;
     let layer = work_dir.join(live::LAYER_SQUASHFS);
-    exec::timed("live layer", || live::build_layer(&installer, &layer))?;
+    timing::timed("live layer", || live::build_layer(&installer, &layer))?;
     let mut files: Vec<(String, PathBuf)> = [
         ("/boot/vmlinuz", entry.join(live::VMLINUZ)),
         ("/boot/initrd.img", entry.join(live::INITRD)),
@@ -251,7 +250,7 @@ fn build_iso(
         answer,
         kernel_args,
     };
-    exec::timed("iso", || {
+    timing::timed("iso", || {
         iso::build(&contents, &work_dir.join("iso-root"), out)
     })?;
     eprintln!(
@@ -276,7 +275,7 @@ impl Build {
         if !nix::unistd::Uid::effective().is_root() {
             bail!("xenprov-image builds root file systems and must run as root");
         }
-        exec::require(&[
+        xenprov_sys::command::require(&[
             ("debootstrap", "debootstrap"),
             ("mksquashfs", "squashfs-tools"),
             ("grub-mkrescue", "grub-common"),
@@ -323,7 +322,7 @@ impl Build {
     /// The dom0 root file system, from the cache or built now.
     fn base(&self) -> Result<Base> {
         let debs = self.cache.path("debs");
-        let entry = exec::timed("root file system", || {
+        let entry = timing::timed("root file system", || {
             self.cache
                 .entry("rootfs", &self.key, self.refresh, |entry| {
                     rootfs::build(&self.inputs, &self.key, &debs, entry)
@@ -335,7 +334,7 @@ impl Build {
     /// The live kernel, initrd and root squashfs, from the cache or built now.
     fn live(&self, base: &Base) -> Result<PathBuf> {
         let key = cache::key(&live::Inputs::new(&self.key));
-        exec::timed("live environment", || {
+        timing::timed("live environment", || {
             self.cache.entry("live", &key, self.refresh, |entry| {
                 live::build_base(base, entry)
             })

@@ -4,15 +4,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-
-use crate::chroot::Chroot;
-use crate::exec;
-use crate::tree::write;
 use xenprov_core::apt_sources::Mirror;
+use xenprov_sys::{Chroot, Cmd};
+
+use crate::timing;
+use crate::tree::write;
 
 /// The dom0 (DESIGN.md) plus what the installer runs inside it through chroot, and the live environment's needs.
 pub const PACKAGES: &[&str] = &[
@@ -111,9 +110,9 @@ pub struct Base {
 
 impl Inputs {
     pub fn new(suite: &str, mirror: Mirror) -> Result<Inputs> {
-        let debootstrap =
-            exec::stdout(Command::new("dpkg-query").args(["-W", "-f=${Version}", "debootstrap"]))
-                .context("finding the debootstrap version")?;
+        let debootstrap = Cmd::new(&["dpkg-query", "-W", "-f=${Version}", "debootstrap"])
+            .run()
+            .context("finding the debootstrap version")?;
         Ok(Inputs {
             suite: suite.to_string(),
             mirror,
@@ -139,22 +138,18 @@ impl Base {
 pub fn build(inputs: &Inputs, key: &str, debs: &Path, entry: &Path) -> Result<()> {
     let root = entry.join("rootfs");
     fs::create_dir_all(debs.join("partial"))?;
-    let mut debootstrap = Command::new("debootstrap");
-    debootstrap
-        .args(["--variant=minbase", "--components=main"])
-        .arg(format!("--cache-dir={}", debs.display()));
-    if let Some(keyring) = &inputs.mirror.keyring {
-        debootstrap.arg(format!("--keyring={keyring}"));
-    }
-    exec::timed("debootstrap", || {
-        exec::run(
-            debootstrap
-                .arg(&inputs.suite)
-                .arg(&root)
-                .arg(&inputs.mirror.archive),
-        )
-        .context("running debootstrap")
-    })?;
+    let keyring = inputs
+        .mirror
+        .keyring
+        .as_ref()
+        .map(|k| format!("--keyring={k}"));
+    let debootstrap = Cmd::new(&["debootstrap", "--variant=minbase", "--components=main"])
+        .arg(format!("--cache-dir={}", debs.display()))
+        .args(keyring)
+        .arg(&inputs.suite)
+        .arg(&root)
+        .arg(&inputs.mirror.archive);
+    timing::timed("debootstrap", || debootstrap.run_shown())?;
 
     fs::remove_file(root.join("etc/apt/sources.list"))
         .context("removing debootstrap's sources.list")?;
@@ -182,19 +177,19 @@ pub fn build(inputs: &Inputs, key: &str, debs: &Path, entry: &Path) -> Result<()
 
     let mut chroot = Chroot::enter(&root)?;
     chroot.bind(debs, "var/cache/apt/archives")?;
-    exec::timed("installing packages", || {
-        exec::run(chroot.command("debconf-set-selections").arg("/tmp/debconf"))?;
-        exec::run(chroot.command("apt-get").args(["-q", "update"]))?;
-        exec::run(
-            chroot
-                .command("apt-get")
-                .args(["-q", "-y", "install", "--no-install-recommends"])
-                .args(["-o", "Dpkg::Options::=--force-confold"])
-                .args(PACKAGES),
-        )
-        .context("installing the dom0 packages")
+    timing::timed("installing packages", || {
+        chroot
+            .command(&["debconf-set-selections", "/tmp/debconf"])
+            .run_shown()?;
+        chroot.command(&["apt-get", "-q", "update"]).run_shown()?;
+        chroot
+            .command(&["apt-get", "-q", "-y", "install", "--no-install-recommends"])
+            .args(["-o", "Dpkg::Options::=--force-confold"])
+            .args(PACKAGES)
+            .run_shown()
+            .context("installing the dom0 packages")
     })?;
-    exec::run(chroot.command("passwd").args(["--lock", "root"]))?;
+    chroot.command(&["passwd", "--lock", "root"]).run_shown()?;
     chroot.leave()?;
 
     clean(&root)?;
@@ -206,7 +201,7 @@ pub fn build(inputs: &Inputs, key: &str, debs: &Path, entry: &Path) -> Result<()
 /// Removes what the build machine and the build itself left, and every identity an install must create
 /// (SSH host keys, machine id, hostname): each installed host gets its own.
 fn clean(root: &Path) -> Result<()> {
-    crate::chroot::unmount_under(root)?;
+    xenprov_sys::mount::unmount_under(root)?;
     for dir in [
         "dev",
         "tmp",
@@ -259,11 +254,7 @@ fn clean(root: &Path) -> Result<()> {
 
 fn describe(root: &Path, key: &str, inputs: &Inputs) -> Result<Info> {
     let admindir = format!("--admindir={}", root.join("var/lib/dpkg").display());
-    let list = exec::stdout(
-        Command::new("dpkg-query")
-            .arg(&admindir)
-            .args(["-W", "-f=${Package}\t${Version}\n"]),
-    )?;
+    let list = Cmd::new(&["dpkg-query", &admindir, "-W", "-f=${Package}\t${Version}\n"]).run()?;
     let packages: Vec<Package> = list
         .lines()
         .filter_map(|l| l.split_once('\t'))

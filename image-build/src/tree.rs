@@ -4,11 +4,9 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result};
-
-use crate::exec;
+use xenprov_sys::Cmd;
 
 /// Writes `text` to `path` below `root`, creating directories, with `mode`.
 pub fn write(root: &Path, path: &str, text: &str, mode: u32) -> Result<()> {
@@ -30,7 +28,9 @@ pub fn install_binary(src: &Path, dst: &Path) -> Result<()> {
         .is_ok()
         && magic == *b"\x7fELF";
     if elf {
-        exec::run(Command::new("strip").arg("--strip-debug").arg(dst))
+        Cmd::new(&["strip", "--strip-debug"])
+            .arg(dst)
+            .run()
             .context("stripping debug information")?;
     }
     fs::set_permissions(dst, fs::Permissions::from_mode(0o755))?;

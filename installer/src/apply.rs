@@ -10,12 +10,11 @@ use anyhow::{Context, Result, bail};
 use xenprov_core::exit;
 use xenprov_core::gpt::Role;
 use xenprov_core::plan::{Content, FsType, On, Plan, PlannedFile, mount_order};
+use xenprov_sys::{Cmd, Mounts};
 
 use crate::blockdev::{self, Loop};
-use crate::exec::Cmd;
 use crate::inventory;
 use crate::io::progress::Mode;
-use crate::mount::Mounts;
 use crate::payload;
 
 pub struct Options {
@@ -274,7 +273,7 @@ fn steps() -> Vec<Step> {
 
 /// Runs the whole install. Call `preflight` first.
 pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
-    crate::mount::private_namespace()?;
+    xenprov_sys::mount::private_namespace()?;
     let image_loop;
     let dev = if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
         image_loop = Loop::attach(Path::new(&plan.disk.path))?;
@@ -497,7 +496,6 @@ fn install_debs(t: &mut Target) -> Result<()> {
         args.push(inside.join(name).to_string_lossy().into_owned());
     }
     let out = Cmd::chroot(&opts.root, &args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
         .run()
         .context("installing the payload's packages")?;
     for line in out.lines() {

@@ -14,8 +14,7 @@ use gptman::{GPT, GPTPartitionEntry};
 use xenprov_core::gpt::guid_bytes;
 use xenprov_core::plan::Plan;
 use xenprov_core::size::MIB;
-
-use crate::exec::Cmd;
+use xenprov_sys::Cmd;
 
 mod ioctl {
     nix::ioctl_read_bad!(blksszget, nix::request_code_none!(0x12, 104), libc::c_int);

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use xenprov_core::answer::Answer;
+use xenprov_sys::{Cmd, Mounts};
 
-use crate::exec::Cmd;
 use crate::io::progress::Mode;
-use crate::mount::Mounts;
 use crate::{GuidedArgs, LiveArgs, Sources, guided, inventory, logging, verbs};
 
 pub const ANSWER_LABEL: &str = "XENPROV";

@@ -2,13 +2,11 @@
 
 mod apply;
 mod blockdev;
-mod exec;
 mod guided;
 mod inventory;
 mod io;
 mod live;
 mod logging;
-mod mount;
 mod payload;
 mod probe;
 mod prompt;

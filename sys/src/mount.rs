@@ -1,6 +1,7 @@
 //! Mounts that are undone when dropped, in reverse order, so an error anywhere leaves nothing
-//! mounted on the target.
+//! mounted; a private mount namespace; and clearing what a killed run left mounted.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub fn private_namespace() -> Result<()> {
     Ok(())
 }
 
+#[derive(Default)]
 pub struct Mounts {
     /// Mount points, with whether each is a bind mount of the running system.
     stack: Vec<(PathBuf, bool)>,
@@ -32,7 +34,7 @@ pub struct Mounts {
 
 impl Mounts {
     pub fn new() -> Mounts {
-        Mounts { stack: Vec::new() }
+        Mounts::default()
     }
 
     /// Mounts read-write; `options` is the filesystem's own option string.
@@ -48,7 +50,8 @@ impl Mounts {
 
     /// Mounts read-only, with the filesystem type blkid finds.
     pub fn mount_ro(&mut self, dev: &str, at: &Path) -> Result<()> {
-        let fstype = crate::exec::Cmd::new(&["blkid", "-o", "value", "-s", "TYPE", dev]).run()?;
+        let fstype =
+            crate::command::Cmd::new(&["blkid", "-o", "value", "-s", "TYPE", dev]).run()?;
         self.mount_with(dev, at, fstype.trim(), MsFlags::MS_RDONLY, None)
     }
 
@@ -127,5 +130,68 @@ impl Drop for Mounts {
         if let Err(e) = self.unmount_all() {
             tracing::warn!("{e:#}");
         }
+    }
+}
+
+/// Detaches every mount at or below `path` (deepest first), e.g. what a killed build left behind.
+pub fn unmount_under(path: &Path) -> Result<()> {
+    let path = path
+        .canonicalize()
+        .with_context(|| format!("resolving {}", path.display()))?;
+    let mut targets = mounts_under(&path)?;
+    targets.sort_by_key(|t| std::cmp::Reverse(t.components().count()));
+    for target in targets {
+        umount2(&target, MntFlags::MNT_DETACH)
+            .with_context(|| format!("unmounting {}", target.display()))?;
+    }
+    anyhow::ensure!(
+        mounts_under(&path)?.is_empty(),
+        "{} still has mounts below it",
+        path.display()
+    );
+    Ok(())
+}
+
+fn mounts_under(path: &Path) -> Result<Vec<PathBuf>> {
+    let info =
+        fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    Ok(info
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape(field)))
+        .filter(|target| target.starts_with(path))
+        .collect())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(field: &str) -> String {
+    let mut out = String::new();
+    let mut rest = field;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        match u8::from_str_radix(rest.get(i + 1..i + 4).unwrap_or(""), 8) {
+            Ok(b) => {
+                out.push(b as char);
+                rest = &rest[i + 4..];
+            }
+            Err(_) => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape(r"/var/cache/a\040b"), "/var/cache/a b");
+        assert_eq!(unescape(r"/plain"), "/plain");
+        assert_eq!(unescape(r"/odd\x"), r"/odd\x");
     }
 }
