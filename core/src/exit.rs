@@ -62,17 +62,45 @@ pub fn code_of<'a>(chain: impl IntoIterator<Item = &'a (dyn Error + 'static)>) -
         .unwrap_or(FAILED)
 }
 
-/// How a binary ends on `result`: status 0, or the error printed as `main` returning it would print
-/// it (with its causes) and the status its chain says.
-pub fn report<E>(result: Result<(), E>) -> std::process::ExitCode
+/// What a verb returns when it succeeds: nothing (status 0), or a status of its own (`validate`
+/// reports problems with 3 after listing them itself).
+pub trait Success {
+    fn code(self) -> std::process::ExitCode;
+}
+
+impl Success for () {
+    fn code(self) -> std::process::ExitCode {
+        std::process::ExitCode::SUCCESS
+    }
+}
+
+impl Success for std::process::ExitCode {
+    fn code(self) -> std::process::ExitCode {
+        self
+    }
+}
+
+/// An error with its causes on one line, outermost first: `error: installing the packages: dpkg
+/// failed (exit status: 1)`, as it goes to a terminal, a log file or the journal.
+pub fn message(e: &(dyn Error + 'static)) -> String {
+    std::iter::successors(Some(e), |&e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// How every binary ends on `result`: its success's status, or the error printed on one line with
+/// its causes (`message`) and the status its chain says.
+pub fn report<T, E>(result: Result<T, E>) -> std::process::ExitCode
 where
-    E: fmt::Debug + std::ops::Deref<Target = dyn Error + Send + Sync + 'static>,
+    T: Success,
+    E: std::ops::Deref<Target = dyn Error + Send + Sync + 'static>,
 {
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(done) => done.code(),
         Err(e) => {
-            eprintln!("Error: {e:?}");
             let first: &(dyn Error + 'static) = &*e;
+            eprintln!("error: {}", message(first));
             let chain = std::iter::successors(Some(first), |&e| e.source());
             std::process::ExitCode::from(code_of(chain))
         }
@@ -107,5 +135,12 @@ mod tests {
         assert_eq!(code_of(chain(&invalid("line 3"))), INVALID);
         let io = std::io::Error::other("disk gone");
         assert_eq!(code_of(chain(&Wrapped(Box::new(io)))), FAILED);
+    }
+
+    #[test]
+    fn the_message_holds_every_cause_on_one_line() {
+        let e = Wrapped(Box::new(refused("disk /dev/vda holds data")));
+        assert_eq!(message(&e), "while doing it: disk /dev/vda holds data");
+        assert_eq!(message(&invalid("line 3")), "line 3");
     }
 }

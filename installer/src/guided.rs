@@ -11,8 +11,9 @@ use xenprov_core::net::{self, Cidr};
 use xenprov_core::password;
 use xenprov_core::size::{MIB, Size, human};
 
+use crate::cli::GuidedArgs;
 use crate::prompt::{Prompter, Terminal};
-use crate::{GuidedArgs, logging, verbs};
+use crate::{logging, verbs};
 
 fn parse_check<T>(f: impl Fn(&str) -> Result<T, String>) -> impl Fn(&str) -> Result<(), String> {
     move |s| f(s).map(|_| ())

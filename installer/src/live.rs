@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 use xenprov_core::answer::Answer;
 use xenprov_sys::{Cmd, Mounts};
 
+use crate::cli::{GuidedArgs, LiveArgs, Sources};
 use crate::io::progress::Mode;
-use crate::{GuidedArgs, LiveArgs, Sources, guided, inventory, logging, verbs};
+use crate::{guided, inventory, logging, verbs};
 
 pub const ANSWER_LABEL: &str = "XENPROV";
 

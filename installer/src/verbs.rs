@@ -14,12 +14,10 @@ use xenprov_core::plan::{self, Inputs, Plan, Refusal};
 use xenprov_core::render::Templates;
 use xenprov_core::size::human;
 
+use crate::cli::{ApplyArgs, HashArgs, InventoryArgs, PlanArgs, Sources, ValidateArgs};
 use crate::io::progress::Mode;
 use crate::prompt::{Prompter, Terminal};
-use crate::{
-    ApplyArgs, HashArgs, InventoryArgs, PlanArgs, Sources, ValidateArgs, apply, inventory, logging,
-    payload,
-};
+use crate::{apply, inventory, logging, payload};
 
 /// Where the live environment mounts the install medium.
 pub const MEDIUM: &str = "/run/xenprov/medium";
