@@ -553,8 +553,86 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
     let deactivate_vgs = check_disk(answer, inv, disk, &mut errors);
     let sector = u64::from(disk.logical_sector.max(512));
     let ids = Ids::new(answer, disk);
+    let layout = layout(answer, disk, sector, &mut errors, &mut warnings);
+    check_machine(answer, inv, &mut errors, &mut warnings);
+    let nic = match choose_nic(answer, inv) {
+        Ok(n) => n.clone(),
+        Err(e) => {
+            errors.push(e);
+            Nic {
+                name: String::new(),
+                mac: String::new(),
+                carrier: None,
+            }
+        }
+    };
+    let filesystems = filesystems(answer, &layout, sector, &ids);
+    if let Some(m) = payload {
+        check_payload_fits(m, &filesystems, &mut errors);
+        check_payload_packages(answer, m, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(Refusal::Unfit(errors));
+    }
 
-    // Partitions.
+    let partitions = planned_partitions(answer, &layout, sector, &ids);
+    let vg = planned_vg(answer, &layout, &partitions);
+    let xen_cmdline = xen_cmdline(answer);
+    let dom0_cmdline = "console=hvc0".to_string();
+    let mut destroys = disk.found();
+    destroys.extend(deactivate_vgs.iter().map(|v| format!("volume group {v}")));
+    let ctx = host_context(answer, nic, &xen_cmdline, &dom0_cmdline, &filesystems);
+    let files = host_files(answer, templates, &ctx)?;
+    let fw = answer.boot.firmware;
+    let bootloader = Bootloader {
+        bios: fw.bios(),
+        uefi: fw.uefi(),
+        nvram: fw.uefi() && inv.firmware == BootMode::Uefi && disk.kind == DiskKind::Block,
+        password: answer.grub.password_hash.is_some(),
+    };
+
+    Ok(Plan {
+        disk: TargetDisk {
+            path: disk.path.clone(),
+            kind: disk.kind,
+            size: disk.size,
+            sector,
+            serial: disk.serial.clone(),
+            model: disk.model.clone(),
+            disk_guid: ids.uuid("disk").to_uppercase(),
+            destroys,
+            deactivate_vgs,
+        },
+        partitions,
+        vg,
+        filesystems,
+        bootloader,
+        xen_cmdline,
+        dom0_cmdline,
+        users: users(answer),
+        files,
+        payload: payload.cloned(),
+        warnings,
+    })
+}
+
+/// The partitions placed on the disk and the extents of the dom0's volumes in the volume group.
+struct Layout {
+    placed: Vec<Placed>,
+    lv_extents: Vec<u64>,
+    vg_extents: u64,
+    used_extents: u64,
+}
+
+/// The partitions the firmware needs (BIOS boot, ESP), /boot, and LVM on the rest; an error when the
+/// disk cannot hold them with the dom0's volumes.
+fn layout(
+    answer: &Answer,
+    disk: &Disk,
+    sector: u64,
+    errors: &mut Vec<PlanError>,
+    warnings: &mut Vec<String>,
+) -> Layout {
     let fw = answer.boot.firmware;
     let mut slots = Vec::new();
     if fw.bios() {
@@ -578,8 +656,9 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
         size: None,
     });
 
-    let volumes = &answer.lvm.volumes;
-    let lv_extents: Vec<u64> = volumes
+    let lv_extents: Vec<u64> = answer
+        .lvm
+        .volumes
         .iter()
         .map(|v| v.size.bytes().div_ceil(EXTENT))
         .collect();
@@ -621,8 +700,21 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
             human(dom0_bytes)
         ));
     }
+    Layout {
+        placed,
+        lv_extents,
+        vg_extents,
+        used_extents,
+    }
+}
 
-    // Memory and CPUs.
+/// Memory, CPUs and firmware: what the machine gives against what the answer asks.
+fn check_machine(
+    answer: &Answer,
+    inv: &Inventory,
+    errors: &mut Vec<PlanError>,
+    warnings: &mut Vec<String>,
+) {
     let dom0_mem = answer.xen.dom0_mem.size.bytes();
     if dom0_mem >= inv.memory {
         errors.push(PlanError {
@@ -653,7 +745,7 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
                 .into(),
         );
     }
-    match (inv.firmware, fw) {
+    match (inv.firmware, answer.boot.firmware) {
         (BootMode::Bios, Firmware::Uefi) => warnings.push(
             "this machine booted the installer in BIOS mode but firmware = \"uefi\": the disk will only boot \
              once the machine's firmware is set to UEFI"
@@ -666,22 +758,12 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
         ),
         _ => {}
     }
+}
 
-    let nic = match choose_nic(answer, inv) {
-        Ok(n) => n.clone(),
-        Err(e) => {
-            errors.push(e);
-            Nic {
-                name: String::new(),
-                mac: String::new(),
-                carrier: None,
-            }
-        }
-    };
-
-    // Filesystems, with their sizes for the payload check.
+/// The filesystems on the partitions and volumes, with their sizes for the payload check.
+fn filesystems(answer: &Answer, layout: &Layout, sector: u64, ids: &Ids) -> Vec<Filesystem> {
     let mut filesystems = Vec::new();
-    for p in &placed {
+    for p in &layout.placed {
         let size = p.sectors() * sector;
         match p.role {
             Role::Esp => filesystems.push(Filesystem {
@@ -703,7 +785,7 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
             Role::BiosBoot | Role::Lvm => {}
         }
     }
-    for (v, ext) in volumes.iter().zip(&lv_extents) {
+    for (v, ext) in answer.lvm.volumes.iter().zip(&layout.lv_extents) {
         filesystems.push(Filesystem {
             on: On::Lv(v.name.clone()),
             fs: match v.fs {
@@ -716,16 +798,17 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
             size: ext * EXTENT,
         });
     }
-    if let Some(m) = payload {
-        check_payload_fits(m, &filesystems, &mut errors);
-        check_payload_packages(answer, m, &mut errors);
-    }
+    filesystems
+}
 
-    if !errors.is_empty() {
-        return Err(Refusal::Unfit(errors));
-    }
-
-    let partitions: Vec<PlannedPartition> = placed
+fn planned_partitions(
+    answer: &Answer,
+    layout: &Layout,
+    sector: u64,
+    ids: &Ids,
+) -> Vec<PlannedPartition> {
+    layout
+        .placed
         .iter()
         .map(|p| PlannedPartition {
             number: p.number,
@@ -740,36 +823,44 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
             last_lba: p.last_lba,
             size: p.sectors() * sector,
         })
-        .collect();
-    let pv_partition = partitions
-        .iter()
-        .find(|p| p.role == Role::Lvm)
-        .map(|p| p.number)
-        .unwrap_or(0);
-    let vg = PlannedVg {
+        .collect()
+}
+
+fn planned_vg(answer: &Answer, layout: &Layout, partitions: &[PlannedPartition]) -> PlannedVg {
+    PlannedVg {
         name: answer.lvm.vg.clone(),
-        pv_partition,
+        pv_partition: partitions
+            .iter()
+            .find(|p| p.role == Role::Lvm)
+            .map(|p| p.number)
+            .unwrap_or(0),
         extent_size: EXTENT,
         pe_start: PE_START,
-        extents: vg_extents,
-        volumes: volumes
+        extents: layout.vg_extents,
+        volumes: answer
+            .lvm
+            .volumes
             .iter()
-            .zip(&lv_extents)
+            .zip(&layout.lv_extents)
             .map(|(v, e)| PlannedLv {
                 name: v.name.clone(),
                 extents: *e,
             })
             .collect(),
-        free_extents: vg_extents - used_extents,
-    };
+        free_extents: layout.vg_extents - layout.used_extents,
+    }
+}
 
-    let xen_cmdline = xen_cmdline(answer);
-    let dom0_cmdline = "console=hvc0".to_string();
-    let mut destroys = disk.found();
-    destroys.extend(deactivate_vgs.iter().map(|v| format!("volume group {v}")));
-
+/// What the host's file templates are rendered with.
+fn host_context<'a>(
+    answer: &'a Answer,
+    nic: Nic,
+    xen_cmdline: &'a str,
+    dom0_cmdline: &'a str,
+    filesystems: &[Filesystem],
+) -> HostContext<'a> {
     let net = &answer.network;
-    let ctx = HostContext {
+    HostContext {
         hostname: &answer.system.hostname,
         short_hostname: answer.system.hostname.split('.').next().unwrap_or_default(),
         host_ip: match (&net.address, net.mode) {
@@ -786,8 +877,8 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
         address: net.address.map(|c| c.to_string()),
         gateway: net.gateway.map(|g| g.to_string()),
         dns: net.dns.iter().map(|d| d.to_string()).collect(),
-        xen_cmdline: &xen_cmdline,
-        dom0_cmdline: &dom0_cmdline,
+        xen_cmdline,
+        dom0_cmdline,
         linux_cmdline: match answer.console.serial.unit() {
             Some(u) => format!("console=tty0 console=ttyS{u},{}n8", answer.console.baud),
             None => String::new(),
@@ -804,19 +895,15 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
         grub_user: &answer.grub.user,
         grub_password_hash: answer.grub.password_hash.as_deref(),
         permit_root_login: answer.system.permit_root_login,
-        fstab: fstab_lines(&filesystems, &answer.lvm.vg),
+        fstab: fstab_lines(filesystems, &answer.lvm.vg),
         repo_enabled: answer.repo.enable,
         repo_listen: answer.repo.listen.to_string(),
         repo_port: answer.repo.listen.port(),
-    };
-    let files = host_files(answer, templates, &ctx)?;
-    let bootloader = Bootloader {
-        bios: fw.bios(),
-        uefi: fw.uefi(),
-        nvram: fw.uefi() && inv.firmware == BootMode::Uefi && disk.kind == DiskKind::Block,
-        password: answer.grub.password_hash.is_some(),
-    };
-    let users = Users {
+    }
+}
+
+fn users(answer: &Answer) -> Users {
+    Users {
         root_password_hash: answer.system.root_password_hash.clone(),
         admin: answer.system.admin_user.as_ref().map(|name| Admin {
             name: name.clone(),
@@ -827,31 +914,7 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
                 .unwrap_or_else(|| answer.system.root_password_hash.clone()),
             groups: vec!["sudo".into()],
         }),
-    };
-
-    Ok(Plan {
-        disk: TargetDisk {
-            path: disk.path.clone(),
-            kind: disk.kind,
-            size: disk.size,
-            sector,
-            serial: disk.serial.clone(),
-            model: disk.model.clone(),
-            disk_guid: ids.uuid("disk").to_uppercase(),
-            destroys,
-            deactivate_vgs,
-        },
-        partitions,
-        vg,
-        filesystems,
-        bootloader,
-        xen_cmdline,
-        dom0_cmdline,
-        users,
-        files,
-        payload: payload.cloned(),
-        warnings,
-    })
+    }
 }
 
 pub fn xen_cmdline(a: &Answer) -> String {
