@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::answer::{NetMode, check_lvm_name};
 use crate::net::{self, Cidr};
 use crate::password;
-use crate::reader::{Diags, Reader, Table};
+use crate::reader::{At, Diags, Reader, Table};
 use crate::render::Templates;
 use crate::size::Size;
 
@@ -385,8 +385,80 @@ impl Guest {
 }
 
 fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest> {
+    let name = read_name(t, host);
+    let profile = read_profile(t, catalog);
+    let kind = read_kind(t, profile, host);
+    let (memory, maxmem) = read_memory(t, profile);
+    let vcpus = match t.int("vcpus") {
+        Some(a) if (1..=128).contains(&a.value) => Some(a.value as u32),
+        Some(a) => {
+            t.error("vcpus", a.offset, format!("{} is not 1 to 128", a.value));
+            None
+        }
+        None => Some(1),
+    };
+    let (disk, vg) = read_disk(t, profile, host);
+    let bridge = t
+        .parsed("bridge", |s| net::check_ifname(s).map(|_| s.to_string()))
+        .map(|a| a.value)
+        .unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
+    let mac = read_mac(t, name.as_deref(), host);
+
+    if !t.has("root-password-hash") {
+        t.error(
+            "root-password-hash",
+            t.offset(),
+            "missing: root's password hash ($6$ or $y$, or \"!\" to lock root)",
+        );
+    }
+    let root_password_hash = t
+        .parsed("root-password-hash", |s| {
+            password::check_crypt_hash(s).map(|_| s.to_string())
+        })
+        .map(|a| a.value);
+    let ssh_authorized_keys = read_words(t, "ssh-authorized-keys", &crate::answer::check_ssh_key);
+    let packages = read_words(t, "packages", &check_package);
+
+    let network = match t.table("network") {
+        Some(n) => {
+            let v = read_network(&n);
+            n.finish();
+            v
+        }
+        None => GuestNetwork::default(),
+    };
+    let post_install = t.text("post-install").and_then(|a| {
+        check_post_install(&a.value)
+            .map_err(|e| t.error("post-install", a.offset, e))
+            .ok()
+            .map(|()| a.value)
+    });
+    let autostart = t.bool("autostart").unwrap_or(false);
+
+    Some(Guest {
+        name: name?,
+        os: profile?.id.clone(),
+        kind: kind?,
+        memory: memory?,
+        maxmem: maxmem?,
+        vcpus: vcpus?,
+        disk: disk?.value,
+        vg,
+        bridge,
+        mac: mac?,
+        root_password_hash: root_password_hash?,
+        ssh_authorized_keys,
+        packages,
+        network,
+        post_install,
+        autostart,
+    })
+}
+
+/// `name`: a valid domain and host name that no guest of this host has.
+fn read_name(t: &Table<'_, '_>, host: &Host) -> Option<String> {
     let name = t.req_str("name", "the guest's name (Xen domain and host name)");
-    let name = name.and_then(|a| {
+    name.and_then(|a| {
         check_guest_name(&a.value)
             .map_err(|e| t.error("name", a.offset, e))
             .ok()?;
@@ -399,10 +471,13 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
             return None;
         }
         Some(a.value)
-    });
+    })
+}
 
+/// `os`: a profile of the catalog.
+fn read_profile<'c>(t: &Table<'_, '_>, catalog: &'c Catalog) -> Option<&'c OsProfile> {
     let os = t.req_str("os", "the OS profile, e.g. debian12");
-    let profile = os.and_then(|a| match catalog.get(&a.value) {
+    os.and_then(|a| match catalog.get(&a.value) {
         Some(p) => Some(p),
         None => {
             let ids: Vec<&str> = catalog.ids().collect();
@@ -420,13 +495,16 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
             );
             None
         }
-    });
+    })
+}
 
+/// `type`: one the profile allows and this host's Xen can build.
+fn read_kind(t: &Table<'_, '_>, profile: Option<&OsProfile>, host: &Host) -> Option<GuestType> {
     if !t.has("type") {
         t.error("type", t.offset(), "missing: pv, pvh or hvm");
     }
     let kind = t.parsed("type", str::parse::<GuestType>);
-    let kind = match (kind, profile) {
+    match (kind, profile) {
         (Some(k), Some(p)) if !p.types.contains(&k.value) => {
             let allowed: Vec<String> = p.types.iter().map(|t| format!("\"{t}\"")).collect();
             let why = p
@@ -458,26 +536,33 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
             None
         }
         (k, _) => k.map(|k| k.value),
-    };
+    }
+}
 
-    let size = |key: &'static str, min: Option<(Size, &str)>| {
-        let a = t.parsed(key, str::parse::<Size>)?;
-        match min {
-            Some((m, why)) if a.value < m => {
-                t.error(
-                    key,
-                    a.offset,
-                    format!("{} is less than the {m} {why}", a.value),
-                );
-                None
-            }
-            _ => Some(a),
+/// A size, refused below the profile's minimum (with the reason it gives).
+fn read_size(t: &Table<'_, '_>, key: &'static str, min: Option<(Size, &str)>) -> Option<At<Size>> {
+    let a = t.parsed(key, str::parse::<Size>)?;
+    match min {
+        Some((m, why)) if a.value < m => {
+            t.error(
+                key,
+                a.offset,
+                format!("{} is less than the {m} {why}", a.value),
+            );
+            None
         }
-    };
+        _ => Some(a),
+    }
+}
+
+/// `memory`, in whole MiB, and `maxmem` (default: memory), which only a guest with a balloon driver
+/// may set higher.
+fn read_memory(t: &Table<'_, '_>, profile: Option<&OsProfile>) -> (Option<Size>, Option<Size>) {
     if !t.has("memory") {
         t.error("memory", t.offset(), "missing: e.g. memory = \"1G\"");
     }
-    let memory = size(
+    let memory = read_size(
+        t,
         "memory",
         profile.map(|p| (p.min_memory, "its installer needs")),
     )
@@ -510,15 +595,15 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
         (Some(a), _) => Some(a.value),
         (None, m) => m,
     };
-    let vcpus = match t.int("vcpus") {
-        Some(a) if (1..=128).contains(&a.value) => Some(a.value as u32),
-        Some(a) => {
-            t.error("vcpus", a.offset, format!("{} is not 1 to 128", a.value));
-            None
-        }
-        None => Some(1),
-    };
+    (memory, maxmem)
+}
 
+/// `disk` and `vg` (default: the host's), checked against the volume group's free space.
+fn read_disk(
+    t: &Table<'_, '_>,
+    profile: Option<&OsProfile>,
+    host: &Host,
+) -> (Option<At<Size>>, String) {
     if !t.has("disk") {
         t.error(
             "disk",
@@ -526,7 +611,7 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
             "missing: the size of its disk, e.g. disk = \"20G\"",
         );
     }
-    let disk = size("disk", profile.map(|p| (p.min_disk, "the OS needs")));
+    let disk = read_size(t, "disk", profile.map(|p| (p.min_disk, "the OS needs")));
 
     let vg = t
         .parsed("vg", |s| {
@@ -553,18 +638,17 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
             Some(_) => {}
         }
     }
+    (disk, vg)
+}
 
-    let bridge = t
-        .parsed("bridge", |s| net::check_ifname(s).map(|_| s.to_string()))
-        .map(|a| a.value)
-        .unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
-
+/// `mac` (default: derived from the name), which no other guest of this host has.
+fn read_mac(t: &Table<'_, '_>, name: Option<&str>, host: &Host) -> Option<String> {
     let mac = match t.parsed("mac", net::parse_mac) {
         Some(a) => Some((a.value, a.offset)),
         None if t.has("mac") => None,
-        None => name.as_deref().map(|n| (derived_mac(n), t.offset())),
+        None => name.map(|n| (derived_mac(n), t.offset())),
     };
-    let mac = mac.and_then(|(m, at)| match host.guests.iter().find(|g| g.mac == m) {
+    mac.and_then(|(m, at)| match host.guests.iter().find(|g| g.mac == m) {
         Some(g) => {
             t.error(
                 "mac",
@@ -577,71 +661,25 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
             None
         }
         None => Some(m),
-    });
-
-    if !t.has("root-password-hash") {
-        t.error(
-            "root-password-hash",
-            t.offset(),
-            "missing: root's password hash ($6$ or $y$, or \"!\" to lock root)",
-        );
-    }
-    let root_password_hash = t
-        .parsed("root-password-hash", |s| {
-            password::check_crypt_hash(s).map(|_| s.to_string())
-        })
-        .map(|a| a.value);
-
-    let words = |key: &'static str, check: &dyn Fn(&str) -> Result<(), String>| {
-        t.str_array(key)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|a| {
-                check(&a.value)
-                    .map_err(|e| t.reader().report_at(a.offset, &a.key, e))
-                    .ok()
-                    .map(|_| a.value)
-            })
-            .collect::<Vec<_>>()
-    };
-    let ssh_authorized_keys = words("ssh-authorized-keys", &crate::answer::check_ssh_key);
-    let packages = words("packages", &check_package);
-
-    let network = match t.table("network") {
-        Some(n) => {
-            let v = read_network(&n);
-            n.finish();
-            v
-        }
-        None => GuestNetwork::default(),
-    };
-
-    let post_install = t.text("post-install").and_then(|a| {
-        check_post_install(&a.value)
-            .map_err(|e| t.error("post-install", a.offset, e))
-            .ok()
-            .map(|()| a.value)
-    });
-    let autostart = t.bool("autostart").unwrap_or(false);
-
-    Some(Guest {
-        name: name?,
-        os: profile?.id.clone(),
-        kind: kind?,
-        memory: memory?,
-        maxmem: maxmem?,
-        vcpus: vcpus?,
-        disk: disk?.value,
-        vg,
-        bridge,
-        mac: mac?,
-        root_password_hash: root_password_hash?,
-        ssh_authorized_keys,
-        packages,
-        network,
-        post_install,
-        autostart,
     })
+}
+
+/// A list of strings, each held to `check`; the bad ones are reported and left out.
+fn read_words(
+    t: &Table<'_, '_>,
+    key: &'static str,
+    check: &dyn Fn(&str) -> Result<(), String>,
+) -> Vec<String> {
+    t.str_array(key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|a| {
+            check(&a.value)
+                .map_err(|e| t.reader().report_at(a.offset, &a.key, e))
+                .ok()
+                .map(|_| a.value)
+        })
+        .collect()
 }
 
 fn read_network(t: &Table<'_, '_>) -> GuestNetwork {
