@@ -35,8 +35,27 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
         "[system]\nhostname = \"xen\"\nroot-password-hash = \"!\"\n"
     ))
     .expect("the defaults parse");
+    ask_disk(p, inv, &mut a)?;
+    ask_layout(p, &mut a)?;
+    ask_xen(p, inv, &mut a)?;
+    ask_console(p, &mut a)?;
+    ask_network(p, inv, &mut a)?;
+    ask_system(p, &mut a)?;
+    if p.confirm(
+        "Protect GRUB's command line and menu editing with a password?",
+        false,
+    )? {
+        a.grub.password_hash = Some(password::grub_pbkdf2(&p.password("GRUB password")?));
+    }
+    a.repo.enable = p.confirm("Run the repo server for guest installs?", true)?;
 
-    // Disk: only those that may be written.
+    // The answer file's reader has the last word, so both paths accept exactly the same answers.
+    Answer::parse(&a.to_toml())
+        .map_err(|d| anyhow::anyhow!("the answers do not make a valid answer file:\n{d}"))
+}
+
+/// The disk, among those that may be written, and whether to erase what it holds.
+fn ask_disk(p: &mut dyn Prompter, inv: &Inventory, a: &mut Answer) -> Result<()> {
     let disks: Vec<_> = inv
         .disks
         .iter()
@@ -87,7 +106,11 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
         matcher: None,
         wipe,
     };
+    Ok(())
+}
 
+/// Firmware, volume group and the size of each dom0 volume.
+fn ask_layout(p: &mut dyn Prompter, a: &mut Answer) -> Result<()> {
     let fw = [Firmware::BiosUefi, Firmware::Uefi, Firmware::Bios];
     let names: Vec<String> = ["BIOS and UEFI", "UEFI only", "BIOS only"]
         .iter()
@@ -112,7 +135,11 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
             })
         })
         .collect::<Result<_>>()?;
+    Ok(())
+}
 
+/// The dom0's memory and vCPUs.
+fn ask_xen(p: &mut dyn Prompter, inv: &Inventory, a: &mut Answer) -> Result<()> {
     let mem_default = Size(((inv.memory / 2).min(2048 * MIB) / (256 * MIB)).max(2) * 256 * MIB);
     let m = ask_size(p, "dom0 memory", mem_default)?;
     a.xen.dom0_mem = xenprov_core::size::XenSize::new(Size(m.bytes() / MIB * MIB));
@@ -128,7 +155,11 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
         },
     )?;
     a.xen.dom0_max_vcpus = vcpus.parse().expect("checked");
+    Ok(())
+}
 
+/// The serial console and its speed.
+fn ask_console(p: &mut dyn Prompter, a: &mut Answer) -> Result<()> {
     let serials = [Serial::Com1, Serial::Com2, Serial::None];
     let names: Vec<String> = ["com1 (ttyS0)", "com2 (ttyS1)", "none"]
         .iter()
@@ -139,7 +170,11 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
         let bauds: Vec<String> = BAUDS.iter().map(u32::to_string).collect();
         a.console.baud = BAUDS[p.select("Serial speed", &bauds, BAUDS.len() - 1)?];
     }
+    Ok(())
+}
 
+/// The bridge's interface and its address.
+fn ask_network(p: &mut dyn Prompter, inv: &Inventory, a: &mut Answer) -> Result<()> {
     if inv.nics.is_empty() {
         bail!("this machine has no network interface; a Xen host needs one for its bridge");
     }
@@ -195,7 +230,11 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
             .map(|x| x.parse().expect("checked"))
             .collect();
     }
+    Ok(())
+}
 
+/// Host name, root's password, the admin user and their SSH key.
+fn ask_system(p: &mut dyn Prompter, a: &mut Answer) -> Result<()> {
     a.system.hostname = p.input("Host name", Some("xen1"), &net::check_hostname)?;
     let root_pw = p.password("Root password")?;
     a.system.root_password_hash = password::sha512_crypt(&root_pw);
@@ -229,17 +268,7 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
             a.system.ssh_authorized_keys = vec![key.trim().to_string()];
         }
     }
-    if p.confirm(
-        "Protect GRUB's command line and menu editing with a password?",
-        false,
-    )? {
-        a.grub.password_hash = Some(password::grub_pbkdf2(&p.password("GRUB password")?));
-    }
-    a.repo.enable = p.confirm("Run the repo server for guest installs?", true)?;
-
-    // The answer file's reader has the last word, so both paths accept exactly the same answers.
-    Answer::parse(&a.to_toml())
-        .map_err(|d| anyhow::anyhow!("the answers do not make a valid answer file:\n{d}"))
+    Ok(())
 }
 
 pub fn guided(args: GuidedArgs) -> Result<ExitCode> {
