@@ -112,33 +112,24 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
             );
         }
     }
-    if let Some(m) = &plan.payload {
-        let archive = opts.payload_dir.join(&m.file);
-        let len = fs::metadata(&archive)
-            .with_context(|| format!("payload {}", archive.display()))?
+    let Some(m) = &plan.payload else {
+        bail!("the plan has no payload manifest; give --payload");
+    };
+    // The archive and each package are there and of the size the manifest says (their hashes are
+    // checked as they are read).
+    let files = std::iter::once(("payload", &m.file, m.size))
+        .chain(m.debs.iter().map(|d| ("package", &d.file, d.size)));
+    for (what, file, size) in files {
+        let path = opts.payload_dir.join(file);
+        let len = fs::metadata(&path)
+            .with_context(|| format!("{what} {}", path.display()))?
             .len();
-        if len != m.size {
+        if len != size {
             bail!(
-                "payload {} is {len} bytes, its manifest says {}",
-                archive.display(),
-                m.size
+                "{what} {} is {len} bytes, the payload's manifest says {size}",
+                path.display()
             );
         }
-        for d in &m.debs {
-            let deb = opts.payload_dir.join(&d.file);
-            let len = fs::metadata(&deb)
-                .with_context(|| format!("package {} of the payload", deb.display()))?
-                .len();
-            if len != d.size {
-                bail!(
-                    "package {} is {len} bytes, the payload's manifest says {}",
-                    deb.display(),
-                    d.size
-                );
-            }
-        }
-    } else {
-        bail!("the plan has no payload manifest; give --payload");
     }
     Ok(())
 }
