@@ -74,7 +74,8 @@ fn ini_section<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = (&'a st
     })
 }
 
-fn is_sha256(h: &str) -> bool {
+/// 64 hex digits, of either case.
+pub fn is_sha256(h: &str) -> bool {
     h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -89,12 +89,9 @@ impl Manifest {
     }
 }
 
+/// Lower case, since the installer compares it byte for byte with the digest it computes.
 fn check_sha256(what: &str, hex: &str) -> Result<(), String> {
-    if hex.len() != 64
-        || !hex
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    {
+    if !crate::checksums::is_sha256(hex) || hex.bytes().any(|c| c.is_ascii_uppercase()) {
         return Err(format!(
             "payload manifest: {what}: sha256 `{hex}` is not 64 lower-case hex digits"
         ));

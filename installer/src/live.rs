@@ -44,7 +44,7 @@ pub fn parse_cmdline(cmdline: &str) -> Result<Boot> {
         match k {
             "xenprov.answer" => b.answer = Some(v.to_string()),
             "xenprov.answer-sha256" => {
-                if v.len() != 64 || !v.chars().all(|c| c.is_ascii_hexdigit()) {
+                if !xenprov_core::checksums::is_sha256(v) {
                     bail!("xenprov.answer-sha256={v} is not 64 hex digits");
                 }
                 b.answer_sha256 = Some(v.to_ascii_lowercase());
