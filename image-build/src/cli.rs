@@ -20,11 +20,11 @@ pub struct Cli {
 pub enum Verb {
     /// Print the build inputs and their cache key as JSON
     Inputs(Common),
-    /// Build the dom0 payload: payload.tar.zst and payload.json
+    /// Build the dom0 payload: payload.tar.zst, the host's .debs in debs/, and payload.json
     Payload {
         #[command(flatten)]
         common: Common,
-        /// Directory to write payload.tar.zst and payload.json to
+        /// Directory to write payload.tar.zst, debs/ and payload.json to
         #[arg(long, default_value = "out/image")]
         out_dir: PathBuf,
     },

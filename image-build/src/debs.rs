@@ -38,6 +38,9 @@ pub enum Set {
     Dom0,
 }
 
+/// What every package depends on: the C library and GCC's runtime, which every Rust binary links.
+const BASE_DEPENDS: [&str; 2] = ["libc6", "libgcc-s1"];
+
 const MAINTAINER: &str = "xenprov developers <xenprov-devel@example.org>";
 
 const SPECS: &[Spec] = &[
@@ -151,7 +154,7 @@ pub fn build(bin_dir: &Path, out_dir: &Path, set: Set) -> Result<Vec<Built>> {
             package: spec.name,
             version,
             path: deb,
-            depends: ["libc6", "libgcc-s1"]
+            depends: BASE_DEPENDS
                 .into_iter()
                 .chain(spec.depends.iter().copied())
                 .collect(),
@@ -260,7 +263,14 @@ fn stage_package(
 fn control(spec: &Spec, version: &str, binary: &Path, bytes: u64) -> Result<String> {
     let glibc = glibc_needed(&fs::read(binary)?)
         .with_context(|| format!("{}: no GLIBC_ symbol version in it", binary.display()))?;
-    let mut depends = vec![format!("libc6 (>= {glibc})"), "libgcc-s1".to_string()];
+    // The C library with the version the binary's symbols need; the rest by name.
+    let mut depends: Vec<String> = BASE_DEPENDS
+        .iter()
+        .map(|d| match *d {
+            "libc6" => format!("libc6 (>= {glibc})"),
+            d => d.to_string(),
+        })
+        .collect();
     depends.extend(spec.depends.iter().map(|d| d.to_string()));
     let size_kib = bytes.div_ceil(1024);
     Ok(format!(
