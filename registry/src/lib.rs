@@ -1,7 +1,9 @@
 //! The guest registry: one directory per guest under `/var/lib/xenprov/guests/NAME/` with its
 //! definition (`guest.toml`), its state (`status.json`), its install-phase xl config and the log
 //! tail of a failed install. `xenprov-guest` writes it; the repo server reads it to render answer
-//! files and records install events in it, both only with the install's token.
+//! files and records install events in it, both only with the install's token. The armed tokens
+//! are indexed by digest in `.armed/`, so that a request is checked by its token before anything
+//! of the guest it names is read.
 //!
 //! States: defined → installing (armed: a token exists) → installed | failed. An install with no
 //! event for its timeout becomes failed. "running" is not stored: it is an installed guest whose
@@ -19,7 +21,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use xenprov_core::guest::{Catalog, Existing, Guest, Host, check_guest_name};
 use xenprov_core::render::Templates;
 
@@ -131,6 +132,10 @@ pub struct Registry {
     catalog: Catalog,
 }
 
+/// The index of armed tokens, under the registry: `.armed/DIGEST` holds the name of the guest
+/// whose install `sha256(token) = DIGEST` opens. A dot name is never a guest's.
+const ARMED: &str = ".armed";
+
 fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
@@ -230,6 +235,9 @@ impl Registry {
 
     pub fn remove(&self, name: &str) -> Result<()> {
         let dir = self.guest_dir(name)?;
+        if let Some(digest) = self.load_status(name).ok().and_then(|st| st.token_sha256) {
+            self.unindex(&digest)?;
+        }
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
     }
 
@@ -246,7 +254,8 @@ impl Registry {
     }
 
     /// Reads, changes and writes a guest's status under an exclusive lock, so the repo server's
-    /// events and xenprov-guest's timeouts cannot overwrite each other.
+    /// events and xenprov-guest's timeouts cannot overwrite each other. The token index follows
+    /// the status here, the one place a token is set or cleared.
     fn update<T>(&self, name: &str, f: impl FnOnce(&mut Status) -> T) -> Result<T> {
         let lock = File::create(self.guest_dir(name)?.join(".lock"))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
@@ -256,7 +265,30 @@ impl Registry {
         if st != before {
             self.save(name, &st)?;
         }
+        if st.token_sha256 != before.token_sha256 {
+            // After the status: a crash between the two leaves either no entry for a live token
+            // (the install is refused and times out) or an entry for a dead one (which
+            // `armed` checks against the status): never a token that opens what it should not.
+            if let Some(old) = &before.token_sha256 {
+                self.unindex(old)?;
+            }
+            if let Some(new) = &st.token_sha256 {
+                let dir = self.dir.join(ARMED);
+                fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                write_atomic(&dir.join(new), name.as_bytes())?;
+            }
+        }
         Ok(out)
+    }
+
+    fn unindex(&self, digest: &str) -> Result<()> {
+        let path = self.dir.join(ARMED).join(digest);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The guest's status now: a stalled install is failed here, and stays failed.
@@ -319,19 +351,19 @@ impl Registry {
 
     /// The status, if `token` is this guest's current install token; `None` otherwise, whether
     /// the guest is unknown, not installing, timed out or the token is wrong.
+    ///
+    /// The token is looked up before the name: a wrong one costs a single failed open of a path
+    /// made from its digest, and nothing of the guest is read, so the time taken is the same for a
+    /// guest that exists and one that does not. Only a client holding the token gets further.
     fn armed(&self, name: &str, token: &str, now: u64) -> Option<Status> {
-        let st = self.status(name, now).ok();
-        let expected = st
-            .as_ref()
-            .filter(|st| st.state == State::Installing)
-            .and_then(|st| st.token_sha256.as_deref())
-            .and_then(|stored| <[u8; 32]>::try_from(hex::decode(stored).ok()?).ok());
-        // Constant time, and the same work with no token to compare with (an unknown guest, or one
-        // not installing), which is compared with a dummy: the time taken tells neither how much of
-        // the token's digest matched nor whether the guest exists.
-        let digest = Sha256::digest(token.as_bytes());
-        let matches = bool::from(digest.as_slice().ct_eq(&expected.unwrap_or([0; 32])));
-        st.filter(|_| matches && expected.is_some())
+        let digest = sha256_hex(token);
+        let owner = fs::read(self.dir.join(ARMED).join(&digest)).ok()?;
+        if owner != name.as_bytes() {
+            return None;
+        }
+        let st = self.status(name, now).ok()?;
+        (st.state == State::Installing && st.token_sha256.as_deref() == Some(digest.as_str()))
+            .then_some(st)
     }
 
     /// Whether `token` opens `name`'s install now: the repo server asks before it reads a request
@@ -473,6 +505,52 @@ mod tests {
         );
     }
 
+    /// A wrong token is refused without the guest's own files being read: a FIFO in place of an
+    /// armed guest's status would block any reader, so the answer can only come from the token.
+    /// This is what makes an unknown name and a known one cost the same (no timing oracle).
+    #[test]
+    fn a_wrong_token_reads_nothing_of_the_guest() {
+        let (_d, reg) = setup();
+        let token = reg.arm("web1", source(), 3600, 100).unwrap();
+        let status = reg.guest_dir("web1").unwrap().join("status.json");
+        let saved = fs::read(&status).unwrap();
+        fs::remove_file(&status).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &status,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let reg = std::sync::Arc::new(reg);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = reg.clone();
+        std::thread::spawn(move || {
+            let answers = [
+                r.is_armed("web1", "0123", 101),
+                r.is_armed("web1", &"0".repeat(32), 101),
+                r.render_for("preseed", "web1", "0123", 101).is_some(),
+                r.record_event("web1", "0123", b"done", 101).is_ok(),
+            ];
+            tx.send(answers).unwrap();
+        });
+        let answers = rx.recv_timeout(std::time::Duration::from_secs(10));
+        // Release a reader that did block, so that the thread ends either way.
+        use rustix::fs::{Mode, OFlags};
+        let _ = rustix::fs::open(&status, OFlags::WRONLY | OFlags::NONBLOCK, Mode::empty());
+        assert_eq!(
+            answers.expect("a wrong token made the registry open the guest's status"),
+            [false; 4]
+        );
+        fs::remove_file(&status).unwrap();
+        fs::write(&status, saved).unwrap();
+        assert!(
+            reg.is_armed("web1", &token, 101),
+            "the right token still opens it"
+        );
+    }
+
     #[test]
     fn events_drive_the_state_and_end_the_window() {
         let (_d, reg) = setup();
@@ -500,10 +578,28 @@ mod tests {
         );
         assert_eq!(st.token_sha256, None);
         assert_eq!(
+            armed_entries(&reg),
+            0,
+            "the ended install's token left the index"
+        );
+        assert_eq!(
             reg.record_event("web1", &token, b"failed", 201),
             Err(Refused::NotFound)
         );
         assert_eq!(reg.render_for("preseed", "web1", &token, 201), None);
+        reg.arm("web1", source(), 3600, 300).unwrap();
+        reg.arm("web1", source(), 3600, 301).unwrap();
+        assert_eq!(
+            armed_entries(&reg),
+            1,
+            "a new install replaces the old token"
+        );
+        reg.remove("web1").unwrap();
+        assert_eq!(armed_entries(&reg), 0, "a removed guest leaves no token");
+    }
+
+    fn armed_entries(reg: &Registry) -> usize {
+        fs::read_dir(reg.dir.join(ARMED)).unwrap().count()
     }
 
     #[test]
@@ -537,6 +633,7 @@ mod tests {
         let st = reg.status("web1", 1001).unwrap();
         assert_eq!(st.state, State::Failed);
         assert!(st.message.unwrap().contains("stalled"));
+        assert_eq!(armed_entries(&reg), 0);
         assert_eq!(
             reg.record_event("web1", &token, b"done", 1002),
             Err(Refused::NotFound)
