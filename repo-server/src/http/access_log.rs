@@ -1,9 +1,9 @@
 //! One access-log line and the request metrics per request, written when the response is done.
 //!
 //! Lines go to tracing target `xenprov_repo::access` (filter it to `off` to silence them). `bytes=` (and the
-//! `response_bytes_total` metric) is what was sent of the body, not its length: file ranges count as
-//! sendfile hands them to the socket, other chunks as hyper takes them, so an aborted download counts
-//! what got to the kernel plus at most hyper's write buffer.
+//! `response_bytes_total` metric) is what was sent of the body, not its length: on HTTP/1, what the
+//! kernel took, file ranges as sendfile sends them and other chunks as the writer writes them
+//! (`written`); on HTTP/2, chunks as h2 takes them, which it does once the stream has window.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ impl SentBytes {
         self.0.fetch_add(n, Relaxed);
     }
 
-    fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
 }

@@ -33,6 +33,7 @@ use crate::http::access_log::{AccessRecord, SentBytes};
 use crate::http::metrics::Metrics;
 use crate::http::sendfile::{PLACEHOLDER_LEN, SendfileQueue};
 use crate::http::source::Source;
+use crate::http::written::Written;
 
 /// Bytes read from a source per blocking call: large enough to amortise the hand-off to the blocking pool.
 pub const READ_CHUNK: usize = 64 << 10;
@@ -214,6 +215,8 @@ pub struct Body {
     record: Option<AccessRecord>,
     /// The record's count of bytes sent, which outlives it when the last range goes to sendfile.
     sent: Option<SentBytes>,
+    /// On HTTP/1, where the connection's writer counts the chunks it writes.
+    written: Option<Written>,
 }
 
 impl Body {
@@ -255,21 +258,30 @@ impl Body {
             remaining,
             record: None,
             sent: None,
+            written: None,
         }
     }
 
-    /// Attaches the access record that this body completes when dropped.
-    pub fn with_record(mut self, record: AccessRecord) -> Body {
+    /// Attaches the access record that this body completes when dropped, or once its last byte is
+    /// written. `written` is the connection's on HTTP/1, which counts bytes as the kernel takes them.
+    pub fn with_record(mut self, record: AccessRecord, written: Option<Written>) -> Body {
         self.sent = Some(record.sent());
         self.record = Some(record);
+        self.written = written;
         self
     }
 
-    /// Yields `chunk`, counted as sent when hyper takes it: hyper takes the next chunk only once its
-    /// write buffer has room (HTTP/1) or the stream's window is open (HTTP/2), so the count runs ahead of
-    /// the socket by at most that much.
+    /// Yields `chunk`, counted as sent when the writer hands it to the kernel (HTTP/1) or when h2
+    /// takes it (HTTP/2, which takes no more than the stream's window allows).
     fn data(&mut self, chunk: Bytes) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        if let Some(sent) = &self.sent {
+        if let (Some(sent), Some(written)) = (&self.sent, &self.written) {
+            if self.remaining == chunk.len() as u64 {
+                // The last chunk: the request ends when it is written.
+                self.record = written.track(&chunk, sent.clone(), self.record.take());
+            } else {
+                written.track(&chunk, sent.clone(), None);
+            }
+        } else if let Some(sent) = &self.sent {
             sent.add(chunk.len() as u64);
         }
         self.emit(chunk)

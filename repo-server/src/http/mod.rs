@@ -12,3 +12,4 @@ pub mod range;
 pub mod responses;
 pub mod sendfile;
 pub mod source;
+pub mod written;

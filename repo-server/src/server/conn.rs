@@ -1,6 +1,7 @@
 //! The I/O of one client connection: a TCP stream that records when bytes last moved (for the idle
-//! timeout) and turns sendfile placeholders into `sendfile` calls (see `sendfile`), corking the socket
-//! meanwhile so that headers and file data leave in full segments.
+//! timeout), turns sendfile placeholders into `sendfile` calls (see `sendfile`), corking the socket
+//! meanwhile so that headers and file data leave in full segments, and counts the body bytes the
+//! kernel takes (see `written`).
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -13,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::http::sendfile::{SendfileQueue, is_placeholder};
+use crate::http::written::Written;
 
 /// When a connection last moved bytes, and how many of its requests are waiting for a handler.
 pub struct Activity {
@@ -81,17 +83,24 @@ pub struct ConnIo {
     stream: TcpStream,
     activity: Arc<Activity>,
     sendfile: SendfileQueue,
+    written: Written,
     /// TCP_CORK is set: the bytes before and between file ranges wait to fill whole segments, as nginx's
     /// tcp_nopush does. Released once the queued ranges are sent.
     corked: bool,
 }
 
 impl ConnIo {
-    pub fn new(stream: TcpStream, activity: Arc<Activity>, sendfile: SendfileQueue) -> ConnIo {
+    pub fn new(
+        stream: TcpStream,
+        activity: Arc<Activity>,
+        sendfile: SendfileQueue,
+        written: Written,
+    ) -> ConnIo {
         ConnIo {
             stream,
             activity,
             sendfile,
+            written,
             corked: false,
         }
     }
@@ -147,7 +156,11 @@ impl AsyncWrite for ConnIo {
         let result = if is_placeholder(buf) {
             this.poll_send_file(cx, buf.len())
         } else {
-            Pin::new(&mut this.stream).poll_write(cx, buf)
+            let result = Pin::new(&mut this.stream).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = result {
+                this.written.wrote(&[IoSlice::new(buf)], n);
+            }
+            result
         };
         this.moved(result)
     }
@@ -173,7 +186,11 @@ impl AsyncWrite for ConnIo {
             if end < bufs.len() && !this.corked {
                 this.set_cork(true);
             }
-            Pin::new(&mut this.stream).poll_write_vectored(cx, &bufs[first..end])
+            let result = Pin::new(&mut this.stream).poll_write_vectored(cx, &bufs[first..end]);
+            if let Poll::Ready(Ok(n)) = result {
+                this.written.wrote(&bufs[first..end], n);
+            }
+            result
         };
         this.moved(result)
     }

@@ -43,6 +43,7 @@ use crate::http::body::ConnectionBudget;
 use crate::http::metrics::{ConnectionError, Metrics};
 use crate::http::responses::error;
 use crate::http::sendfile::SendfileQueue;
+use crate::http::written::Written;
 use crate::server::conn::{Activity, ConnIo};
 use crate::server::router::Router;
 use crate::settings::config::Config;
@@ -266,16 +267,26 @@ impl Shared {
         self.metrics.connection_opened();
         let activity = Arc::new(Activity::new());
         let sendfile = SendfileQueue::default();
+        let written = Written::default();
         let budget = ConnectionBudget::default();
-        let io = TokioIo::new(ConnIo::new(stream, activity.clone(), sendfile.clone()));
+        let io = TokioIo::new(ConnIo::new(
+            stream,
+            activity.clone(),
+            sendfile.clone(),
+            written.clone(),
+        ));
         let service = {
             let shared = self.clone();
             let activity = activity.clone();
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(budget.clone());
-                shared
-                    .clone()
-                    .respond(req, peer, activity.clone(), sendfile.clone())
+                shared.clone().respond(
+                    req,
+                    peer,
+                    activity.clone(),
+                    sendfile.clone(),
+                    written.clone(),
+                )
             })
         };
         let conn = graceful.watch(self.builder.serve_connection(io, service).into_owned());
@@ -315,9 +326,11 @@ impl Shared {
         peer: SocketAddr,
         activity: Arc<Activity>,
         sendfile: SendfileQueue,
+        written: Written,
     ) -> Result<hyper::Response<crate::http::body::Body>, Infallible> {
         let _running = activity.handler_running();
-        if self.config.sendfile && req.version() <= Version::HTTP_11 {
+        let http1 = req.version() <= Version::HTTP_11;
+        if self.config.sendfile && http1 {
             req.extensions_mut().insert(sendfile);
         }
         let mut record = AccessRecord::start(&self.metrics, &req, peer);
@@ -329,7 +342,7 @@ impl Shared {
             None => self.router.handle(req).await,
         };
         record.set_status(resp.status());
-        Ok(resp.map(|body| body.with_record(record)))
+        Ok(resp.map(|body| body.with_record(record, http1.then_some(written))))
     }
 }
 
