@@ -42,22 +42,67 @@ fn one() -> u32 {
     1
 }
 
-/// The disk to install on: exactly one of `target` and `match`.
+/// The disks to install on: exactly one of `target`, `targets` and `match`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct DiskSpec {
     /// A block device (`/dev/vda`, `/dev/disk/by-id/...`) or a disk image file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// Properties that exactly one disk of the machine must have.
+    /// The two block devices of a mirror (`raid = "raid1"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// Properties that the disk (or, with `count = 2`, both disks) of the machine must have.
     #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
     pub matcher: Option<DiskMatch>,
+    /// `raid1` mirrors /boot and the volume group across two disks; `none` installs on one.
+    #[serde(default, skip_serializing_if = "Raid::is_none")]
+    pub raid: Raid,
+    /// Where mdadm's monitor mails when an array degrades: a local user or an address.
+    #[serde(
+        default = "DiskSpec::default_raid_mail",
+        skip_serializing_if = "DiskSpec::is_root"
+    )]
+    pub raid_mail: String,
     /// Required to overwrite a disk that holds partitions or signatures.
     #[serde(default)]
     pub wipe: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+impl DiskSpec {
+    fn default_raid_mail() -> String {
+        "root".into()
+    }
+    fn is_root(s: &String) -> bool {
+        s == "root"
+    }
+
+    /// How many disks the answer installs on.
+    pub fn count(&self) -> usize {
+        match (&self.target, &self.matcher) {
+            (Some(_), _) => 1,
+            (None, Some(m)) => m.count as usize,
+            (None, None) => self.targets.len(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Raid {
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    #[serde(rename = "raid1")]
+    Raid1,
+}
+
+impl Raid {
+    fn is_none(&self) -> bool {
+        *self == Raid::None
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct DiskMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +114,25 @@ pub struct DiskMatch {
     pub min_size: Option<Size>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_size: Option<Size>,
+    /// How many disks must match: 1, or 2 for a mirror.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u32,
+}
+
+impl Default for DiskMatch {
+    fn default() -> DiskMatch {
+        DiskMatch {
+            serial: None,
+            model: None,
+            min_size: None,
+            max_size: None,
+            count: 1,
+        }
+    }
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -496,7 +560,7 @@ fn read_answer(t: &Table<'_, '_>) -> Option<Answer> {
                 t.reader().report_at(
                     0,
                     "disk",
-                    "missing section [disk]: it names the disk to install on (target or match)"
+                    "missing section [disk]: it names the disk to install on (target, targets or match)"
                         .into(),
                 );
             }
@@ -542,12 +606,26 @@ fn read_answer(t: &Table<'_, '_>) -> Option<Answer> {
     })
 }
 
+fn disk_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && !s.ends_with('/') {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not an absolute path; expected a block device such as /dev/vda or a disk image file"
+        ))
+    }
+}
+
 fn read_disk(t: &Table<'_, '_>) -> Option<DiskSpec> {
-    let target = t.parsed("target", |s| {
-        if s.starts_with('/') && !s.ends_with('/') {
-            Ok(s.to_string())
-        } else {
-            Err(format!("`{s}` is not an absolute path; expected a block device such as /dev/vda or a disk image file"))
+    let target = t.parsed("target", disk_path);
+    let targets = t.array("targets", |it| {
+        let a = it.str()?;
+        match disk_path(&a.value) {
+            Ok(_) => Some(a),
+            Err(e) => {
+                t.reader().report_at(a.offset, &a.key, e);
+                None
+            }
         }
     });
     let matcher = t.table("match").map(|m| {
@@ -555,6 +633,21 @@ fn read_disk(t: &Table<'_, '_>) -> Option<DiskSpec> {
         let model = m.str("model").map(|a| a.value);
         let min_size = m.parsed("min-size", str::parse::<Size>).map(|a| a.value);
         let max_size = m.parsed("max-size", str::parse::<Size>).map(|a| a.value);
+        let count = m.int("count").map(|a| {
+            if a.value == 1 || a.value == 2 {
+                a.value as u32
+            } else {
+                m.error(
+                    "count",
+                    a.offset,
+                    format!(
+                        "count {} is not 1 or 2: xenprov installs on one disk or mirrors two",
+                        a.value
+                    ),
+                );
+                1
+            }
+        });
         if serial.is_none()
             && model.is_none()
             && min_size.is_none()
@@ -576,34 +669,128 @@ fn read_disk(t: &Table<'_, '_>) -> Option<DiskSpec> {
                 format!("max-size {hi} is smaller than min-size {lo}"),
             );
         }
+        let at = m.offset();
         m.finish();
-        DiskMatch {
-            serial,
-            model,
-            min_size,
-            max_size,
-        }
+        (
+            DiskMatch {
+                serial,
+                model,
+                min_size,
+                max_size,
+                count: count.unwrap_or(1),
+            },
+            at,
+        )
     });
+    let raid = t.parsed("raid", |s| match s {
+        "none" => Ok(Raid::None),
+        "raid1" => Ok(Raid::Raid1),
+        _ => Err(format!(
+            "`{s}` is not a RAID level xenprov builds; expected \"none\" or \"raid1\""
+        )),
+    });
+    let raid_mail = t
+        .parsed("raid-mail", |s| {
+            let local = !s.is_empty()
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            let address = s.split_once('@').is_some_and(|(u, h)| {
+                !u.is_empty() && h.contains('.') && !s.contains(char::is_whitespace)
+            });
+            if local || address {
+                Ok(s.to_string())
+            } else {
+                Err(format!(
+                    "`{s}` is neither a local user nor a mail address; expected e.g. root or ops@example.com"
+                ))
+            }
+        })
+        .map(|a| a.value)
+        .unwrap_or_else(DiskSpec::default_raid_mail);
     let wipe = t.bool("wipe").unwrap_or(false);
-    match (&target, &matcher) {
-        (Some(a), Some(_)) => {
-            t.error("match", a.offset, "give either target or match, not both");
-            None
+
+    // A path listed twice is one disk, whatever else is wrong.
+    if let Some(ts) = &targets {
+        for (i, a) in ts.iter().enumerate() {
+            if ts[..i].iter().any(|b| b.value == a.value) {
+                t.reader().report_at(
+                    a.offset,
+                    &a.key,
+                    format!(
+                        "`{}` is listed twice; a mirror needs two different disks",
+                        a.value
+                    ),
+                );
+            }
         }
-        (None, None) if !t.has("target") && !t.has("match") => {
-            t.error(
-                "target",
-                t.offset(),
-                "missing: the disk to install on, as target = \"/dev/...\" or match = { serial = \"...\" }",
-            );
-            None
-        }
-        _ => Some(DiskSpec {
-            target: target.map(|a| a.value),
-            matcher,
-            wipe,
-        }),
     }
+    let given = [target.is_some(), targets.is_some(), matcher.is_some()];
+    let given = given.iter().filter(|g| **g).count();
+    if given > 1 {
+        let at = target
+            .as_ref()
+            .map(|a| a.offset)
+            .or(matcher.as_ref().map(|m| m.1))
+            .unwrap_or(t.offset());
+        t.error(
+            "targets",
+            at,
+            "give one of target, targets and match, not several",
+        );
+        return None;
+    }
+    if given == 0 && !t.has("target") && !t.has("targets") && !t.has("match") {
+        t.error(
+            "target",
+            t.offset(),
+            "missing: the disk to install on, as target = \"/dev/...\", targets = [\"/dev/...\", \"/dev/...\"] or match = { serial = \"...\" }",
+        );
+        return None;
+    }
+    let count = match (&target, &targets, &matcher) {
+        (Some(_), _, _) => Some(1),
+        (_, Some(ts), _) => {
+            if ts.len() != 2 {
+                t.error(
+                    "targets",
+                    ts.first().map_or(t.offset(), |a| a.offset),
+                    format!(
+                        "{} disks are listed; targets takes the two disks of a mirror (one disk is target = \"...\")",
+                        ts.len()
+                    ),
+                );
+            }
+            Some(ts.len())
+        }
+        (_, _, Some((m, _))) => Some(m.count as usize),
+        _ => None,
+    };
+    let level = raid.as_ref().map(|a| a.value).unwrap_or_default();
+    match (count, level) {
+        (Some(1), Raid::Raid1) => t.error(
+            "raid",
+            raid.as_ref().map(|a| a.offset).unwrap_or(t.offset()),
+            "raid1 mirrors two disks but one is given; list both as targets = [\"...\", \"...\"] or set match.count = 2",
+        ),
+        (Some(2), Raid::None) => t.error(
+            if targets.is_some() { "targets" } else { "match.count" },
+            raid.as_ref().map(|a| a.offset).unwrap_or(t.offset()),
+            "two disks are given but raid is none; set raid = \"raid1\" to mirror them",
+        ),
+        _ => {}
+    }
+    count?;
+    Some(DiskSpec {
+        target: target.map(|a| a.value),
+        targets: targets
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.value)
+            .collect(),
+        matcher: matcher.map(|m| m.0),
+        raid: level,
+        raid_mail,
+        wipe,
+    })
 }
 
 fn read_boot(t: &Table<'_, '_>) -> Boot {

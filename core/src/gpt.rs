@@ -36,6 +36,9 @@ impl Role {
     }
 }
 
+/// The type of a member of a Linux software RAID array.
+pub const LINUX_RAID: &str = "A19D880F-05FC-4D3B-A006-743F0F84911E";
+
 /// A GUID as GPT stores it: the first three fields little-endian ("mixed-endian").
 pub fn guid_bytes(guid: &str) -> [u8; 16] {
     uuid::Uuid::parse_str(guid)

@@ -20,12 +20,26 @@ pub const EXTENT: u64 = 4 * MIB;
 pub const PE_START: u64 = MIB;
 /// Above this the dom0 is larger than the design's "around 10 GiB"; a warning, not an error.
 pub const DOM0_SOFT_LIMIT: u64 = 10 * GIB;
+/// A mirror leaves this share of the smaller disk unused (at least [`MIRROR_MARGIN_MIN`]), so that
+/// a replacement disk a little smaller than the one it replaces still holds every member.
+pub const MIRROR_MARGIN_PERCENT: u64 = 1;
+pub const MIRROR_MARGIN_MIN: u64 = 64 * MIB;
+/// Room for the md superblock (metadata 1.0, at the end of the member, where GRUB and the
+/// firmware do not look) and its write-intent bitmap behind /boot.
+pub const MD_BOOT_RESERVE: u64 = MIB;
+/// Where the data of the volume group's array starts on each member (metadata 1.2 and its
+/// bitmap in front), given to mdadm so that every member, a replacement too, has the same.
+pub const MD_PV_DATA_OFFSET: u64 = 8 * MIB;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Plan {
-    pub disk: TargetDisk,
-    pub partitions: Vec<PlannedPartition>,
+    /// One disk, or the two disks of a mirror, each with its GPT.
+    pub disks: Vec<TargetDisk>,
+    /// The RAID1 arrays across the disks; none on one disk.
+    pub arrays: Vec<MdArray>,
+    /// What a mirror leaves unused at the end of the smaller disk; 0 on one disk.
+    pub mirror_margin: u64,
     pub vg: PlannedVg,
     pub filesystems: Vec<Filesystem>,
     pub bootloader: Bootloader,
@@ -51,6 +65,30 @@ pub struct TargetDisk {
     pub destroys: Vec<String>,
     /// Volume groups on this disk to deactivate before wiping.
     pub deactivate_vgs: Vec<String>,
+    pub partitions: Vec<PlannedPartition>,
+    /// Bytes behind the last partition that nothing uses (the GPT's backup at least).
+    pub unused: u64,
+}
+
+/// An md RAID1 array over one partition of each disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MdArray {
+    /// `/dev/md/NAME`; mdadm records it as `HOMEHOST:NAME`.
+    pub name: String,
+    pub homehost: String,
+    /// What the array holds: `/boot` or the volume group.
+    pub role: Role,
+    /// `1.0` (superblock at the end, so GRUB and the firmware read a member as a plain
+    /// filesystem) or `1.2`.
+    pub metadata: String,
+    /// mdadm's form, `8:8:8:8` hex digits.
+    pub uuid: String,
+    pub members: Vec<On>,
+    /// Bytes from the member's start to the array's data.
+    pub data_offset: u64,
+    /// Bytes of each member the array uses (mdadm `--size`).
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,7 +108,8 @@ pub struct PlannedPartition {
 #[serde(rename_all = "kebab-case")]
 pub struct PlannedVg {
     pub name: String,
-    pub pv_partition: u32,
+    /// The physical volume: the last partition, or the array over it on each disk.
+    pub pv: On,
     pub extent_size: u64,
     pub pe_start: u64,
     pub extents: u64,
@@ -89,7 +128,13 @@ pub struct PlannedLv {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum On {
-    Partition(u32),
+    /// Partition `number` of `disk`, an index into [`Plan::disks`].
+    Partition {
+        disk: usize,
+        number: u32,
+    },
+    /// `/dev/md/NAME`.
+    Md(String),
     Lv(String),
 }
 
@@ -206,14 +251,25 @@ impl From<RenderError> for Refusal {
 struct Ids([u8; 32]);
 
 impl Ids {
-    fn new(answer: &Answer, disk: &Disk) -> Ids {
+    fn new(answer: &Answer, disks: &[&Disk]) -> Ids {
         let mut h = Sha256::new();
         h.update(b"xenprov plan ids v1\0");
         h.update(answer.to_toml().as_bytes());
-        h.update(disk.path.as_bytes());
-        h.update(disk.serial.as_deref().unwrap_or("").as_bytes());
-        h.update(disk.size.to_le_bytes());
+        for disk in disks {
+            h.update(disk.path.as_bytes());
+            h.update(disk.serial.as_deref().unwrap_or("").as_bytes());
+            h.update(disk.size.to_le_bytes());
+        }
         Ids(h.finalize().into())
+    }
+
+    /// The purpose for disk `i`: the first disk's names are those of a one-disk plan.
+    fn of_disk(i: usize, purpose: &str) -> String {
+        if i == 0 {
+            purpose.to_string()
+        } else {
+            format!("disk{i}:{purpose}")
+        }
     }
 
     fn bytes(&self, purpose: &str) -> [u8; 16] {
@@ -264,23 +320,60 @@ fn glob(pattern: &str, s: &str) -> bool {
     }
 }
 
-/// Picks the target disk: the one named, or the only one that matches.
-fn choose_disk<'i>(answer: &Answer, inv: &'i Inventory) -> Result<&'i Disk, PlanError> {
+fn disk_list(inv: &Inventory) -> String {
+    let list: Vec<String> = inv.disks.iter().map(disk_line).collect();
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join("; ")
+    }
+}
+
+/// Picks the target disks, each with the answer key that chose it: the ones named, or the ones
+/// that match, as many as the answer asks for.
+fn choose_disks<'i>(
+    answer: &Answer,
+    inv: &'i Inventory,
+) -> Result<Vec<(&'i Disk, String)>, Vec<PlanError>> {
     if let Some(t) = &answer.disk.target {
-        return inv.disk(t).ok_or_else(|| {
-            let list: Vec<String> = inv.disks.iter().map(disk_line).collect();
-            PlanError {
+        return match inv.disk(t) {
+            Some(d) => Ok(vec![(d, "disk.target".into())]),
+            None => Err(vec![PlanError {
                 key: "disk.target".into(),
                 message: format!(
                     "{t} is not a disk of this machine; its disks are: {}",
-                    if list.is_empty() {
-                        "none".into()
-                    } else {
-                        list.join("; ")
-                    }
+                    disk_list(inv)
                 ),
+            }]),
+        };
+    }
+    if !answer.disk.targets.is_empty() {
+        let mut chosen: Vec<(&Disk, String)> = Vec::new();
+        let mut errors = Vec::new();
+        for (i, t) in answer.disk.targets.iter().enumerate() {
+            let key = format!("disk.targets[{i}]");
+            match inv.disk(t) {
+                None => errors.push(PlanError {
+                    key,
+                    message: format!("{t} is not a disk of this machine; its disks are: {}", disk_list(inv)),
+                }),
+                Some(d) => match chosen.iter().find(|(c, _)| c.path == d.path) {
+                    Some((_, other)) => errors.push(PlanError {
+                        key,
+                        message: format!(
+                            "{t} is {}, the disk {other} names already; a mirror needs two different disks",
+                            d.path
+                        ),
+                    }),
+                    None => chosen.push((d, key)),
+                },
             }
-        });
+        }
+        return if errors.is_empty() {
+            Ok(chosen)
+        } else {
+            Err(errors)
+        };
     }
     let m = answer
         .disk
@@ -327,21 +420,26 @@ fn choose_disk<'i>(answer: &Answer, inv: &'i Inventory) -> Result<&'i Disk, Plan
             }
         }
     }
-    match chosen.as_slice() {
-        [one] => Ok(one),
-        found => Err(PlanError {
-            key: "disk.match".into(),
-            message: format!(
-                "{} disks match, exactly one must; {}",
-                found.len(),
-                if verdicts.is_empty() {
-                    "this machine has no disks".to_string()
-                } else {
-                    format!("the disks are:\n  {}", verdicts.join("\n  "))
-                }
-            ),
-        }),
+    let want = m.count as usize;
+    if chosen.len() == want {
+        return Ok(chosen
+            .into_iter()
+            .map(|d| (d, "disk.match".to_string()))
+            .collect());
     }
+    Err(vec![PlanError {
+        key: "disk.match".into(),
+        message: format!(
+            "{} disks match, exactly {} must; {}",
+            chosen.len(),
+            if want == 1 { "one" } else { "two" },
+            if verdicts.is_empty() {
+                "this machine has no disks".to_string()
+            } else {
+                format!("the disks are:\n  {}", verdicts.join("\n  "))
+            }
+        ),
+    }])
 }
 
 /// The refusal for a disk that holds data, naming everything found on it; `apply` says the same
@@ -354,17 +452,52 @@ pub fn holds_data(d: &Disk) -> String {
     )
 }
 
+/// Checks every target disk; gives, for each, the volume groups to deactivate before wiping it.
+fn check_disks(
+    answer: &Answer,
+    inv: &Inventory,
+    disks: &[(&Disk, String)],
+    errors: &mut Vec<PlanError>,
+) -> Vec<Vec<String>> {
+    let targeted = |pv: &String| disks.iter().any(|(d, _)| d.owns(pv));
+    let deactivate = disks
+        .iter()
+        .map(|(d, key)| check_disk(answer, inv, d, key, &targeted, errors))
+        .collect();
+    for vg in &inv.volume_groups {
+        if vg.name == answer.lvm.vg && !vg.pvs.iter().any(targeted) {
+            errors.push(PlanError {
+                key: "lvm.vg".into(),
+                message: format!(
+                    "a volume group named {} already exists on {}; choose another name or wipe that disk first",
+                    vg.name,
+                    vg.pvs.join(", ")
+                ),
+            });
+        }
+    }
+    if let [(a, _), (b, key)] = disks
+        && a.logical_sector != b.logical_sector
+    {
+        errors.push(PlanError {
+            key: key.clone(),
+            message: format!(
+                "{} has {}-byte sectors and {} {}-byte ones; the two disks of a mirror need the same sector size",
+                a.path, a.logical_sector, b.path, b.logical_sector
+            ),
+        });
+    }
+    deactivate
+}
+
 fn check_disk(
     answer: &Answer,
     inv: &Inventory,
     d: &Disk,
+    key: &str,
+    targeted: &dyn Fn(&String) -> bool,
     errors: &mut Vec<PlanError>,
 ) -> Vec<String> {
-    let key = if answer.disk.target.is_some() {
-        "disk.target"
-    } else {
-        "disk.match"
-    };
     let err = |errors: &mut Vec<PlanError>, message: String| {
         errors.push(PlanError {
             key: key.into(),
@@ -378,36 +511,21 @@ fn check_disk(
         err(errors, holds_data(d));
     }
     // Volume groups with a physical volume on this disk are torn down by the wipe, which is only
-    // safe when the whole group lives here.
+    // safe when the whole group lives on the target disks.
     let mut deactivate = Vec::new();
     for vg in &inv.volume_groups {
-        let here = vg.pvs.iter().filter(|pv| d.owns(pv)).count();
-        if here == 0 {
-            if vg.name == answer.lvm.vg {
-                errors.push(PlanError {
-                    key: "lvm.vg".into(),
-                    message: format!(
-                        "a volume group named {} already exists on {}; choose another name or wipe that disk first",
-                        vg.name,
-                        vg.pvs.join(", ")
-                    ),
-                });
-            }
+        if !vg.pvs.iter().any(|pv| d.owns(pv)) {
             continue;
         }
-        if here < vg.pvs.len() {
+        let elsewhere: Vec<String> = vg.pvs.iter().filter(|pv| !targeted(pv)).cloned().collect();
+        if !elsewhere.is_empty() {
             err(
                 errors,
                 format!(
                     "{} holds part of volume group {}, which also spans {}; wiping it would break that group",
                     d.path,
                     vg.name,
-                    vg.pvs
-                        .iter()
-                        .filter(|pv| !d.owns(pv))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    elsewhere.join(", ")
                 ),
             );
         }
@@ -524,6 +642,11 @@ struct HostContext<'a> {
     repo_enabled: bool,
     repo_listen: String,
     repo_port: u16,
+    mirrored: bool,
+    md_arrays: &'a [MdArray],
+    raid_mail: &'a str,
+    /// The volume ids (`XXXX-XXXX`) of the ESPs that copy /boot/efi.
+    esp_copies: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -546,14 +669,12 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
-    let disk = match choose_disk(answer, inv) {
-        Ok(d) => d,
-        Err(e) => return Err(Refusal::Unfit(vec![e])),
-    };
-    let deactivate_vgs = check_disk(answer, inv, disk, &mut errors);
-    let sector = u64::from(disk.logical_sector.max(512));
-    let ids = Ids::new(answer, disk);
-    let layout = layout(answer, disk, sector, &mut errors, &mut warnings);
+    let chosen = choose_disks(answer, inv).map_err(Refusal::Unfit)?;
+    let deactivate_vgs = check_disks(answer, inv, &chosen, &mut errors);
+    let disks: Vec<&Disk> = chosen.iter().map(|(d, _)| *d).collect();
+    let sector = u64::from(disks[0].logical_sector.max(512));
+    let ids = Ids::new(answer, &disks);
+    let layout = layout(answer, &disks, sector, &mut errors, &mut warnings);
     check_machine(answer, inv, &mut errors, &mut warnings);
     let nic = match choose_nic(answer, inv) {
         Ok(n) => n.clone(),
@@ -575,35 +696,57 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
         return Err(Refusal::Unfit(errors));
     }
 
-    let partitions = planned_partitions(answer, &layout, sector, &ids);
-    let vg = planned_vg(answer, &layout, &partitions);
+    let arrays = md_arrays(answer, &layout, sector, &ids);
+    let vg = planned_vg(answer, &layout);
     let xen_cmdline = xen_cmdline(answer);
     let dom0_cmdline = "console=hvc0".to_string();
-    let mut destroys = disk.found();
-    destroys.extend(deactivate_vgs.iter().map(|v| format!("volume group {v}")));
-    let ctx = host_context(answer, nic, &xen_cmdline, &dom0_cmdline, &filesystems);
+    let ctx = host_context(
+        answer,
+        nic,
+        &xen_cmdline,
+        &dom0_cmdline,
+        &filesystems,
+        &arrays,
+    );
     let files = host_files(answer, templates, &ctx)?;
     let fw = answer.boot.firmware;
     let bootloader = Bootloader {
         bios: fw.bios(),
         uefi: fw.uefi(),
-        nvram: fw.uefi() && inv.firmware == BootMode::Uefi && disk.kind == DiskKind::Block,
+        nvram: fw.uefi()
+            && inv.firmware == BootMode::Uefi
+            && disks.iter().all(|d| d.kind == DiskKind::Block),
         password: answer.grub.password_hash.is_some(),
     };
+    let disks = disks
+        .iter()
+        .zip(deactivate_vgs)
+        .enumerate()
+        .map(|(i, (d, deactivate_vgs))| {
+            let partitions = planned_partitions(answer, &layout, i, sector, &ids);
+            let end = partitions.last().map_or(0, |p| (p.last_lba + 1) * sector);
+            let mut destroys = d.found();
+            destroys.extend(deactivate_vgs.iter().map(|v| format!("volume group {v}")));
+            TargetDisk {
+                path: d.path.clone(),
+                kind: d.kind,
+                size: d.size,
+                sector,
+                serial: d.serial.clone(),
+                model: d.model.clone(),
+                disk_guid: ids.uuid(&Ids::of_disk(i, "disk")).to_uppercase(),
+                destroys,
+                deactivate_vgs,
+                partitions,
+                unused: d.size.saturating_sub(end),
+            }
+        })
+        .collect();
 
     Ok(Plan {
-        disk: TargetDisk {
-            path: disk.path.clone(),
-            kind: disk.kind,
-            size: disk.size,
-            sector,
-            serial: disk.serial.clone(),
-            model: disk.model.clone(),
-            disk_guid: ids.uuid("disk").to_uppercase(),
-            destroys,
-            deactivate_vgs,
-        },
-        partitions,
+        disks,
+        arrays,
+        mirror_margin: layout.margin,
         vg,
         filesystems,
         bootloader,
@@ -616,24 +759,58 @@ pub fn plan(inputs: Inputs<'_>) -> Result<Plan, Refusal> {
     })
 }
 
-/// The partitions placed on the disk and the extents of the dom0's volumes in the volume group.
+/// The partitions placed on each disk (the same on both disks of a mirror) and the extents of
+/// the dom0's volumes in the volume group.
 struct Layout {
     placed: Vec<Placed>,
+    disks: usize,
+    /// 0 on one disk.
+    margin: u64,
     lv_extents: Vec<u64>,
     vg_extents: u64,
     used_extents: u64,
 }
 
-/// The partitions the firmware needs (BIOS boot, ESP), /boot, and LVM on the rest; an error when the
-/// disk cannot hold them with the dom0's volumes.
+impl Layout {
+    fn mirrored(&self) -> bool {
+        self.disks > 1
+    }
+}
+
+/// The margin a mirror leaves at the end of its smaller disk.
+pub fn mirror_margin(smaller: u64) -> u64 {
+    (smaller * MIRROR_MARGIN_PERCENT / 100)
+        .max(MIRROR_MARGIN_MIN)
+        .div_ceil(MIB)
+        * MIB
+}
+
+/// The partitions the firmware needs (BIOS boot, ESP), /boot, and LVM on the rest; on a mirror,
+/// /boot and LVM are each a RAID1 member, sized for the smaller disk less the margin. An error
+/// when the disks cannot hold them with the dom0's volumes.
 fn layout(
     answer: &Answer,
-    disk: &Disk,
+    disks: &[&Disk],
     sector: u64,
     errors: &mut Vec<PlanError>,
     warnings: &mut Vec<String>,
 ) -> Layout {
     let fw = answer.boot.firmware;
+    let mirrored = disks.len() > 1;
+    let smallest = disks
+        .iter()
+        .min_by_key(|d| d.size)
+        .expect("a plan has a disk");
+    let margin = if mirrored {
+        mirror_margin(smallest.size)
+    } else {
+        0
+    };
+    let (boot_reserve, pv_offset) = if mirrored {
+        (MD_BOOT_RESERVE, MD_PV_DATA_OFFSET)
+    } else {
+        (0, 0)
+    };
     let mut slots = Vec::new();
     if fw.bios() {
         slots.push(Slot {
@@ -649,7 +826,7 @@ fn layout(
     }
     slots.push(Slot {
         role: Role::Boot,
-        size: Some(answer.boot.boot_size.bytes()),
+        size: Some(answer.boot.boot_size.bytes() + boot_reserve),
     });
     slots.push(Slot {
         role: Role::Lvm,
@@ -663,32 +840,46 @@ fn layout(
         .map(|v| v.size.bytes().div_ceil(EXTENT))
         .collect();
     let dom0_bytes: u64 = lv_extents.iter().sum::<u64>() * EXTENT;
-    let lvm_needed = PE_START + dom0_bytes;
+    let lvm_needed = pv_offset + PE_START + dom0_bytes;
     let fixed: u64 = slots
         .iter()
         .filter_map(|s| s.size)
         .map(|b| b.div_ceil(MIB) * MIB)
         .sum();
 
-    let placed: Vec<Placed> = gpt::place(disk.size, sector, &slots).unwrap_or_default();
+    let room = smallest.size.saturating_sub(margin);
+    let placed: Vec<Placed> = gpt::place(room, sector, &slots).unwrap_or_default();
     let pv_bytes = placed
         .iter()
         .find(|p| p.role == Role::Lvm)
         .map(|p| p.sectors() * sector)
         .unwrap_or(0);
-    let vg_extents = pv_bytes.saturating_sub(PE_START) / EXTENT;
+    let vg_extents = pv_bytes.saturating_sub(pv_offset + PE_START) / EXTENT;
     let used_extents: u64 = lv_extents.iter().sum();
     if placed.is_empty() || vg_extents < used_extents {
         // 1 MiB in front and 1 MiB behind for the GPT and alignment.
-        let needed = 2 * MIB + fixed + lvm_needed.div_ceil(MIB) * MIB;
+        let needed = 2 * MIB + margin + fixed + lvm_needed.div_ceil(MIB) * MIB;
+        let what = if mirrored {
+            format!(
+                "the smaller disk of the mirror, {}, is {} but this layout needs {}: {} of margin for a replacement disk, ",
+                smallest.path,
+                human(smallest.size),
+                human(needed),
+                human(margin)
+            )
+        } else {
+            format!(
+                "{} is {} but this layout needs {}: ",
+                smallest.path,
+                human(smallest.size),
+                human(needed)
+            )
+        };
         errors.push(PlanError {
             key: "lvm.volumes".into(),
             message: format!(
-                "{} is {} but this layout needs {}: {} of boot partitions and {} for the dom0 volumes; \
+                "{what}{} of boot partitions and {} for the dom0 volumes; \
                  make the volumes smaller or choose a larger disk",
-                disk.path,
-                human(disk.size),
-                human(needed),
                 human(fixed),
                 human(lvm_needed)
             ),
@@ -700,8 +891,19 @@ fn layout(
             human(dom0_bytes)
         ));
     }
+    if mirrored && let Some(big) = disks.iter().find(|d| d.size > smallest.size + MIB) {
+        warnings.push(format!(
+            "{} is {} larger than {}; the mirror is as large as the smaller disk and leaves the rest of {} unused",
+            big.path,
+            human(big.size - smallest.size),
+            smallest.path,
+            big.path
+        ));
+    }
     Layout {
         placed,
+        disks: disks.len(),
+        margin,
         lv_extents,
         vg_extents,
         used_extents,
@@ -760,27 +962,52 @@ fn check_machine(
     }
 }
 
-/// The filesystems on the partitions and volumes, with their sizes for the payload check.
+/// The filesystems on the partitions, arrays and volumes, with their sizes for the payload check.
 fn filesystems(answer: &Answer, layout: &Layout, sector: u64, ids: &Ids) -> Vec<Filesystem> {
     let mut filesystems = Vec::new();
     for p in &layout.placed {
         let size = p.sectors() * sector;
         match p.role {
-            Role::Esp => filesystems.push(Filesystem {
-                on: On::Partition(p.number),
-                fs: FsType::Vfat,
-                uuid: ids.fat_id("esp"),
-                label: "ESP".into(),
-                mount: Some("/boot/efi".into()),
-                size,
-            }),
+            // One ESP per disk, each with its own label and id (two filesystems with one label
+            // confuse whoever mounts by label); the first is /boot/efi, the others are kept
+            // identical to it by the sync hook.
+            Role::Esp => {
+                for disk in 0..layout.disks {
+                    filesystems.push(Filesystem {
+                        on: On::Partition {
+                            disk,
+                            number: p.number,
+                        },
+                        fs: FsType::Vfat,
+                        uuid: ids.fat_id(&Ids::of_disk(disk, "esp")),
+                        label: if disk == 0 {
+                            "ESP".into()
+                        } else {
+                            format!("ESP{}", disk + 1)
+                        },
+                        mount: (disk == 0).then(|| "/boot/efi".into()),
+                        size,
+                    })
+                }
+            }
             Role::Boot => filesystems.push(Filesystem {
-                on: On::Partition(p.number),
+                on: if layout.mirrored() {
+                    On::Md("boot".into())
+                } else {
+                    On::Partition {
+                        disk: 0,
+                        number: p.number,
+                    }
+                },
                 fs: FsType::Ext4,
                 uuid: ids.uuid("fs:/boot"),
                 label: "boot".into(),
                 mount: Some("/boot".into()),
-                size,
+                size: if layout.mirrored() {
+                    answer.boot.boot_size.bytes()
+                } else {
+                    size
+                },
             }),
             Role::BiosBoot | Role::Lvm => {}
         }
@@ -804,9 +1031,11 @@ fn filesystems(answer: &Answer, layout: &Layout, sector: u64, ids: &Ids) -> Vec<
 fn planned_partitions(
     answer: &Answer,
     layout: &Layout,
+    disk: usize,
     sector: u64,
     ids: &Ids,
 ) -> Vec<PlannedPartition> {
+    let raid = layout.mirrored();
     layout
         .placed
         .iter()
@@ -814,11 +1043,19 @@ fn planned_partitions(
             number: p.number,
             role: p.role,
             name: match p.role {
+                Role::Lvm if raid => format!("raid-{}", answer.lvm.vg),
+                Role::Boot if raid => "raid-boot".into(),
                 Role::Lvm => format!("lvm-{}", answer.lvm.vg),
                 r => r.name().into(),
             },
-            type_guid: p.role.type_guid().into(),
-            guid: ids.uuid(&format!("part:{}", p.role.name())).to_uppercase(),
+            type_guid: match p.role {
+                Role::Boot | Role::Lvm if raid => gpt::LINUX_RAID,
+                r => r.type_guid(),
+            }
+            .into(),
+            guid: ids
+                .uuid(&Ids::of_disk(disk, &format!("part:{}", p.role.name())))
+                .to_uppercase(),
             first_lba: p.first_lba,
             last_lba: p.last_lba,
             size: p.sectors() * sector,
@@ -826,14 +1063,80 @@ fn planned_partitions(
         .collect()
 }
 
-fn planned_vg(answer: &Answer, layout: &Layout, partitions: &[PlannedPartition]) -> PlannedVg {
+/// mdadm's way to write a UUID: four groups of eight hex digits.
+fn md_uuid(uuid: &str) -> String {
+    let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+    hex.as_bytes()
+        .chunks(8)
+        .map(|c| std::str::from_utf8(c).expect("hex is ASCII"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// On a mirror: /boot on RAID1 with metadata 1.0, so that GRUB and the firmware read either
+/// member as a plain ext4; the volume group's PV on RAID1 with metadata 1.2 at a fixed offset.
+fn md_arrays(answer: &Answer, layout: &Layout, sector: u64, ids: &Ids) -> Vec<MdArray> {
+    if !layout.mirrored() {
+        return Vec::new();
+    }
+    let homehost = answer
+        .system
+        .hostname
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    layout
+        .placed
+        .iter()
+        .filter_map(|p| {
+            let members = (0..layout.disks)
+                .map(|disk| On::Partition {
+                    disk,
+                    number: p.number,
+                })
+                .collect();
+            let bytes = p.sectors() * sector;
+            let (name, metadata, data_offset, size) = match p.role {
+                Role::Boot => ("boot", "1.0", 0, answer.boot.boot_size.bytes()),
+                Role::Lvm => (
+                    "pv",
+                    "1.2",
+                    MD_PV_DATA_OFFSET,
+                    (bytes - MD_PV_DATA_OFFSET) / MIB * MIB,
+                ),
+                Role::BiosBoot | Role::Esp => return None,
+            };
+            Some(MdArray {
+                name: name.into(),
+                homehost: homehost.clone(),
+                role: p.role,
+                metadata: metadata.into(),
+                uuid: md_uuid(&ids.uuid(&format!("md:{name}"))),
+                members,
+                data_offset,
+                size,
+            })
+        })
+        .collect()
+}
+
+fn planned_vg(answer: &Answer, layout: &Layout) -> PlannedVg {
     PlannedVg {
         name: answer.lvm.vg.clone(),
-        pv_partition: partitions
-            .iter()
-            .find(|p| p.role == Role::Lvm)
-            .map(|p| p.number)
-            .unwrap_or(0),
+        pv: if layout.mirrored() {
+            On::Md("pv".into())
+        } else {
+            On::Partition {
+                disk: 0,
+                number: layout
+                    .placed
+                    .iter()
+                    .find(|p| p.role == Role::Lvm)
+                    .map(|p| p.number)
+                    .unwrap_or(0),
+            }
+        },
         extent_size: EXTENT,
         pe_start: PE_START,
         extents: layout.vg_extents,
@@ -858,6 +1161,7 @@ fn host_context<'a>(
     xen_cmdline: &'a str,
     dom0_cmdline: &'a str,
     filesystems: &[Filesystem],
+    arrays: &'a [MdArray],
 ) -> HostContext<'a> {
     let net = &answer.network;
     HostContext {
@@ -895,10 +1199,18 @@ fn host_context<'a>(
         grub_user: &answer.grub.user,
         grub_password_hash: answer.grub.password_hash.as_deref(),
         permit_root_login: answer.system.permit_root_login,
-        fstab: fstab_lines(filesystems, &answer.lvm.vg),
+        fstab: fstab_lines(filesystems, &answer.lvm.vg, !arrays.is_empty()),
         repo_enabled: answer.repo.enable,
         repo_listen: answer.repo.listen.to_string(),
         repo_port: answer.repo.listen.port(),
+        mirrored: !arrays.is_empty(),
+        md_arrays: arrays,
+        raid_mail: &answer.disk.raid_mail,
+        esp_copies: filesystems
+            .iter()
+            .filter(|f| f.fs == FsType::Vfat && f.mount.is_none())
+            .map(|f| fat_volume_id(&f.uuid))
+            .collect(),
     }
 }
 
@@ -945,13 +1257,21 @@ pub fn xen_cmdline(a: &Answer) -> String {
     opts.join(" ")
 }
 
-/// The fstab, in mount order: parents before children.
-fn fstab_lines(fss: &[Filesystem], vg: &str) -> Vec<FstabLine> {
+/// A FAT volume id as blkid and fstab write it: `XXXX-XXXX`.
+fn fat_volume_id(id: &str) -> String {
+    format!("{}-{}", &id[..4], &id[4..])
+}
+
+/// The fstab, in mount order: parents before children. On a mirror, /boot/efi is the first
+/// disk's ESP and may be missing: `nofail` lets the host boot from the second disk alone.
+fn fstab_lines(fss: &[Filesystem], vg: &str, mirrored: bool) -> Vec<FstabLine> {
     let mut lines: Vec<FstabLine> = fss
         .iter()
+        .filter(|f| f.fs == FsType::Swap || f.mount.is_some())
         .map(|f| {
             let comment = match &f.on {
-                On::Partition(n) => format!("partition {n}"),
+                On::Partition { number, .. } => format!("partition {number}"),
+                On::Md(name) => format!("/dev/md/{name}"),
                 On::Lv(name) => format!("/dev/{vg}/{name}"),
             };
             match f.fs {
@@ -964,10 +1284,14 @@ fn fstab_lines(fss: &[Filesystem], vg: &str) -> Vec<FstabLine> {
                     comment,
                 },
                 FsType::Vfat => FstabLine {
-                    spec: format!("UUID={}-{}", &f.uuid[..4], &f.uuid[4..]),
+                    spec: format!("UUID={}", fat_volume_id(&f.uuid)),
                     mount: f.mount.clone().unwrap_or_default(),
                     fs: "vfat".into(),
-                    options: "umask=0077".into(),
+                    options: if mirrored {
+                        "umask=0077,nofail".into()
+                    } else {
+                        "umask=0077".into()
+                    },
                     pass: 1,
                     comment,
                 },
@@ -1045,8 +1369,8 @@ fn check_payload_fits(m: &Manifest, fss: &[Filesystem], errors: &mut Vec<PlanErr
         if *used > 0 && required > fs.size {
             let key = match &fs.on {
                 On::Lv(n) => lv_key(n),
-                On::Partition(_) if *mount == "/boot" => "boot.boot-size".into(),
-                On::Partition(_) => "boot.esp-size".into(),
+                _ if *mount == "/boot" => "boot.boot-size".into(),
+                _ => "boot.esp-size".into(),
             };
             errors.push(PlanError {
                 key,
@@ -1186,19 +1510,55 @@ fn host_files(
             "/usr/lib/systemd/system/xenprov-repo.service",
         ));
     }
+    if ctx.mirrored {
+        files.extend([
+            file("/etc/mdadm/mdadm.conf", "0644", r("mdadm.conf.tera")?),
+            file(
+                "/usr/lib/xenprov/sync-esp",
+                "0755",
+                r("xenprov-sync-esp.sh.tera")?,
+            ),
+            file(
+                "/etc/apt/apt.conf.d/99xenprov-sync-esp",
+                "0644",
+                r("apt-sync-esp.tera")?,
+            ),
+            file(
+                "/etc/systemd/system/xenprov-esp.service",
+                "0644",
+                r("xenprov-esp.service.tera")?,
+            ),
+            symlink(
+                "/etc/systemd/system/multi-user.target.wants/xenprov-esp.service",
+                "/etc/systemd/system/xenprov-esp.service",
+            ),
+        ]);
+    }
     let mut seen = BTreeSet::new();
     files.retain(|f| seen.insert(f.path.clone()));
     Ok(files)
 }
 
 impl Plan {
-    /// The device a filesystem is made on, given the device the disk is reached through now
-    /// (a loop device for disk images).
-    pub fn device(&self, disk_dev: &str, on: &On) -> String {
+    /// The device a filesystem, array or PV is made on, given the devices the disks are reached
+    /// through now (loop devices for disk images), in the order of [`Plan::disks`].
+    pub fn device(&self, disk_devs: &[&str], on: &On) -> String {
         match on {
-            On::Partition(n) => crate::inventory::partition_path(disk_dev, *n),
+            On::Partition { disk, number } => {
+                crate::inventory::partition_path(disk_devs[*disk], *number)
+            }
+            On::Md(name) => format!("/dev/md/{name}"),
             On::Lv(name) => format!("/dev/{}/{name}", self.vg.name),
         }
+    }
+
+    /// The disks' paths, in order.
+    pub fn disk_paths(&self) -> Vec<&str> {
+        self.disks.iter().map(|d| d.path.as_str()).collect()
+    }
+
+    pub fn mirrored(&self) -> bool {
+        !self.arrays.is_empty()
     }
 
     pub fn to_json(&self) -> String {
@@ -1208,43 +1568,77 @@ impl Plan {
     /// The plan for a person: what will be destroyed, created and written, then the warnings.
     pub fn describe(&self, show_files: bool) -> String {
         let mut s = String::new();
-        let d = &self.disk;
-        let mut ident = vec![human(d.size), format!("{}-byte sectors", d.sector)];
-        if let Some(m) = &d.model {
-            ident.push(format!("model {m}"));
-        }
-        if let Some(x) = &d.serial {
-            ident.push(format!("serial {x}"));
-        }
-        s += &format!("Target: {} ({})\n", d.path, ident.join(", "));
-        if d.destroys.is_empty() {
-            s += "  The disk is blank.\n";
-        } else {
-            s += "  ERASES everything on it:\n";
-            for x in &d.destroys {
-                s += &format!("    - {x}\n");
+        let paths = self.disk_paths();
+        for (i, d) in self.disks.iter().enumerate() {
+            if i > 0 {
+                s += "\n";
+            }
+            let mut ident = vec![human(d.size), format!("{}-byte sectors", d.sector)];
+            if let Some(m) = &d.model {
+                ident.push(format!("model {m}"));
+            }
+            if let Some(x) = &d.serial {
+                ident.push(format!("serial {x}"));
+            }
+            s += &format!("Target: {} ({})\n", d.path, ident.join(", "));
+            if d.destroys.is_empty() {
+                s += "  The disk is blank.\n";
+            } else {
+                s += "  ERASES everything on it:\n";
+                for x in &d.destroys {
+                    s += &format!("    - {x}\n");
+                }
+            }
+            s += &format!("\nGPT (disk GUID {}):\n", d.disk_guid);
+            s += "   #  name          start sector    end sector   start MiB     end MiB  size        type GUID\n";
+            for p in &d.partitions {
+                s += &format!(
+                    "  {:>2}  {:<12} {:>12}  {:>12}  {:>10}  {:>10}  {:<10}  {}\n",
+                    p.number,
+                    p.name,
+                    p.first_lba,
+                    p.last_lba,
+                    p.first_lba * d.sector / MIB,
+                    (p.last_lba + 1) * d.sector / MIB,
+                    human(p.size),
+                    p.type_guid
+                );
+            }
+            if self.mirrored() {
+                s += &format!("  unused behind the last partition: {}\n", human(d.unused));
             }
         }
-        s += &format!("\nGPT (disk GUID {}):\n", d.disk_guid);
-        s += "   #  name          start sector    end sector   start MiB     end MiB  size        type GUID\n";
-        for p in &self.partitions {
+        if self.mirrored() {
             s += &format!(
-                "  {:>2}  {:<12} {:>12}  {:>12}  {:>10}  {:>10}  {:<10}  {}\n",
-                p.number,
-                p.name,
-                p.first_lba,
-                p.last_lba,
-                p.first_lba * d.sector / MIB,
-                (p.last_lba + 1) * d.sector / MIB,
-                human(p.size),
-                p.type_guid
+                "\nRAID1 across {} (members as large as the smaller disk less a margin of {}, so that a \
+                 replacement up to that much smaller fits):\n",
+                paths.join(" and "),
+                human(self.mirror_margin)
             );
+            for a in &self.arrays {
+                let members: Vec<String> =
+                    a.members.iter().map(|m| self.device(&paths, m)).collect();
+                s += &format!(
+                    "  /dev/md/{:<5} {:<10} metadata {}, name {}:{}, UUID {}, data offset {}, on {}\n",
+                    a.name,
+                    human(a.size),
+                    a.metadata,
+                    a.homehost,
+                    a.name,
+                    a.uuid,
+                    human(a.data_offset),
+                    members.join(", ")
+                );
+            }
         }
         let v = &self.vg;
+        let pv = match &v.pv {
+            On::Partition { number, .. } => format!("partition {number}"),
+            other => self.device(&paths, other),
+        };
         s += &format!(
-            "\nLVM: volume group {} on partition {} ({} extents of {}):\n",
+            "\nLVM: volume group {} on {pv} ({} extents of {}):\n",
             v.name,
-            v.pv_partition,
             v.extents,
             human(v.extent_size)
         );
@@ -1271,7 +1665,7 @@ impl Plan {
         for f in &self.filesystems {
             s += &format!(
                 "  {:<24} {:<5} UUID {} label {}{}\n",
-                self.device(&d.path, &f.on),
+                self.device(&paths, &f.on),
                 format!("{:?}", f.fs).to_lowercase(),
                 f.uuid,
                 f.label,
@@ -1286,13 +1680,22 @@ impl Plan {
         if b.bios {
             boot.push(format!(
                 "BIOS (i386-pc, core image in partition 1 of {})",
-                d.path
+                paths.join(" and of ")
             ));
         }
         if b.uefi {
             boot.push(format!(
-                "UEFI (x86_64-efi, EFI/debian and the removable path EFI/BOOT/BOOTX64.EFI{})",
-                if b.nvram { ", NVRAM boot entry" } else { "" }
+                "UEFI (x86_64-efi, EFI/debian and the removable path EFI/BOOT/BOOTX64.EFI{}{})",
+                if self.mirrored() {
+                    " on the ESP of each disk, kept identical by /usr/lib/xenprov/sync-esp"
+                } else {
+                    ""
+                },
+                match (b.nvram, self.mirrored()) {
+                    (false, _) => "",
+                    (true, false) => ", NVRAM boot entry",
+                    (true, true) => ", an NVRAM boot entry per disk",
+                }
             ));
         }
         s += &format!("\nGRUB: {}\n", boot.join("; "));

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use xenprov_core::exit;
 use xenprov_core::gpt::Role;
-use xenprov_core::plan::{Content, FsType, On, Plan, PlannedFile, mount_order};
+use xenprov_core::inventory::DiskKind;
+use xenprov_core::plan::{Content, FsType, MdArray, Plan, PlannedFile, TargetDisk, mount_order};
 use xenprov_sys::{Cmd, Mounts};
 
 use crate::blockdev::{self, Loop};
@@ -46,8 +47,11 @@ fn required_tools(plan: &Plan) -> Vec<&'static str> {
     if plan.bootloader.uefi {
         t.push("mkfs.vfat");
     }
-    if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
+    if plan.disks.iter().any(|d| d.kind == DiskKind::File) {
         t.push("losetup");
+    }
+    if plan.mirrored() {
+        t.extend(["mdadm", "update-initramfs"]);
     }
     t
 }
@@ -70,47 +74,8 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
             missing.join(", ")
         );
     }
-    let path = Path::new(&plan.disk.path);
-    let f = fs::File::open(path).with_context(|| format!("opening target {}", path.display()))?;
-    let size = blockdev::size(&f, path)?;
-    if size != plan.disk.size {
-        return Err(exit::refused(format!(
-            "{} is {size} bytes now but the plan was made for {} bytes: not the same disk, refusing to write",
-            path.display(),
-            plan.disk.size
-        )).into());
-    }
-    let sector = blockdev::logical_sector(&f, path)?;
-    if sector != plan.disk.sector {
-        bail!(
-            "{} has {sector}-byte sectors now, the plan assumed {}",
-            path.display(),
-            plan.disk.sector
-        );
-    }
-    recheck_contents(plan)?;
-    if blockdev::is_block_device(path) {
-        let inv = inventory::gather();
-        let d = inv.disk(&plan.disk.path).with_context(|| {
-            format!(
-                "{} is no longer listed among this machine's disks",
-                path.display()
-            )
-        })?;
-        if d.serial != plan.disk.serial {
-            return Err(exit::refused(format!(
-                "{} has serial {:?} now, the plan was made for {:?}: refusing to write",
-                path.display(),
-                d.serial,
-                plan.disk.serial
-            ))
-            .into());
-        }
-        if let Some(why) = d.never_target() {
-            return Err(
-                exit::refused(format!("{} cannot be written: {why}", path.display())).into(),
-            );
-        }
+    for d in &plan.disks {
+        preflight_disk(d)?;
     }
     let Some(m) = &plan.payload else {
         bail!("the plan has no payload manifest; give --payload");
@@ -134,20 +99,67 @@ pub fn preflight(plan: &Plan, opts: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Probes the target again: what is on it must be what the plan was made for (nothing, or what
+/// One target disk is the one the plan was made for: size, sectors, serial, contents.
+fn preflight_disk(disk: &TargetDisk) -> Result<()> {
+    let path = Path::new(&disk.path);
+    let f = fs::File::open(path).with_context(|| format!("opening target {}", path.display()))?;
+    let size = blockdev::size(&f, path)?;
+    if size != disk.size {
+        return Err(exit::refused(format!(
+            "{} is {size} bytes now but the plan was made for {} bytes: not the same disk, refusing to write",
+            path.display(),
+            disk.size
+        )).into());
+    }
+    let sector = blockdev::logical_sector(&f, path)?;
+    if sector != disk.sector {
+        bail!(
+            "{} has {sector}-byte sectors now, the plan assumed {}",
+            path.display(),
+            disk.sector
+        );
+    }
+    recheck_contents(disk)?;
+    if blockdev::is_block_device(path) {
+        let inv = inventory::gather();
+        let d = inv.disk(&disk.path).with_context(|| {
+            format!(
+                "{} is no longer listed among this machine's disks",
+                path.display()
+            )
+        })?;
+        if d.serial != disk.serial {
+            return Err(exit::refused(format!(
+                "{} has serial {:?} now, the plan was made for {:?}: refusing to write",
+                path.display(),
+                d.serial,
+                disk.serial
+            ))
+            .into());
+        }
+        if let Some(why) = d.never_target() {
+            return Err(
+                exit::refused(format!("{} cannot be written: {why}", path.display())).into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Probes a target again: what is on it must be what the plan was made for (nothing, or what
 /// its wipe was told to erase), or nothing is written.
-fn recheck_contents(plan: &Plan) -> Result<()> {
+fn recheck_contents(disk: &TargetDisk) -> Result<()> {
     let mut inv = inventory::gather();
-    inventory::add_image_target(&mut inv, &plan.disk.path)?;
-    let d = inv.disk(&plan.disk.path).with_context(|| {
+    inventory::add_image_target(&mut inv, &disk.path)?;
+    let d = inv.disk(&disk.path).with_context(|| {
         format!(
             "{} is no longer listed among this machine's disks",
-            plan.disk.path
+            disk.path
         )
     })?;
     let now = d.found();
-    let vgs = plan.disk.deactivate_vgs.len();
-    let planned = &plan.disk.destroys[..plan.disk.destroys.len().saturating_sub(vgs)];
+    let vgs = disk.deactivate_vgs.len();
+    let planned = &disk.destroys[..disk.destroys.len().saturating_sub(vgs)];
     if now != planned {
         let list = |l: &[String]| {
             if l.is_empty() {
@@ -158,7 +170,7 @@ fn recheck_contents(plan: &Plan) -> Result<()> {
         };
         return Err(exit::refused(format!(
             "{} now holds {}, but the plan was made when it held {}: refusing to write (plan again)",
-            plan.disk.path,
+            disk.path,
             list(&now),
             list(planned)
         )).into());
@@ -166,13 +178,13 @@ fn recheck_contents(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// The disk being installed and what is mounted of it; the steps below work on it in turn. Dropping it
-/// unmounts the bind mounts, then the target's filesystems.
+/// The disks being installed and what is mounted of them; the steps below work on them in turn.
+/// Dropping it unmounts the bind mounts, then the target's filesystems.
 struct Target<'a> {
     plan: &'a Plan,
     opts: &'a Options,
-    /// The disk's block device (a loop device over an image file).
-    dev: String,
+    /// Each disk's block device (a loop device over an image file), in the plan's order.
+    devs: Vec<String>,
     binds: Mounts,
     mounts: Mounts,
 }
@@ -183,17 +195,49 @@ struct Step {
     run: fn(&mut Target) -> Result<()>,
 }
 
-/// What `apply` does, in order; its progress lines (`[n/total]`) count this list.
-fn steps() -> Vec<Step> {
-    vec![
+impl Target<'_> {
+    fn devs(&self) -> Vec<&str> {
+        self.devs.iter().map(String::as_str).collect()
+    }
+}
+
+/// What `apply` does for this plan, in order; its progress lines (`[n/total]`) count this list.
+fn steps(plan: &Plan) -> Vec<Step> {
+    let mirrored = plan.mirrored();
+    let mut steps = vec![
         Step {
-            title: |t| format!("Erasing {}", t.plan.disk.path),
+            title: |t| format!("Erasing {}", t.plan.disk_paths().join(" and ")),
             run: wipe,
         },
         Step {
-            title: |_| "Writing the GPT".into(),
+            title: |t| {
+                if t.plan.mirrored() {
+                    "Writing the GPT on each disk".into()
+                } else {
+                    "Writing the GPT".into()
+                }
+            },
             run: write_gpt,
         },
+    ];
+    if mirrored {
+        steps.push(Step {
+            title: |t| {
+                let names: Vec<String> = t
+                    .plan
+                    .arrays
+                    .iter()
+                    .map(|a| format!("/dev/md/{}", a.name))
+                    .collect();
+                format!(
+                    "Creating the RAID1 arrays {} (they resync while the install goes on)",
+                    names.join(" and ")
+                )
+            },
+            run: create_arrays,
+        });
+    }
+    steps.extend([
         Step {
             title: |t| {
                 let vg = &t.plan.vg.name;
@@ -247,9 +291,27 @@ fn steps() -> Vec<Step> {
             title: |_| "Setting passwords and users".into(),
             run: set_users,
         },
+    ]);
+    if mirrored {
+        steps.push(Step {
+            title: |_| "Rebuilding the initramfs with the arrays of mdadm.conf".into(),
+            run: |t| {
+                Cmd::chroot(&t.opts.root, &["update-initramfs", "-u", "-k", "all"])
+                    .run()
+                    .map(drop)
+            },
+        });
+    }
+    steps.extend([
         Step {
-            title: |_| "Installing GRUB".into(),
-            run: |t| install_grub(t.plan, &t.opts.root, &t.dev),
+            title: |t| {
+                if t.plan.mirrored() {
+                    "Installing GRUB on each disk".into()
+                } else {
+                    "Installing GRUB".into()
+                }
+            },
+            run: |t| install_grub(t.plan, &t.opts.root, &t.devs()),
         },
         Step {
             title: |_| "Checking the result".into(),
@@ -259,28 +321,39 @@ fn steps() -> Vec<Step> {
             title: |_| "Saving the install log and unmounting".into(),
             run: finish,
         },
-    ]
+    ]);
+    if mirrored {
+        steps.push(Step {
+            title: |_| "Waiting for the arrays to finish their first resync".into(),
+            run: |t| wait_for_sync(t.plan),
+        });
+    }
+    steps
 }
 
 /// Runs the whole install. Call `preflight` first.
 pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
     xenprov_sys::mount::private_namespace()?;
-    let image_loop;
-    let dev = if plan.disk.kind == xenprov_core::inventory::DiskKind::File {
-        image_loop = Loop::attach(Path::new(&plan.disk.path))?;
-        image_loop.dev.clone()
-    } else {
-        plan.disk.path.clone()
-    };
+    let mut loops = Vec::new();
+    let mut devs = Vec::new();
+    for d in &plan.disks {
+        if d.kind == DiskKind::File {
+            let l = Loop::attach(Path::new(&d.path))?;
+            devs.push(l.dev.clone());
+            loops.push(l);
+        } else {
+            devs.push(d.path.clone());
+        }
+    }
     let result = {
         let mut target = Target {
             plan,
             opts,
-            dev: dev.clone(),
+            devs: devs.clone(),
             binds: Mounts::new(),
             mounts: Mounts::new(),
         };
-        let steps = steps();
+        let steps = steps(plan);
         steps.iter().enumerate().try_for_each(|(n, step)| {
             tracing::info!("[{}/{}] {}", n + 1, steps.len(), (step.title)(&target));
             (step.run)(&mut target)
@@ -291,37 +364,165 @@ pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
         // Say what failed before cleaning up, so a second error cannot hide it.
         tracing::error!("install failed: {e:#}");
         Cmd::new(&["vgchange", "-an", &plan.vg.name]).run().ok();
-        match blockdev::open_rw(Path::new(&dev))
-            .and_then(|mut f| blockdev::zero_ends(&mut f, plan.disk.size))
-        {
-            Ok(()) => tracing::error!(
-                "{} was left blank (partition table erased), not half-installed",
-                plan.disk.path
-            ),
-            Err(z) => tracing::error!(
-                "could not erase the partition table of {}: {z:#}",
-                plan.disk.path
-            ),
+        for a in &plan.arrays {
+            mdadm(&["mdadm", "--stop", &format!("/dev/md/{}", a.name)])
+                .run()
+                .ok();
+        }
+        for (d, dev) in plan.disks.iter().zip(&devs) {
+            // The members' superblocks go too: a blank GPT over live md metadata would be
+            // assembled again at the next boot.
+            for a in &plan.arrays {
+                for m in &a.members {
+                    let member =
+                        plan.device(&devs.iter().map(String::as_str).collect::<Vec<_>>(), m);
+                    if member.starts_with(dev.as_str()) {
+                        mdadm(&["mdadm", "--zero-superblock", &member]).run().ok();
+                    }
+                }
+            }
+            match blockdev::open_rw(Path::new(dev))
+                .and_then(|mut f| blockdev::zero_ends(&mut f, d.size))
+            {
+                Ok(()) => tracing::error!(
+                    "{} was left blank (partition table erased), not half-installed",
+                    d.path
+                ),
+                Err(z) => {
+                    tracing::error!("could not erase the partition table of {}: {z:#}", d.path)
+                }
+            }
         }
     }
+    drop(loops);
     result
 }
 
-/// Tears down what lives on the disk: volume groups, then every signature, then the ends.
+/// Tears down what lives on each disk: volume groups, then every signature (old md superblocks
+/// among them), then the ends.
 fn wipe(t: &mut Target) -> Result<()> {
-    let (plan, dev) = (t.plan, t.dev.as_str());
-    for vg in &plan.disk.deactivate_vgs {
-        Cmd::new(&["vgchange", "-an", vg]).run()?;
-    }
     let inv = inventory::gather();
-    if let Some(d) = inv.disk(dev) {
-        for p in &d.partitions {
-            Cmd::new(&["wipefs", "--all", "--quiet", &p.path]).run()?;
+    for (disk, dev) in t.plan.disks.iter().zip(&t.devs) {
+        for vg in &disk.deactivate_vgs {
+            Cmd::new(&["vgchange", "-an", vg]).run()?;
         }
+        if let Some(d) = inv.disk(dev) {
+            for p in &d.partitions {
+                Cmd::new(&["wipefs", "--all", "--quiet", &p.path]).run()?;
+            }
+        }
+        Cmd::new(&["wipefs", "--all", "--quiet", dev]).run()?;
+        let mut f = blockdev::open_rw(Path::new(dev))?;
+        blockdev::zero_ends(&mut f, disk.size)?;
     }
-    Cmd::new(&["wipefs", "--all", "--quiet", dev]).run()?;
-    let mut f = blockdev::open_rw(Path::new(dev))?;
-    blockdev::zero_ends(&mut f, plan.disk.size)?;
+    Ok(())
+}
+
+/// mdadm, making its own device nodes where no udev runs to make them.
+fn mdadm(args: &[&str]) -> Cmd {
+    let c = Cmd::new(args);
+    if Path::new("/run/udev/control").exists() {
+        c
+    } else {
+        c.env("MDADM_NO_UDEV", "1")
+    }
+}
+
+/// The arrays, with the names, UUIDs, sizes and offsets of the plan, so that the mdadm.conf
+/// written later describes them and a replacement disk can be given the same layout. They start
+/// their first resync at once; the install writes on top of it.
+fn create_arrays(t: &mut Target) -> Result<()> {
+    let devs = t.devs();
+    for a in &t.plan.arrays {
+        let members: Vec<String> = a.members.iter().map(|m| t.plan.device(&devs, m)).collect();
+        let mut args = vec![
+            "mdadm".to_string(),
+            "--create".into(),
+            format!("/dev/md/{}", a.name),
+            "--run".into(),
+            "--level=1".into(),
+            format!("--raid-devices={}", members.len()),
+            format!("--metadata={}", a.metadata),
+            format!("--name={}", a.name),
+            format!("--homehost={}", a.homehost),
+            format!("--uuid={}", a.uuid),
+            format!("--size={}", a.size / 1024),
+            "--bitmap=internal".into(),
+        ];
+        if a.data_offset > 0 {
+            args.push(format!("--data-offset={}K", a.data_offset / 1024));
+        }
+        args.extend(members);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        mdadm(&argv).run()?;
+        check_array(a)?;
+    }
+    Ok(())
+}
+
+/// The kernel's view of an array: RAID1, as many members as planned, of the planned size.
+fn check_array(a: &MdArray) -> Result<()> {
+    let md = md_sysfs(a)?;
+    let read = |f: &str| -> Result<String> {
+        Ok(fs::read_to_string(md.join(f))
+            .with_context(|| format!("reading {}", md.join(f).display()))?
+            .trim()
+            .to_string())
+    };
+    let level = read("level")?;
+    let disks = read("raid_disks")?;
+    let size_kib: u64 = read("component_size")?.parse().context("component_size")?;
+    if level != "raid1" || disks != a.members.len().to_string() || size_kib * 1024 != a.size {
+        bail!(
+            "/dev/md/{} is {level} over {disks} disks of {size_kib} KiB; the plan says raid1 over {} of {} KiB",
+            a.name,
+            a.members.len(),
+            a.size / 1024
+        );
+    }
+    Ok(())
+}
+
+/// `/sys/block/mdN/md` of a planned array.
+fn md_sysfs(a: &MdArray) -> Result<PathBuf> {
+    let dev = fs::canonicalize(format!("/dev/md/{}", a.name))
+        .with_context(|| format!("/dev/md/{} is not there", a.name))?;
+    let name = dev
+        .file_name()
+        .context("an md device has a name")?
+        .to_string_lossy()
+        .into_owned();
+    Ok(PathBuf::from(format!("/sys/block/{name}/md")))
+}
+
+/// Waits until every array is consistent, logging the progress, then stops them: the host must
+/// not power off onto a mirror whose second half is not yet a copy of the first.
+fn wait_for_sync(plan: &Plan) -> Result<()> {
+    for a in &plan.arrays {
+        let md = md_sysfs(a)?;
+        let started = std::time::Instant::now();
+        let mut last_log = started;
+        loop {
+            let action = fs::read_to_string(md.join("sync_action")).unwrap_or_default();
+            let done = fs::read_to_string(md.join("sync_completed")).unwrap_or_default();
+            if action.trim() == "idle" && done.trim() == "none" {
+                break;
+            }
+            if last_log.elapsed().as_secs() >= 15 {
+                tracing::info!("/dev/md/{}: {} {}", a.name, action.trim(), done.trim());
+                last_log = std::time::Instant::now();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        tracing::info!(
+            "/dev/md/{}: consistent after {:.1} s more",
+            a.name,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    for a in &plan.arrays {
+        mdadm(&["mdadm", "--stop", &format!("/dev/md/{}", a.name)]).run()?;
+    }
     Ok(())
 }
 
@@ -335,21 +536,28 @@ fn lvm(args: &[&str]) -> Cmd {
     }
 }
 
-/// The GPT, then each new partition cleared of what an earlier one left.
+/// The GPT of each disk, then each new partition cleared of what an earlier one left.
 fn write_gpt(t: &mut Target) -> Result<()> {
-    let (plan, disk_dev) = (t.plan, t.dev.as_str());
+    let plan = t.plan;
+    for (disk, disk_dev) in plan.disks.iter().zip(&t.devs) {
+        write_disk_gpt(plan, disk, disk_dev)?;
+    }
+    Ok(())
+}
+
+fn write_disk_gpt(plan: &Plan, disk: &TargetDisk, disk_dev: &str) -> Result<()> {
     {
         let mut f = blockdev::open_rw(Path::new(disk_dev))?;
-        blockdev::write_gpt(&mut f, plan)?;
+        blockdev::write_gpt(&mut f, disk, &plan.bootloader)?;
         blockdev::reread_partitions(&f, Path::new(disk_dev))?;
     }
-    let part_devs: Vec<String> = plan
+    let part_devs: Vec<String> = disk
         .partitions
         .iter()
-        .map(|p| plan.device(disk_dev, &On::Partition(p.number)))
+        .map(|p| xenprov_core::inventory::partition_path(disk_dev, p.number))
         .collect();
     blockdev::wait_for(&part_devs)?;
-    for (p, dev) in plan.partitions.iter().zip(&part_devs) {
+    for (p, dev) in disk.partitions.iter().zip(&part_devs) {
         // Old data under a new partition must not be mistaken for a filesystem or PV.
         let mut f = blockdev::open_rw(Path::new(dev))?;
         blockdev::zero(&mut f, 0, p.size.min(1 << 20))?;
@@ -362,8 +570,8 @@ fn write_gpt(t: &mut Target) -> Result<()> {
 }
 
 fn create_volumes(t: &mut Target) -> Result<()> {
-    let (plan, disk_dev) = (t.plan, t.dev.as_str());
-    let pv = plan.device(disk_dev, &On::Partition(plan.vg.pv_partition));
+    let plan = t.plan;
+    let pv = plan.device(&t.devs(), &plan.vg.pv);
     lvm(&["pvcreate", "-ff", "-y", "--dataalignment", "1m", &pv]).run()?;
     lvm(&["vgcreate", "-s", "4m", &plan.vg.name, &pv]).run()?;
     for lv in &plan.vg.volumes {
@@ -385,13 +593,13 @@ fn create_volumes(t: &mut Target) -> Result<()> {
 }
 
 fn make_filesystems(t: &mut Target) -> Result<()> {
-    let (plan, disk_dev) = (t.plan, t.dev.as_str());
+    let (plan, devs) = (t.plan, t.devs());
     // The ext4 filesystems get their journal after the payload is written: under emulation,
     // journaling and the background inode-table zeroing (held off by noinit_itable) more than
     // doubled the unpack. A failed install is erased anyway, so nothing relies on the journal
     // before then.
     for f in &plan.filesystems {
-        let dev = plan.device(disk_dev, &f.on);
+        let dev = plan.device(&devs, &f.on);
         match f.fs {
             FsType::Ext4 => Cmd::new(&[
                 "mkfs.ext4",
@@ -416,7 +624,9 @@ fn make_filesystems(t: &mut Target) -> Result<()> {
 }
 
 fn mount_target(t: &mut Target) -> Result<()> {
-    let (plan, disk_dev, opts) = (t.plan, t.dev.as_str(), t.opts);
+    let (plan, opts) = (t.plan, t.opts);
+    let devs = t.devs.clone();
+    let devs: Vec<&str> = devs.iter().map(String::as_str).collect();
     let mut order: Vec<_> = plan
         .filesystems
         .iter()
@@ -430,7 +640,7 @@ fn mount_target(t: &mut Target) -> Result<()> {
             _ => ("ext4", Some("noinit_itable")),
         };
         t.mounts.mount(
-            &plan.device(disk_dev, &f.on),
+            &plan.device(&devs, &f.on),
             &opts.root.join(m.trim_start_matches('/')),
             fstype,
             options,
@@ -537,7 +747,9 @@ fn set_users(t: &mut Target) -> Result<()> {
 
 /// Saves the plan and the log on the target, unmounts it, and gives the filesystems their journal.
 fn finish(t: &mut Target) -> Result<()> {
-    let (plan, disk_dev, opts) = (t.plan, t.dev.as_str(), t.opts);
+    let (plan, opts) = (t.plan, t.opts);
+    let devs = t.devs.clone();
+    let devs: Vec<&str> = devs.iter().map(String::as_str).collect();
     let logdir = opts.root.join("var/log/xenprov");
     fs::create_dir_all(&logdir)?;
     fs::write(logdir.join("plan.json"), plan.to_json())?;
@@ -551,17 +763,12 @@ fn finish(t: &mut Target) -> Result<()> {
     t.binds.unmount_all()?;
     t.mounts.unmount_all()?;
     for f in plan.filesystems.iter().filter(|f| f.fs == FsType::Ext4) {
-        Cmd::new(&[
-            "tune2fs",
-            "-O",
-            "has_journal",
-            &plan.device(disk_dev, &f.on),
-        ])
-        .run()?;
+        Cmd::new(&["tune2fs", "-O", "has_journal", &plan.device(&devs, &f.on)]).run()?;
     }
     lvm(&["vgchange", "-an", &plan.vg.name]).run()?;
-    let f = fs::File::open(disk_dev)?;
-    blockdev::flush(&f);
+    for dev in &devs {
+        blockdev::flush(&fs::File::open(dev)?);
+    }
     Ok(())
 }
 
@@ -647,12 +854,15 @@ fn unrestrict_entries(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn install_grub(plan: &Plan, root: &Path, disk_dev: &str) -> Result<()> {
+fn install_grub(plan: &Plan, root: &Path, devs: &[&str]) -> Result<()> {
     if plan.bootloader.password {
         unrestrict_entries(root)?;
     }
     if plan.bootloader.bios {
-        Cmd::chroot(root, &["grub-install", "--target=i386-pc", disk_dev]).run()?;
+        // The BIOS stage on every disk: the firmware boots whichever disk is left.
+        for dev in devs {
+            Cmd::chroot(root, &["grub-install", "--target=i386-pc", dev]).run()?;
+        }
     }
     if plan.bootloader.uefi {
         let mut args = vec![
@@ -677,8 +887,53 @@ fn install_grub(plan: &Plan, root: &Path, disk_dev: &str) -> Result<()> {
             ],
         )
         .run()?;
+        if plan.mirrored() {
+            // The other disks' ESPs become copies of this one, by the script the host keeps
+            // running after upgrades; each gets its own boot entry.
+            Cmd::chroot(root, &["/usr/lib/xenprov/sync-esp"]).run()?;
+            if plan.bootloader.nvram {
+                add_boot_entries(plan, root, devs)?;
+            }
+        }
     }
     Cmd::chroot(root, &["update-grub"]).run()?;
+    Ok(())
+}
+
+/// One NVRAM entry per further disk, for the loader grub-install put on the first ESP.
+fn add_boot_entries(plan: &Plan, root: &Path, devs: &[&str]) -> Result<()> {
+    let loader = if root.join("boot/efi/EFI/debian/shimx64.efi").exists() {
+        "\\EFI\\debian\\shimx64.efi"
+    } else {
+        "\\EFI\\debian\\grubx64.efi"
+    };
+    for (i, f) in plan
+        .filesystems
+        .iter()
+        .filter(|f| f.fs == FsType::Vfat && f.mount.is_none())
+        .enumerate()
+    {
+        let xenprov_core::plan::On::Partition { disk, number } = f.on else {
+            continue;
+        };
+        Cmd::chroot(
+            root,
+            &[
+                "efibootmgr",
+                "--quiet",
+                "--create",
+                "--disk",
+                devs[disk],
+                "--part",
+                &number.to_string(),
+                "--label",
+                &format!("debian (disk {})", i + 2),
+                "--loader",
+                loader,
+            ],
+        )
+        .run()?;
+    }
     Ok(())
 }
 
@@ -700,6 +955,19 @@ fn verify(plan: &Plan, root: &Path) -> Result<()> {
     Cmd::chroot(root, &["grub-script-check", "/boot/grub/grub.cfg"]).run()?;
     if plan.bootloader.uefi && !root.join("boot/efi/EFI/BOOT/BOOTX64.EFI").exists() {
         bail!("the removable UEFI loader EFI/BOOT/BOOTX64.EFI is missing on the ESP");
+    }
+    if plan.mirrored() {
+        let conf = fs::read_to_string(root.join("etc/mdadm/mdadm.conf"))
+            .context("reading the target's mdadm.conf")?;
+        for a in &plan.arrays {
+            if !conf.contains(&format!("UUID={}", a.uuid)) {
+                bail!(
+                    "the target's mdadm.conf does not name /dev/md/{} (UUID {})",
+                    a.name,
+                    a.uuid
+                );
+            }
+        }
     }
     // A planned link whose target is missing (a unit whose package did not install) would enable
     // nothing, silently.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use gptman::{GPT, GPTPartitionEntry};
 use xenprov_core::gpt::guid_bytes;
-use xenprov_core::plan::Plan;
+use xenprov_core::plan::{Bootloader, TargetDisk};
 use xenprov_core::size::MIB;
 use xenprov_sys::Cmd;
 
@@ -85,12 +85,11 @@ pub fn zero_ends(f: &mut File, size: u64) -> Result<()> {
 
 /// Writes the plan's GPT and a protective MBR (bootable only for BIOS-only disks, since some UEFI
 /// firmware refuses a bootable one), and clears old MBR boot code.
-pub fn write_gpt(f: &mut File, plan: &Plan) -> Result<()> {
-    let ss = plan.disk.sector;
-    let mut gpt =
-        GPT::new_from(f, ss, guid_bytes(&plan.disk.disk_guid)).context("preparing the GPT")?;
+pub fn write_gpt(f: &mut File, disk: &TargetDisk, boot: &Bootloader) -> Result<()> {
+    let ss = disk.sector;
+    let mut gpt = GPT::new_from(f, ss, guid_bytes(&disk.disk_guid)).context("preparing the GPT")?;
     gpt.align = MIB / ss;
-    for p in &plan.partitions {
+    for p in &disk.partitions {
         gpt[p.number] = GPTPartitionEntry {
             partition_type_guid: guid_bytes(&p.type_guid),
             unique_partition_guid: guid_bytes(&p.guid),
@@ -102,7 +101,7 @@ pub fn write_gpt(f: &mut File, plan: &Plan) -> Result<()> {
     }
     gpt.write_into(f).context("writing the GPT")?;
     zero(f, 0, 440)?;
-    if plan.bootloader.bios && !plan.bootloader.uefi {
+    if boot.bios && !boot.uefi {
         GPT::write_bootable_protective_mbr_into(f, ss)?;
     } else {
         GPT::write_protective_mbr_into(f, ss)?;
@@ -194,7 +193,7 @@ mod tests {
     use super::*;
     use xenprov_core::answer::Answer;
     use xenprov_core::inventory::{BootMode, Cpu, Disk, DiskKind, Inventory, Nic};
-    use xenprov_core::plan::{Inputs, plan};
+    use xenprov_core::plan::{Inputs, Plan, plan};
     use xenprov_core::render::Templates;
 
     fn plan_for(size: u64) -> Plan {
@@ -243,7 +242,8 @@ mod tests {
         let tmp = tempfile::NamedTempFile::new().unwrap();
         tmp.as_file().set_len(size).unwrap();
         let mut f = open_rw(tmp.path()).unwrap();
-        write_gpt(&mut f, &p).unwrap();
+        let d = &p.disks[0];
+        write_gpt(&mut f, d, &p.bootloader).unwrap();
         let out = std::process::Command::new("sfdisk")
             .arg("--json")
             .arg(tmp.path())
@@ -257,10 +257,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let t = &v["partitiontable"];
         assert_eq!(t["label"], "gpt");
-        assert_eq!(t["id"].as_str().unwrap(), p.disk.disk_guid);
+        assert_eq!(t["id"].as_str().unwrap(), d.disk_guid);
         let parts = t["partitions"].as_array().unwrap();
-        assert_eq!(parts.len(), p.partitions.len());
-        for (got, want) in parts.iter().zip(&p.partitions) {
+        assert_eq!(parts.len(), d.partitions.len());
+        for (got, want) in parts.iter().zip(&d.partitions) {
             assert_eq!(got["start"].as_u64().unwrap(), want.first_lba);
             assert_eq!(
                 got["size"].as_u64().unwrap(),

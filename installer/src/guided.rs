@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use xenprov_core::answer::{self, Answer, BAUDS, DiskSpec, Firmware, Lvm, NetMode, Serial, Volume};
+use xenprov_core::answer::{
+    self, Answer, BAUDS, DiskSpec, Firmware, Lvm, NetMode, Raid, Serial, Volume,
+};
 use xenprov_core::inventory::Inventory;
 use xenprov_core::net::{self, Cidr};
 use xenprov_core::password;
@@ -103,7 +105,10 @@ fn ask_disk(p: &mut dyn Prompter, inv: &Inventory, a: &mut Answer) -> Result<()>
     };
     a.disk = DiskSpec {
         target: Some(d.path.clone()),
+        targets: Vec::new(),
         matcher: None,
+        raid: Raid::None,
+        raid_mail: a.disk.raid_mail.clone(),
         wipe,
     };
     Ok(())
@@ -294,7 +299,10 @@ pub fn guided(args: GuidedArgs) -> Result<ExitCode> {
     }
     logging::init(true);
     verbs::run_apply(&p, &args.sources, args.progress)?;
-    tracing::info!("xenprov: install complete on {}", p.disk.path);
+    tracing::info!(
+        "xenprov: install complete on {}",
+        p.disk_paths().join(" and ")
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -215,18 +215,19 @@ pub fn plan(a: PlanArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Shows the plan and asks for the disk's path to be typed back.
+/// Shows the plan and asks for the disks' paths to be typed back.
 pub fn confirm(p: &Plan, prompt: &mut dyn Prompter) -> Result<bool> {
     eprint!("{}", p.describe(false));
+    let want = p.disk_paths().join(" ");
     let typed = prompt.input(
         &format!(
-            "Type {} to erase it and install, or anything else to stop",
-            p.disk.path
+            "Type {want} to erase {} and install, or anything else to stop",
+            if p.disks.len() > 1 { "them" } else { "it" }
         ),
         None,
         &|_| Ok(()),
     )?;
-    Ok(typed.trim() == p.disk.path)
+    Ok(typed.split_whitespace().collect::<Vec<_>>().join(" ") == want)
 }
 
 /// Applies a plan with logging to the console and to `/run/xenprov/install.log`.
@@ -262,7 +263,10 @@ pub fn apply(a: ApplyArgs) -> Result<ExitCode> {
         tracing::warn!("{w}");
     }
     run_apply(&p, &a.sources, a.progress)?;
-    tracing::info!("xenprov: install complete on {}", p.disk.path);
+    tracing::info!(
+        "xenprov: install complete on {}",
+        p.disk_paths().join(" and ")
+    );
     Ok(ExitCode::SUCCESS)
 }
 
