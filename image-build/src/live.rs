@@ -23,6 +23,7 @@ pub const LAYER_SQUASHFS: &str = "layer.squashfs";
 
 const HOOK: &str = include_str!("../live/initramfs/hook");
 const SCRIPT: &str = include_str!("../live/initramfs/script");
+const MDADM_CONF: &str = include_str!("../live/layer/etc/mdadm/mdadm.conf");
 const RECIPE: &str = include_str!("live.rs");
 
 /// zstd: the root is 182 MB against 251 MB with lz4 -Xhc, and under TCG reading all of it took 12-30 s
@@ -50,6 +51,7 @@ const LAYER_FILES: &[(&str, &str, u32)] = &[
         include_str!("../live/layer/etc/systemd/system/xenprov-dhcp.service"),
         0o644,
     ),
+    ("etc/mdadm/mdadm.conf", MDADM_CONF, 0o644),
     (
         "etc/xenprov/dhclient.conf",
         include_str!("../live/layer/etc/xenprov/dhclient.conf"),
@@ -77,6 +79,10 @@ const LAYER_MASKED: &[&str] = &[
     "xen.service",
     "xendomains.service",
     "lvm2-monitor.service",
+    "mdmonitor.service",
+    "mdmonitor-oneshot.timer",
+    "mdcheck_start.timer",
+    "mdcheck_continue.timer",
     "apt-daily.timer",
     "apt-daily-upgrade.timer",
     "dpkg-db-backup.timer",
@@ -92,6 +98,7 @@ pub struct Inputs<'a> {
     pub recipe_sha256: String,
     pub hook_sha256: String,
     pub script_sha256: String,
+    pub mdadm_conf_sha256: String,
 }
 
 impl<'a> Inputs<'a> {
@@ -102,6 +109,7 @@ impl<'a> Inputs<'a> {
             recipe_sha256: sha(RECIPE),
             hook_sha256: sha(HOOK),
             script_sha256: sha(SCRIPT),
+            mdadm_conf_sha256: sha(MDADM_CONF),
         }
     }
 }
@@ -134,6 +142,9 @@ fn build_initrd(base: &Base, entry: &Path) -> Result<()> {
     let chroot = Chroot::enter_overlay(&base.rootfs, &scratch)?;
     let root = chroot.root().to_path_buf();
     write(&root, "etc/initramfs-tools/hooks/xenprov", HOOK, 0o755)?;
+    // mdadm's hook copies this file and its udev rules into the initrd: with `AUTO -all`, the
+    // rules assemble no array of the machine's disks before the live layer is even mounted.
+    write(&root, "etc/mdadm/mdadm.conf", MDADM_CONF, 0o644)?;
     write(
         &root,
         "usr/share/initramfs-tools/scripts/xenprov",
@@ -165,9 +176,14 @@ pub fn build_layer(installer: &Path, out: &Path) -> Result<()> {
     for unit in LAYER_MASKED {
         symlink("/dev/null", units.join(unit))?;
     }
-    // No LVM auto-activation on the machine's disks while the installer may be wiping them.
+    // No LVM auto-activation and no md auto-assembly on the machine's disks while the installer
+    // may be wiping them: an array assembled from a disk nobody named could start a resync there.
     fs::create_dir_all(stage.join("etc/udev/rules.d"))?;
     symlink("/dev/null", stage.join("etc/udev/rules.d/69-lvm.rules"))?;
+    symlink(
+        "/dev/null",
+        stage.join("etc/udev/rules.d/64-md-raid-assembly.rules"),
+    )?;
     install_binary(installer, &stage.join("usr/sbin/xenprov-install"))?;
 
     Cmd::new(&["mksquashfs"])

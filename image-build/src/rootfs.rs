@@ -21,6 +21,8 @@ pub const PACKAGES: &[&str] = &[
     "grub-xen-host",
     "linux-image-amd64",
     "lvm2",
+    // the mirrored dom0 (md RAID1 under /boot and the volume group), and its monitor
+    "mdadm",
     // boot loaders for both firmwares; grub-pc's postinst is told to install nowhere
     "grub-pc",
     "grub-efi-amd64-bin",
@@ -55,6 +57,10 @@ pub const PACKAGES: &[&str] = &[
 ];
 
 const RECIPE: &str = include_str!("rootfs.rs");
+
+/// The dom0's mdadm.conf until a plan writes one: no arrays of anybody's.
+const MDADM_CONF: &str = "# Written by xenprov-image. A host installed on one disk has no arrays; a mirrored one\n\
+    # gets this file from its install plan.\nHOMEHOST <system>\nMAILADDR root\n";
 
 /// grub-pc must not grub-install onto any disk of the build machine.
 const DEBCONF: &str = "grub-pc grub-pc/install_devices multiselect \n\
@@ -174,6 +180,10 @@ pub fn build(inputs: &Inputs, key: &str, debs: &Path, entry: &Path) -> Result<()
         "# The dom0's root is ext4: fsck it in the initramfs.\nFSTYPE=ext4\n",
         0o644,
     )?;
+    // Written before mdadm is installed, whose postinst would otherwise write one listing the
+    // arrays it finds on the build machine (and its initramfs hook would carry them). A mirrored
+    // host gets its own from the plan.
+    write(&root, "etc/mdadm/mdadm.conf", MDADM_CONF, 0o644)?;
 
     let mut chroot = Chroot::enter(&root)?;
     chroot.bind(debs, "var/cache/apt/archives")?;
