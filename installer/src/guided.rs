@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use xenprov_core::answer::{
     self, Answer, BAUDS, DiskSpec, Firmware, Lvm, NetMode, Raid, Serial, Volume,
 };
-use xenprov_core::inventory::Inventory;
+use xenprov_core::inventory::{Disk, Inventory};
 use xenprov_core::net::{self, Cidr};
 use xenprov_core::password;
 use xenprov_core::size::{MIB, Size, human};
@@ -56,7 +56,11 @@ pub fn ask(p: &mut dyn Prompter, inv: &Inventory) -> Result<Answer> {
         .map_err(|d| anyhow::anyhow!("the answers do not make a valid answer file:\n{d}"))
 }
 
-/// The disk, among those that may be written, and whether to erase what it holds.
+/// Disks smaller than this are not offered as halves of a mirror: the default dom0 alone takes 10 GiB.
+const MIRROR_MIN: u64 = 8 << 30;
+
+/// The disk, among those that may be written, or two of them mirrored when the machine has two
+/// that could be, and whether to erase what they hold.
 fn ask_disk(p: &mut dyn Prompter, inv: &Inventory, a: &mut Answer) -> Result<()> {
     let disks: Vec<_> = inv
         .disks
@@ -69,6 +73,66 @@ fn ask_disk(p: &mut dyn Prompter, inv: &Inventory, a: &mut Answer) -> Result<()>
             verbs::describe_inventory(inv)
         );
     }
+    let mirrorable: Vec<_> = disks
+        .iter()
+        .copied()
+        .filter(|d| !d.removable && d.size >= MIRROR_MIN)
+        .collect();
+    let mirror = mirrorable.len() >= 2
+        && p.confirm(
+            "Mirror the dom0 across two disks (RAID1), so that the host survives either one failing?",
+            true,
+        )?;
+    let chosen = if mirror {
+        let first = pick_disk(
+            p,
+            &mirrorable,
+            "First disk of the mirror (everything on it will be erased)",
+        )?;
+        let rest: Vec<_> = mirrorable
+            .into_iter()
+            .filter(|d| d.path != first.path)
+            .collect();
+        let second = pick_disk(
+            p,
+            &rest,
+            "Second disk of the mirror (everything on it will be erased)",
+        )?;
+        vec![first, second]
+    } else {
+        vec![pick_disk(
+            p,
+            &disks,
+            "Disk to install on (everything on it will be erased)",
+        )?]
+    };
+    let mut wipe = false;
+    for d in &chosen {
+        if d.has_data() {
+            let what = if d.partitions.is_empty() {
+                d.signatures.join(", ")
+            } else {
+                format!("{} partitions", d.partitions.len())
+            };
+            if !p.confirm(&format!("{} holds data ({what}). Erase it?", d.path), false)? {
+                bail!("stopped: {} holds data and erasing it was declined", d.path);
+            }
+            wipe = true;
+        }
+    }
+    let paths: Vec<String> = chosen.iter().map(|d| d.path.clone()).collect();
+    a.disk = DiskSpec {
+        target: (!mirror).then(|| paths[0].clone()),
+        targets: if mirror { paths } else { Vec::new() },
+        matcher: None,
+        raid: if mirror { Raid::Raid1 } else { Raid::None },
+        raid_mail: a.disk.raid_mail.clone(),
+        wipe,
+    };
+    Ok(())
+}
+
+fn pick_disk<'i>(p: &mut dyn Prompter, disks: &[&'i Disk], prompt: &str) -> Result<&'i Disk> {
     let items: Vec<String> = disks
         .iter()
         .map(|d| {
@@ -85,33 +149,7 @@ fn ask_disk(p: &mut dyn Prompter, inv: &Inventory, a: &mut Answer) -> Result<()>
             s
         })
         .collect();
-    let d = disks[p.select(
-        "Disk to install on (everything on it will be erased)",
-        &items,
-        0,
-    )?];
-    let wipe = if d.has_data() {
-        let what = if d.partitions.is_empty() {
-            d.signatures.join(", ")
-        } else {
-            format!("{} partitions", d.partitions.len())
-        };
-        if !p.confirm(&format!("{} holds data ({what}). Erase it?", d.path), false)? {
-            bail!("stopped: {} holds data and erasing it was declined", d.path);
-        }
-        true
-    } else {
-        false
-    };
-    a.disk = DiskSpec {
-        target: Some(d.path.clone()),
-        targets: Vec::new(),
-        matcher: None,
-        raid: Raid::None,
-        raid_mail: a.disk.raid_mail.clone(),
-        wipe,
-    };
-    Ok(())
+    Ok(disks[p.select(prompt, &items, 0)?])
 }
 
 /// Firmware, volume group and the size of each dom0 volume.
@@ -310,7 +348,7 @@ pub fn guided(args: GuidedArgs) -> Result<ExitCode> {
 mod tests {
     use super::*;
     use crate::prompt::Script;
-    use xenprov_core::inventory::{BootMode, Cpu, Disk, Nic};
+    use xenprov_core::inventory::{BootMode, Cpu, Nic};
 
     fn inv() -> Inventory {
         Inventory {
@@ -470,6 +508,33 @@ enable = true
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn two_suitable_disks_are_offered_as_a_mirror() {
+        let mut i = inv();
+        i.disks.push(Disk {
+            path: "/dev/nvme1n1".into(),
+            size: 480 << 30,
+            logical_sector: 512,
+            serial: Some("S2".into()),
+            ..Default::default()
+        });
+        let mut s = Script::new(&["y", "/dev/nvme1n1", "/dev/nvme0n1", "y"]);
+        let mut a = Answer::parse(
+            "[disk]\ntarget = \"/x\"\n[system]\nhostname = \"h\"\nroot-password-hash = \"!\"\n",
+        )
+        .unwrap();
+        ask_disk(&mut s, &i, &mut a).unwrap();
+        assert!(s.answers.is_empty(), "unused answers: {:?}", s.answers);
+        assert_eq!(a.disk.targets, ["/dev/nvme1n1", "/dev/nvme0n1"]);
+        assert_eq!(
+            (a.disk.raid, a.disk.target.as_deref(), a.disk.wipe),
+            (Raid::Raid1, None, true)
+        );
+        assert!(s.asked.iter().any(|q| q.starts_with("Mirror the dom0")));
+        // The saved answer reads back as a file would.
+        assert_eq!(Answer::parse(&a.to_toml()).unwrap().disk, a.disk);
     }
 
     #[test]
