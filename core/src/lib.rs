@@ -47,5 +47,6 @@ pub mod payload;
 pub mod plan;
 pub mod reader;
 pub mod render;
+pub mod replace;
 pub mod size;
 pub mod text;

@@ -16,6 +16,7 @@ use xenprov_sys::{Cmd, Mounts};
 use crate::blockdev::{self, Loop};
 use crate::inventory;
 use crate::io::progress::Mode;
+use crate::md::{self, mdadm};
 use crate::payload;
 
 pub struct Options {
@@ -418,16 +419,6 @@ fn wipe(t: &mut Target) -> Result<()> {
     Ok(())
 }
 
-/// mdadm, making its own device nodes where no udev runs to make them.
-fn mdadm(args: &[&str]) -> Cmd {
-    let c = Cmd::new(args);
-    if Path::new("/run/udev/control").exists() {
-        c
-    } else {
-        c.env("MDADM_NO_UDEV", "1")
-    }
-}
-
 /// The arrays, with the names, UUIDs, sizes and offsets of the plan, so that the mdadm.conf
 /// written later describes them and a replacement disk can be given the same layout. They start
 /// their first resync at once; the install writes on top of it.
@@ -462,7 +453,7 @@ fn create_arrays(t: &mut Target) -> Result<()> {
 
 /// The kernel's view of an array: RAID1, as many members as planned, of the planned size.
 fn check_array(a: &MdArray) -> Result<()> {
-    let md = md_sysfs(a)?;
+    let md = md::sysfs(&a.name)?;
     let read = |f: &str| -> Result<String> {
         Ok(fs::read_to_string(md.join(f))
             .with_context(|| format!("reading {}", md.join(f).display()))?
@@ -483,41 +474,15 @@ fn check_array(a: &MdArray) -> Result<()> {
     Ok(())
 }
 
-/// `/sys/block/mdN/md` of a planned array.
-fn md_sysfs(a: &MdArray) -> Result<PathBuf> {
-    let dev = fs::canonicalize(format!("/dev/md/{}", a.name))
-        .with_context(|| format!("/dev/md/{} is not there", a.name))?;
-    let name = dev
-        .file_name()
-        .context("an md device has a name")?
-        .to_string_lossy()
-        .into_owned();
-    Ok(PathBuf::from(format!("/sys/block/{name}/md")))
-}
-
 /// Waits until every array is consistent, logging the progress, then stops them: the host must
 /// not power off onto a mirror whose second half is not yet a copy of the first.
 fn wait_for_sync(plan: &Plan) -> Result<()> {
     for a in &plan.arrays {
-        let md = md_sysfs(a)?;
-        let started = std::time::Instant::now();
-        let mut last_log = started;
-        loop {
-            let action = fs::read_to_string(md.join("sync_action")).unwrap_or_default();
-            let done = fs::read_to_string(md.join("sync_completed")).unwrap_or_default();
-            if action.trim() == "idle" && done.trim() == "none" {
-                break;
-            }
-            if last_log.elapsed().as_secs() >= 15 {
-                tracing::info!("/dev/md/{}: {} {}", a.name, action.trim(), done.trim());
-                last_log = std::time::Instant::now();
-            }
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
+        let (took, _) = md::wait_for_sync(&a.name, &|line| tracing::info!("{line}"))?;
         tracing::info!(
             "/dev/md/{}: consistent after {:.1} s more",
             a.name,
-            started.elapsed().as_secs_f64()
+            took.as_secs_f64()
         );
     }
     for a in &plan.arrays {

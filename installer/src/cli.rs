@@ -36,6 +36,9 @@ pub enum Cmd {
     HashPassword(HashArgs),
     /// The live medium's entry point: find the answer, install unattended, power off.
     Live(LiveArgs),
+    /// On an installed, mirrored host: the disks of the mirror.
+    #[command(subcommand)]
+    Disk(DiskCmd),
     /// Write the man pages and the bash and zsh completions below DIR (a package's usr/share)
     #[command(hide = true)]
     Docs {
@@ -123,6 +126,33 @@ pub struct HashArgs {
     /// A GRUB `password_pbkdf2` hash instead of a $6$ crypt hash.
     #[arg(long)]
     pub grub: bool,
+}
+
+#[derive(Subcommand)]
+pub enum DiskCmd {
+    /// Bring a degraded mirror back to two disks: partition a new disk like the missing one, add it
+    /// to the arrays, put GRUB and the ESP on it, and report the resync.
+    Replace(ReplaceArgs),
+}
+
+#[derive(Args)]
+pub struct ReplaceArgs {
+    /// The new disk (blank, or with --wipe); at least as large as the mirror's partitions.
+    #[arg(long, value_name = "DEVICE")]
+    pub new: String,
+    /// Overwrite what the new disk holds.
+    #[arg(long)]
+    pub wipe: bool,
+    /// The install plan, which says how the disks are laid out.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/var/log/xenprov/plan.json"
+    )]
+    pub plan: PathBuf,
+    /// Return once the disk is in the arrays, without waiting for the resync.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Args)]

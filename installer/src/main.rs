@@ -8,9 +8,11 @@ mod inventory;
 mod io;
 mod live;
 mod logging;
+mod md;
 mod payload;
 mod probe;
 mod prompt;
+mod replace;
 mod unpack;
 mod verbs;
 
@@ -29,6 +31,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Guided(a) => guided::guided(a),
         Cmd::HashPassword(a) => verbs::hash_password(a),
         Cmd::Live(a) => live::live(a),
+        Cmd::Disk(cli::DiskCmd::Replace(a)) => replace::replace(&a),
         Cmd::Docs { dir } => xenprov_core::clap_help::write_docs(&Cli::command(), &dir)
             .map(|_| std::process::ExitCode::SUCCESS)
             .map_err(Into::into),

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # A mirrored dom0 end to end (issue #13): the ISO of tests/e2e/install.sh installs, unattended, onto two
-# blank 10 GiB disks named by id (RAID1 under /boot and the volume group), beside the answer disk and a
+# blank 8 GiB disks named by id (RAID1 under /boot and the volume group), beside the answer disk and a
 # bystander that must stay byte-identical. Then: mdadm --examine of every member from this machine; the
 # host booted with both disks (Xen's options, login prompt, no degraded array), an ESP change followed by
 # a dpkg run through APT over SSH, after which both ESPs hold the same files; the host booted with only
-# the first disk under SeaBIOS and with only the second under OVMF with fresh NVRAM (so only the removable
-# path can boot it), each reaching its login prompt with the banner naming the degraded arrays.
-# Artefacts and timings go to out/mirror/. Settings: XENPROV_E2E_OUT (where the ISO is, out/e2e),
-# XENPROV_MIRROR_OUT (out/mirror), XENPROV_MIRROR_FROM=STAGE (rerun from that stage).
+# the second disk under OVMF with fresh NVRAM (so only the removable path can boot it), and with only the
+# first under SeaBIOS, each reaching its login prompt with the banner naming the degraded arrays; there,
+# `xenprov-install disk replace` brings a blank third disk into the mirror, and the host boots from the
+# third disk alone. Artefacts and timings go to out/mirror/. Settings: XENPROV_E2E_OUT (where the ISO is,
+# out/e2e), XENPROV_MIRROR_OUT (out/mirror), XENPROV_MIRROR_FROM=STAGE (rerun from that stage).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
@@ -19,6 +20,7 @@ OUT=${XENPROV_MIRROR_OUT:-out/mirror}
 HOSTNAME=xenprov-mirror
 XEN_OPTS="dom0_mem=700M,max:700M dom0_max_vcpus=2 com1=115200,8n1 loglvl=all"
 SSH_PORT=${XENPROV_MIRROR_SSH_PORT:-10222}
+DISK_SIZE=8G
 RAID=A19D880F-05FC-4D3B-A006-743F0F84911E
 ESP=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
 need_pkgs qemu-system-x86 ovmf dosfstools mtools fdisk jq openssl openssh-client mdadm dpkg-dev
@@ -53,7 +55,7 @@ trap cleanup EXIT
 
 make_disks() {
     rm -f "$OUT"/disk0.img "$OUT"/disk1.img "$OUT"/witness.img
-    truncate -s 10G "$OUT/disk0.img" "$OUT/disk1.img"
+    truncate -s "$DISK_SIZE" "$OUT/disk0.img" "$OUT/disk1.img"
     answer_disk tests/e2e/mirror-answer.toml "$OUT"
     head -c 32M /dev/urandom >"$OUT/witness.img"
     sha256sum "$OUT/witness.img" "$OUT/answer.img" >"$OUT/untouched.sha256"
@@ -171,12 +173,7 @@ boot() {
 boot_both() {
     boot both bios 0 1
     grep -aq 'RAID1 DEGRADED' "$OUT/both.serial.log" && fail "both disks: the banner says an array is degraded"
-    local ok=
-    for _ in $(seq 60); do
-        "${SSH[@]}" admin@127.0.0.1 true 2>/dev/null && ok=1 && break
-        sleep 5
-    done
-    [ -n "$ok" ] || fail "cannot reach the host's sshd"
+    wait_ssh
     # What an upgrade of GRUB does to the ESP (grub-install writes a loader), then a dpkg run through APT:
     # its hook must copy the change to the second disk's ESP.
     local deb=$OUT/xenprov-esp-test.deb pkg=$OUT/pkg
@@ -185,9 +182,9 @@ boot_both() {
         >"$pkg/DEBIAN/control"
     dpkg-deb --build --root-owner-group "$pkg" "$deb" >/dev/null
     "${SSH[@]}" admin@127.0.0.1 'cat >/tmp/xenprov-esp-test.deb' <"$deb"
-    "${SSH[@]}" admin@127.0.0.1 "sudo -S -p '' sh -c 'cat /proc/mdstat; \
+    as_root "cat /proc/mdstat; \
         grub-install --target=x86_64-efi --efi-directory=/boot/efi --bootloader-id=xenprov-test --no-nvram && \
-        apt-get install -y -q /tmp/xenprov-esp-test.deb && ls -R /boot/efi && poweroff'" <"$OUT/admin.pw" \
+        apt-get install -y -q /tmp/xenprov-esp-test.deb && ls -R /boot/efi && poweroff" </dev/null \
         >"$OUT/esp-upgrade.txt" 2>&1 || true
     grep -q 'xenprov-test' "$OUT/esp-upgrade.txt" || fail "grub-install on the host did not run (see $OUT/esp-upgrade.txt)"
     qemu_wait_exit both 300 || fail "the host did not power off"
@@ -199,16 +196,53 @@ boot_both() {
     LOOPS=()
 }
 
-boot_first() {
-    boot first-only bios 0
-    grep -aq 'RAID1 DEGRADED: /dev/md/pv' "$OUT/first-only.serial.log" || fail "first disk only: no banner for the degraded arrays"
-    qemu_stop first-only
-}
-
 boot_second() {
     boot second-only uefi 1
     grep -aq 'RAID1 DEGRADED: /dev/md/pv' "$OUT/second-only.serial.log" || fail "second disk only: no banner for the degraded arrays"
     qemu_stop second-only
+}
+
+# As admin over SSH, with sudo reading admin's password from the first line of stdin.
+as_root() { "${SSH[@]}" admin@127.0.0.1 "sudo -S -p '' sh -c '$1'" < <(cat "$OUT/admin.pw"; cat); }
+
+wait_ssh() {
+    local _
+    for _ in $(seq 60); do
+        "${SSH[@]}" admin@127.0.0.1 true 2>/dev/null && return 0
+        sleep 5
+    done
+    fail "cannot reach the host's sshd"
+}
+
+# The first disk, without the second, under SeaBIOS (a blank third disk beside it is no member): the
+# host comes up degraded and says so. `disk replace` refuses the third disk while dd's data is on it,
+# then brings it into the mirror with --wipe; the host then boots from the third disk alone. dd between
+# the same two virtual disks is the anchor of the resync rate.
+replace_disk() {
+    rm -f "$OUT/disk2.img"
+    truncate -s "$DISK_SIZE" "$OUT/disk2.img"
+    boot first-and-blank bios 0 2
+    grep -aq 'RAID1 DEGRADED: /dev/md/pv' "$OUT/first-and-blank.serial.log" ||
+        fail "first disk only: no banner for the degraded arrays"
+    wait_ssh
+    local new=/dev/disk/by-id/virtio-XPMIRROR2
+    as_root "dd if=/dev/vda4 of=$new bs=4M count=512 iflag=direct oflag=direct 2>&1 | tail -n 1" \
+        </dev/null >"$OUT/dd.txt" || fail "dd between the disks failed"
+    cat "$OUT/dd.txt"
+    local rc=0
+    as_root "xenprov-install disk replace --new $new" </dev/null >"$OUT/replace-refused.txt" 2>&1 || rc=$?
+    [ "$rc" -eq 4 ] || fail "disk replace on a disk with data: status $rc, not 4 (refused)"
+    grep -q 'holds data' "$OUT/replace-refused.txt" || fail "the refusal does not say the disk holds data"
+    as_root "xenprov-install disk replace --new $new --wipe; cat /proc/mdstat" </dev/null \
+        >"$OUT/replace.txt" 2>&1 || { cat "$OUT/replace.txt"; fail "disk replace failed"; }
+    cat "$OUT/replace.txt"
+    grep -q 'the mirror is whole again' "$OUT/replace.txt" || fail "disk replace did not finish the resync"
+    [ "$(grep -c '\[UU\]' "$OUT/replace.txt")" = 2 ] || fail "the arrays are not both whole after the replace"
+    as_root poweroff </dev/null || true
+    qemu_wait_exit first-and-blank 300 || fail "the host did not power off"
+    boot third-only bios 2
+    grep -aq 'RAID1 DEGRADED: /dev/md/pv' "$OUT/third-only.serial.log" || fail "third disk only: no banner for the degraded arrays"
+    qemu_stop third-only
 }
 
 [ -f "$ISO" ] || fail "no ISO at $ISO (tests/e2e/install.sh builds it)"
@@ -218,7 +252,7 @@ stage disks make_disks
 stage install install
 stage inspect inspect
 stage boot-both boot_both
-stage boot-first boot_first
 stage boot-second boot_second
+stage replace replace_disk
 printf '%s\n' "${TIMINGS[@]}" | tee "$OUT/timings.txt"
 echo "mirror: PASS (serial logs in $OUT)"

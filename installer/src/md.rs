@@ -1,0 +1,88 @@
+//! md RAID1 arrays as the kernel shows them: mdadm run the same way everywhere (its own device
+//! nodes where no udev runs), an array's sysfs directory, and the wait for a resync.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use xenprov_sys::Cmd;
+
+/// mdadm, making its own device nodes where no udev runs to make them.
+pub fn mdadm(args: &[&str]) -> Cmd {
+    let c = Cmd::new(args);
+    if Path::new("/run/udev/control").exists() {
+        c
+    } else {
+        c.env("MDADM_NO_UDEV", "1")
+    }
+}
+
+/// `/sys/block/mdN/md` of `/dev/md/NAME`.
+pub fn sysfs(name: &str) -> Result<PathBuf> {
+    let dev = fs::canonicalize(format!("/dev/md/{name}"))
+        .with_context(|| format!("/dev/md/{name} is not there"))?;
+    let md = dev
+        .file_name()
+        .context("an md device has a name")?
+        .to_string_lossy()
+        .into_owned();
+    Ok(PathBuf::from(format!("/sys/block/{md}/md")))
+}
+
+/// The member devices of an array now (`/dev/vda4`, ...), from its sysfs directory.
+pub fn members(name: &str) -> Result<Vec<String>> {
+    let md = sysfs(name)?;
+    let mut out = Vec::new();
+    for e in fs::read_dir(&md).with_context(|| format!("reading {}", md.display()))? {
+        let e = e?;
+        if !e.file_name().to_string_lossy().starts_with("dev-") {
+            continue;
+        }
+        if let Ok(block) = fs::canonicalize(e.path().join("block"))
+            && let Some(n) = block.file_name()
+        {
+            out.push(format!("/dev/{}", n.to_string_lossy()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn read(md: &Path, f: &str) -> String {
+    fs::read_to_string(md.join(f))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Waits until the array has no resync or recovery running, logging its progress every 15 s;
+/// gives how long it took and how many bytes of each member it went through.
+pub fn wait_for_sync(name: &str, log: &dyn Fn(String)) -> Result<(Duration, u64)> {
+    let md = sysfs(name)?;
+    let started = Instant::now();
+    let mut last_log = started;
+    let mut total_sectors = 0u64;
+    loop {
+        let action = read(&md, "sync_action");
+        let done = read(&md, "sync_completed");
+        if action == "idle" && done == "none" {
+            break;
+        }
+        // "done / total" in 512-byte sectors.
+        if let Some((_, t)) = done.split_once(" / ")
+            && let Ok(t) = t.trim().parse::<u64>()
+        {
+            total_sectors = t;
+        }
+        if last_log.elapsed() >= Duration::from_secs(15) {
+            log(format!(
+                "/dev/md/{name}: {action} {done} (speed {} KiB/s)",
+                read(&md, "sync_speed")
+            ));
+            last_log = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok((started.elapsed(), total_sectors * 512))
+}
