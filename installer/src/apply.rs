@@ -364,7 +364,7 @@ pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
     if let Err(e) = &result {
         // Say what failed before cleaning up, so a second error cannot hide it.
         tracing::error!("install failed: {e:#}");
-        Cmd::new(&["vgchange", "-an", &plan.vg.name]).run().ok();
+        deactivate_vg(&plan.vg.name).ok();
         for a in &plan.arrays {
             mdadm(&["mdadm", "--stop", &format!("/dev/md/{}", a.name)])
                 .run()
@@ -489,6 +489,24 @@ fn wait_for_sync(plan: &Plan) -> Result<()> {
         mdadm(&["mdadm", "--stop", &format!("/dev/md/{}", a.name)]).run()?;
     }
     Ok(())
+}
+
+/// Deactivates the volume group once udev has let go of its volumes: tune2fs's close sets off a
+/// udev probe that holds a volume open for a moment, and `vgchange -an` fails on a volume in use.
+fn deactivate_vg(vg: &str) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        blockdev::settle();
+        match lvm(&["vgchange", "-an", vg]).run() {
+            Ok(_) => return Ok(()),
+            Err(e) if tries < 10 => {
+                tracing::info!("{e:#}; trying again");
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn lvm(args: &[&str]) -> Cmd {
@@ -730,7 +748,7 @@ fn finish(t: &mut Target) -> Result<()> {
     for f in plan.filesystems.iter().filter(|f| f.fs == FsType::Ext4) {
         Cmd::new(&["tune2fs", "-O", "has_journal", &plan.device(&devs, &f.on)]).run()?;
     }
-    lvm(&["vgchange", "-an", &plan.vg.name]).run()?;
+    deactivate_vg(&plan.vg.name)?;
     for dev in &devs {
         blockdev::flush(&fs::File::open(dev)?);
     }
