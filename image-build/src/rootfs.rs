@@ -181,8 +181,11 @@ pub fn build(inputs: &Inputs, key: &str, debs: &Path, entry: &Path) -> Result<()
         0o644,
     )?;
     // Written before mdadm is installed, whose postinst would otherwise write one listing the
-    // arrays it finds on the build machine (and its initramfs hook would carry them). A mirrored
-    // host gets its own from the plan.
+    // arrays it finds on the build machine. It lists none, so the initramfs assembles whatever
+    // array it finds at boot, a mirrored host's among them (its mdadm hook scans the build machine
+    // for arrays to add, and finds none where the MD subsystem is not loaded, as on these build
+    // machines). A mirrored host gets its own mdadm.conf from the plan, which the host's next
+    // update-initramfs (a kernel upgrade) puts into its initramfs.
     write(&root, "etc/mdadm/mdadm.conf", MDADM_CONF, 0o644)?;
 
     let mut chroot = Chroot::enter(&root)?;

@@ -52,7 +52,7 @@ fn required_tools(plan: &Plan) -> Vec<&'static str> {
         t.push("losetup");
     }
     if plan.mirrored() {
-        t.extend(["mdadm", "update-initramfs"]);
+        t.push("mdadm");
     }
     t
 }
@@ -293,16 +293,6 @@ fn steps(plan: &Plan) -> Vec<Step> {
             run: set_users,
         },
     ]);
-    if mirrored {
-        steps.push(Step {
-            title: |_| "Rebuilding the initramfs with the arrays of mdadm.conf".into(),
-            run: |t| {
-                Cmd::chroot(&t.opts.root, &["update-initramfs", "-u", "-k", "all"])
-                    .run()
-                    .map(drop)
-            },
-        });
-    }
     steps.extend([
         Step {
             title: |t| {
