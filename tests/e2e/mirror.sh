@@ -26,6 +26,11 @@ ESP=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
 need_pkgs qemu-system-x86 ovmf dosfstools mtools fdisk jq openssl openssh-client mdadm dpkg-dev
 
 FROM=${XENPROV_MIRROR_FROM:-}
+# CI runs the install, the arrays' inspection and the boot from the second disk alone (UEFI, fresh
+# NVRAM): about 9 minutes, as much as its 90-minute budget leaves. XENPROV_MIRROR_FULL=1 adds the boot
+# with both disks and the ESP sync after a dpkg run, the first disk alone, disk replace and the third
+# disk alone (about 12 minutes more).
+FULL=${XENPROV_MIRROR_FULL:-}
 TIMINGS=()
 stage() {
     local name=$1 start=$SECONDS
@@ -251,8 +256,12 @@ mkdir -p "$OUT"
 stage disks make_disks
 stage install install
 stage inspect inspect
-stage boot-both boot_both
+if [ -n "$FULL" ]; then
+    stage boot-both boot_both
+fi
 stage boot-second boot_second
-stage replace replace_disk
+if [ -n "$FULL" ]; then
+    stage replace replace_disk
+fi
 printf '%s\n' "${TIMINGS[@]}" | tee "$OUT/timings.txt"
 echo "mirror: PASS (serial logs in $OUT)"
