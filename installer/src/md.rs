@@ -18,10 +18,29 @@ pub fn mdadm(args: &[&str]) -> Cmd {
     }
 }
 
-/// `/sys/block/mdN/md` of `/dev/md/NAME`.
+/// The link of array NAME in /dev/md: `NAME`, or `HOMEHOST:NAME` when it was assembled by an
+/// initramfs whose mdadm.conf does not list it (the payload's lists no array).
+fn link(name: &str) -> Result<PathBuf> {
+    let plain = PathBuf::from(format!("/dev/md/{name}"));
+    if plain.exists() {
+        return Ok(plain);
+    }
+    let suffix = format!(":{name}");
+    fs::read_dir("/dev/md")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&suffix))
+        })
+        .with_context(|| format!("neither /dev/md/{name} nor /dev/md/*{suffix} is there"))
+}
+
+/// `/sys/block/mdN/md` of array NAME.
 pub fn sysfs(name: &str) -> Result<PathBuf> {
-    let dev = fs::canonicalize(format!("/dev/md/{name}"))
-        .with_context(|| format!("/dev/md/{name} is not there"))?;
+    let dev = fs::canonicalize(link(name)?)?;
     let md = dev
         .file_name()
         .context("an md device has a name")?

@@ -132,14 +132,16 @@ fn write(plan: &Plan, r: &Replacement, wipe: bool) -> Result<()> {
                 r.slot + 1
             );
         };
-        mdadm(&[
-            "mdadm",
-            "--manage",
-            &format!("/dev/md/{}", a.name),
-            "--add",
-            &part(*number),
-        ])
-        .run()?;
+        let array = md::sysfs(&a.name)?;
+        let array = format!(
+            "/dev/{}",
+            array
+                .parent()
+                .and_then(|p| p.file_name())
+                .context("an md sysfs directory has a device")?
+                .to_string_lossy()
+        );
+        mdadm(&["mdadm", "--manage", &array, "--add", &part(*number)]).run()?;
         println!("added {} to /dev/md/{}", part(*number), a.name);
     }
     if plan.bootloader.bios {

@@ -203,7 +203,7 @@ boot_both() {
 
 boot_second() {
     boot second-only uefi 1
-    grep -aq 'RAID1 DEGRADED: /dev/md/pv' "$OUT/second-only.serial.log" || fail "second disk only: no banner for the degraded arrays"
+    grep -aEq 'RAID1 DEGRADED: /dev/md/([^ ]*:)?pv ' "$OUT/second-only.serial.log" || fail "second disk only: no banner for the degraded arrays"
     qemu_stop second-only
 }
 
@@ -227,7 +227,7 @@ replace_disk() {
     rm -f "$OUT/disk2.img"
     truncate -s "$DISK_SIZE" "$OUT/disk2.img"
     boot first-and-blank bios 0 2
-    grep -aq 'RAID1 DEGRADED: /dev/md/pv' "$OUT/first-and-blank.serial.log" ||
+    grep -aEq 'RAID1 DEGRADED: /dev/md/([^ ]*:)?pv ' "$OUT/first-and-blank.serial.log" ||
         fail "first disk only: no banner for the degraded arrays"
     wait_ssh
     local new=/dev/disk/by-id/virtio-XPMIRROR2
@@ -246,7 +246,7 @@ replace_disk() {
     as_root poweroff </dev/null || true
     qemu_wait_exit first-and-blank 300 || fail "the host did not power off"
     boot third-only bios 2
-    grep -aq 'RAID1 DEGRADED: /dev/md/pv' "$OUT/third-only.serial.log" || fail "third disk only: no banner for the degraded arrays"
+    grep -aEq 'RAID1 DEGRADED: /dev/md/([^ ]*:)?pv ' "$OUT/third-only.serial.log" || fail "third disk only: no banner for the degraded arrays"
     qemu_stop third-only
 }
 
