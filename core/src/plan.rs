@@ -1258,7 +1258,7 @@ pub fn xen_cmdline(a: &Answer) -> String {
 }
 
 /// A FAT volume id as blkid and fstab write it: `XXXX-XXXX`.
-fn fat_volume_id(id: &str) -> String {
+pub fn fat_volume_id(id: &str) -> String {
     format!("{}-{}", &id[..4], &id[4..])
 }
 

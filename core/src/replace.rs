@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::gpt;
 use crate::inventory::Disk;
-use crate::plan::{FsType, On, Plan, PlanError, TargetDisk};
+use crate::plan::{FsType, On, Plan, PlanError, TargetDisk, fat_volume_id};
 use crate::size::human;
 
 /// What the new disk gets: its GPT, and the ESP it carries (volume id and label of the one it
@@ -109,11 +109,9 @@ pub fn replacement(
         .last()
         .map_or(0, |p| (p.last_lba + 1) * old.sector);
     let esp = plan.filesystems.iter().find_map(|f| match f.on {
-        On::Partition { disk, number } if disk == slot && f.fs == FsType::Vfat => Some((
-            number,
-            format!("{}-{}", &f.uuid[..4], &f.uuid[4..]),
-            f.label.clone(),
-        )),
+        On::Partition { disk, number } if disk == slot && f.fs == FsType::Vfat => {
+            Some((number, fat_volume_id(&f.uuid), f.label.clone()))
+        }
         _ => None,
     });
     Ok(Replacement {
@@ -191,14 +189,7 @@ mod tests {
         }
         assert_ne!(r.disk.disk_guid, p.disks[1].disk_guid);
         let esp2 = p.filesystems.iter().find(|f| f.label == "ESP2").unwrap();
-        assert_eq!(
-            r.esp,
-            Some((
-                2,
-                format!("{}-{}", &esp2.uuid[..4], &esp2.uuid[4..]),
-                "ESP2".into()
-            ))
-        );
+        assert_eq!(r.esp, Some((2, fat_volume_id(&esp2.uuid), "ESP2".into())));
         assert_eq!(
             replacement(&p, 1, &disk(p.disks[1].size), false).unwrap(),
             r,

@@ -360,18 +360,15 @@ pub fn apply(plan: &Plan, opts: &Options) -> Result<()> {
                 .run()
                 .ok();
         }
+        let dev_names: Vec<&str> = devs.iter().map(String::as_str).collect();
+        // The members' superblocks go too: a blank GPT over live md metadata would be assembled
+        // again at the next boot.
+        for m in plan.arrays.iter().flat_map(|a| &a.members) {
+            mdadm(&["mdadm", "--zero-superblock", &plan.device(&dev_names, m)])
+                .run()
+                .ok();
+        }
         for (d, dev) in plan.disks.iter().zip(&devs) {
-            // The members' superblocks go too: a blank GPT over live md metadata would be
-            // assembled again at the next boot.
-            for a in &plan.arrays {
-                for m in &a.members {
-                    let member =
-                        plan.device(&devs.iter().map(String::as_str).collect::<Vec<_>>(), m);
-                    if member.starts_with(dev.as_str()) {
-                        mdadm(&["mdadm", "--zero-superblock", &member]).run().ok();
-                    }
-                }
-            }
             match blockdev::open_rw(Path::new(dev))
                 .and_then(|mut f| blockdev::zero_ends(&mut f, d.size))
             {
@@ -397,16 +394,21 @@ fn wipe(t: &mut Target) -> Result<()> {
         for vg in &disk.deactivate_vgs {
             Cmd::new(&["vgchange", "-an", vg]).run()?;
         }
-        if let Some(d) = inv.disk(dev) {
-            for p in &d.partitions {
-                Cmd::new(&["wipefs", "--all", "--quiet", &p.path]).run()?;
-            }
-        }
-        Cmd::new(&["wipefs", "--all", "--quiet", dev]).run()?;
-        let mut f = blockdev::open_rw(Path::new(dev))?;
-        blockdev::zero_ends(&mut f, disk.size)?;
+        erase(&inv, dev, disk.size)?;
     }
     Ok(())
+}
+
+/// Every signature of the disk's partitions and of the disk itself, then its first and last MiB.
+pub fn erase(inv: &xenprov_core::inventory::Inventory, dev: &str, size: u64) -> Result<()> {
+    if let Some(d) = inv.disk(dev) {
+        for p in &d.partitions {
+            Cmd::new(&["wipefs", "--all", "--quiet", &p.path]).run()?;
+        }
+    }
+    Cmd::new(&["wipefs", "--all", "--quiet", dev]).run()?;
+    let mut f = blockdev::open_rw(Path::new(dev))?;
+    blockdev::zero_ends(&mut f, size)
 }
 
 /// The arrays, with the names, UUIDs, sizes and offsets of the plan, so that the mdadm.conf

@@ -104,13 +104,7 @@ fn missing_slot(plan: &Plan) -> Result<usize> {
 fn write(plan: &Plan, r: &Replacement, wipe: bool) -> Result<()> {
     let dev = r.disk.path.as_str();
     if wipe {
-        let inv = inventory::gather();
-        if let Some(d) = inv.disk(dev) {
-            for p in &d.partitions {
-                Cmd::new(&["wipefs", "--all", "--quiet", &p.path]).run()?;
-            }
-        }
-        Cmd::new(&["wipefs", "--all", "--quiet", dev]).run()?;
+        crate::apply::erase(&inventory::gather(), dev, r.disk.size)?;
     }
     {
         let mut f = blockdev::open_rw(Path::new(dev))?;
