@@ -2,7 +2,8 @@
 //!
 //! Every lookup is one `openat2(root, path, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` when the path has no
 //! symlink on it. A path through a symlink fails that with `ELOOP` and is resolved in user space instead:
-//! canonicalize, check that the result is under the canonical root and servable by the rules of `path`
+//! a relative link in a directory reached without symlinks (the cache's links into its object store) is
+//! joined with that directory's path; any other path is canonicalized. Either way, check that the result is under the canonical root and servable by the rules of `path`
 //! (no hidden name below the root, so a link cannot serve `.git/config` when a request for it cannot),
 //! then open that symlink-free path the same way, so a link swapped in meanwhile fails instead of
 //! escaping. Special files (FIFOs, devices, sockets) are treated as missing, and never opened.
@@ -167,20 +168,59 @@ impl Root {
         )
     }
 
-    /// Opens `rel` and returns it with its metadata. A path through symlinks is opened by its canonical
-    /// path, which must be inside the root and servable; `store` is the hidden directory that links may
+    /// Opens `rel` and returns it with its metadata. A path through symlinks is opened by where its link
+    /// leads (`link_target`) or by its canonical path, which must be inside the root and servable; `store` is the hidden directory that links may
     /// point into (see `path::is_servable_target`).
     fn resolve(&self, rel: &Path, store: Option<&OsStr>) -> io::Result<(OwnedFd, Stat)> {
         let fd = match self.open_beneath(rel) {
-            // ELOOP again: a symlink was swapped in since the canonical path was found.
-            Err(Errno::LOOP) => self
-                .canonical_target(rel, store)
-                .and_then(|target| self.open_beneath(&target)),
+            Err(Errno::LOOP) => match self.link_target(rel, store).map(|t| self.open_beneath(&t)) {
+                // A link to a link, or a symlink swapped in meanwhile: the canonical path decides
+                // (and ELOOP from it again means a symlink was swapped in since it was found).
+                None | Some(Err(Errno::LOOP)) => self
+                    .canonical_target(rel, store)
+                    .and_then(|target| self.open_beneath(&target)),
+                Some(opened) => opened,
+            },
             opened => opened,
         }
         .map_err(not_found_if_missing)?;
         let stat = rustix::fs::fstat(&fd)?;
         Ok((fd, stat))
+    }
+
+    /// The common case without `canonicalize` (which costs a system call per component of the whole
+    /// path): `rel`'s last name is a relative link in a directory reached without symlinks, as the
+    /// cache's links into its object store are. Its target is then `rel`'s directory joined with the
+    /// link, `..` taken lexically, which is right because that directory's path holds no symlink.
+    /// `None` when the link is not of that kind, or leads outside the root or to a hidden name: the
+    /// canonical path decides those.
+    fn link_target(&self, rel: &Path, store: Option<&OsStr>) -> Option<PathBuf> {
+        let (dir, name) = (rel.parent()?, rel.file_name()?);
+        let dir_fd = rustix::fs::openat2(
+            &self.fd,
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            },
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .ok()?;
+        let link = rustix::fs::readlinkat(&dir_fd, name, Vec::new()).ok()?;
+        let link = Path::new(OsStr::from_bytes(link.as_bytes()));
+        let mut target = dir.to_path_buf();
+        for part in link.components() {
+            match part {
+                std::path::Component::Normal(name) => target.push(name),
+                std::path::Component::ParentDir if target.pop() => {}
+                std::path::Component::CurDir => {}
+                // absolute, or `..` above the root
+                _ => return None,
+            }
+        }
+        path::is_servable_target(&target, store).then_some(target)
     }
 
     /// Where the symlinks on `rel` lead, below the root; `ENOENT` when that is outside it or hidden.
@@ -393,6 +433,26 @@ mod tests {
         assert_eq!(kind, io::ErrorKind::NotFound);
         let cache = FsTree::open_root(dir.path()).unwrap().with_object_store();
         assert_eq!(open(&cache, "/pool/x").unwrap(), b"object");
+    }
+
+    /// A link's `..` is taken from where its directory really is: lexically only when no symlink leads
+    /// there, and a link to a link is followed to its end.
+    #[test]
+    fn links_resolve_where_their_directory_really_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("x/y/b")).unwrap();
+        std::fs::write(root.join("f"), b"top").unwrap();
+        std::fs::write(root.join("x/f"), b"under x").unwrap();
+        symlink("x/y", root.join("a")).unwrap();
+        symlink("../../f", root.join("x/y/b/link")).unwrap();
+        symlink("link", root.join("x/y/b/chain")).unwrap();
+        symlink("./../b/./link", root.join("x/y/b/dots")).unwrap();
+        let tree = FsTree::open_root(root).unwrap();
+        assert_eq!(open(&tree, "/x/y/b/link").unwrap(), b"under x");
+        assert_eq!(open(&tree, "/a/b/link").unwrap(), b"under x");
+        assert_eq!(open(&tree, "/x/y/b/chain").unwrap(), b"under x");
+        assert_eq!(open(&tree, "/a/b/dots").unwrap(), b"under x");
     }
 
     #[test]
