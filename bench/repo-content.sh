@@ -2,9 +2,10 @@
 # Figures of the repo content work, each from one run on this machine:
 # 1. SHA-256 throughput of the verifying cache's digest code (`xenprov-repo sha256`) against `sha256sum`
 #    on the same file, warm in the page cache, rounds alternating, medians compared.
-# 2. Cache hits against nginx on the same files: a signed local APT upstream (nginx) with 1 KiB and 8 MiB
-#    packages; xenprov-repo serves it through its cache (warmed first), nginx serves the upstream tree;
-#    wrk -t2 -c64 alternates between the two, medians of req/s and of work per server CPU-second.
+# 2. Cache hits against nginx on the same files: a signed local APT upstream (nginx) with packages of
+#    20 KiB (200 bytes of payload in uncompressed tars) and of 8 MiB; xenprov-repo serves it through its
+#    cache (warmed first), nginx serves the upstream tree; wrk -t2 -c64 alternates between the two,
+#    medians of req/s and of work per server CPU-second.
 # 3. Installs through the cache: debootstrap --variant=minbase of a local copy of real Debian packages
 #    (fetched once with apt-get download into a signed local repository behind a rate-limited nginx, as
 #    a remote mirror would be): its fetch phase with a cold cache, again with the cache warm, and a whole
@@ -120,7 +121,7 @@ wrk_run() {
 }
 printf '%-20s %12s %12s %8s %10s\n' "" nginx cache-hits ratio "per CPU-s"
 hit_results=()
-for spec in "packages of ~1 KiB:small:64" "packages of 8 MiB:medium:16"; do
+for spec in "packages of 20 KiB:small:64" "packages of 8 MiB:medium:16"; do
     IFS=: read -r label prefix count <<<"$spec"
     : >"$T/n" ; : >"$T/o"; : >"$T/r"; : >"$T/e"
     for _ in $(seq "$rounds"); do

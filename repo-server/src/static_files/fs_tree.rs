@@ -18,7 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -26,6 +26,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
 use crate::static_files::path::{self, SafePath};
+use crate::static_files::store_links::{Object, StoreLinks};
 use crate::static_files::tree::{DirEntry, Meta, Node, Source, Tree};
 
 /// How often the configured root path is looked up again, so that a root directory replaced by a
@@ -39,6 +40,8 @@ pub struct FsTree {
     path: PathBuf,
     /// The hidden directory at the top that symlinks may lead into, if any: see `with_object_store`.
     store: Option<&'static OsStr>,
+    /// What the store's links lead to, for a tree with a store.
+    links: Option<StoreLinks>,
     epoch: Instant,
     checked_ms: AtomicU64,
     root: RwLock<Option<Arc<Root>>>,
@@ -60,6 +63,7 @@ impl FsTree {
         Ok(FsTree {
             path: path.to_owned(),
             store: None,
+            links: None,
             epoch: Instant::now(),
             checked_ms: AtomicU64::new(0),
             root: RwLock::new(Some(Arc::new(root))),
@@ -70,6 +74,7 @@ impl FsTree {
     /// request paths do; its objects are the verified files those paths serve.
     pub fn with_object_store(mut self) -> FsTree {
         self.store = Some(OsStr::new(OBJECTS));
+        self.links = Some(StoreLinks::default());
         self
     }
 
@@ -143,15 +148,19 @@ impl Root {
     /// the kernel never walks `..` here and a racing rename cannot make it answer `EAGAIN` (as it does
     /// for `..` under `RESOLVE_BENEATH`).
     fn open_beneath(&self, rel: &Path) -> Result<OwnedFd, Errno> {
-        let rel = if rel.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            rel
-        };
-        // The type before the open: opening a FIFO releases a writer waiting for a reader, and opening
-        // a device can act on it (a tape rewinds). Symlinks before the last name are followed here,
-        // wherever they lead: only the type is read, and the openat2 below refuses such a path.
-        let stat = rustix::fs::statat(&self.fd, rel, AtFlags::SYMLINK_NOFOLLOW)?;
+        let stat = self.lstat(rel)?;
+        self.open_if_plain(rel, &stat)
+    }
+
+    /// The type before the open: opening a FIFO releases a writer waiting for a reader, and opening
+    /// a device can act on it (a tape rewinds). Symlinks before the last name are followed here,
+    /// wherever they lead: only the type is read, and the openat2 of `open_if_plain` refuses such a path.
+    fn lstat(&self, rel: &Path) -> Result<Stat, Errno> {
+        rustix::fs::statat(&self.fd, dot_if_empty(rel), AtFlags::SYMLINK_NOFOLLOW)
+    }
+
+    /// Opens `rel`, whose `lstat` is `stat`, as `open_beneath` says.
+    fn open_if_plain(&self, rel: &Path, stat: &Stat) -> Result<OwnedFd, Errno> {
         match FileType::from_raw_mode(stat.st_mode) {
             FileType::RegularFile | FileType::Directory => {}
             FileType::Symlink => return Err(Errno::LOOP),
@@ -159,7 +168,7 @@ impl Root {
         }
         rustix::fs::openat2(
             &self.fd,
-            rel,
+            dot_if_empty(rel),
             // NONBLOCK: a FIFO swapped in since the statat must not hang the open; `Tree::open`
             // refuses it after fstat.
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
@@ -169,23 +178,49 @@ impl Root {
     }
 
     /// Opens `rel` and returns it with its metadata. A path through symlinks is opened by where its link
-    /// leads (`link_target`) or by its canonical path, which must be inside the root and servable; `store` is the hidden directory that links may
-    /// point into (see `path::is_servable_target`).
-    fn resolve(&self, rel: &Path, store: Option<&OsStr>) -> io::Result<(OwnedFd, Stat)> {
-        let fd = match self.open_beneath(rel) {
-            Err(Errno::LOOP) => match self.link_target(rel, store).map(|t| self.open_beneath(&t)) {
-                // A link to a link, or a symlink swapped in meanwhile: the canonical path decides
-                // (and ELOOP from it again means a symlink was swapped in since it was found).
-                None | Some(Err(Errno::LOOP)) => self
-                    .canonical_target(rel, store)
-                    .and_then(|target| self.open_beneath(&target)),
-                Some(opened) => opened,
-            },
+    /// leads (`link_target`) or by its canonical path, which must be inside the root and servable;
+    /// `store` is the hidden directory that links may point into (see `path::is_servable_target`).
+    /// With `links`, a cache's link to an object is answered from what it was found to lead to before
+    /// (see `store_links`), and learnt when it is resolved.
+    fn resolve(
+        &self,
+        rel: &Path,
+        store: Option<&OsStr>,
+        links: Option<&StoreLinks>,
+    ) -> io::Result<Resolved> {
+        let stat = self.lstat(rel).map_err(not_found_if_missing)?;
+        let fd = match self.open_if_plain(rel, &stat) {
+            Err(Errno::LOOP) => {
+                if let Some(object) = links.and_then(|l| l.get(rel, &stat)) {
+                    return Ok(Resolved::Stored(object));
+                }
+                match self
+                    .link_target(rel, store)
+                    .map(|t| (self.open_beneath(&t), t))
+                {
+                    // A link to a link, or a symlink swapped in meanwhile: the canonical path decides
+                    // (and ELOOP from it again means a symlink was swapped in since it was found).
+                    None | Some((Err(Errno::LOOP), _)) => self
+                        .canonical_target(rel, store)
+                        .and_then(|target| self.open_beneath(&target)),
+                    Some((Ok(fd), path)) => {
+                        let target = rustix::fs::fstat(&fd)?;
+                        if let Some(links) = links
+                            && FileType::from_raw_mode(target.st_mode) == FileType::RegularFile
+                        {
+                            let meta = meta(&target);
+                            links.remember(rel, &stat, Object { path, meta });
+                        }
+                        return Ok(Resolved::Open(fd, target));
+                    }
+                    Some((Err(e), _)) => Err(e),
+                }
+            }
             opened => opened,
         }
         .map_err(not_found_if_missing)?;
         let stat = rustix::fs::fstat(&fd)?;
-        Ok((fd, stat))
+        Ok(Resolved::Open(fd, stat))
     }
 
     /// The common case without `canonicalize` (which costs a system call per component of the whole
@@ -198,11 +233,7 @@ impl Root {
         let (dir, name) = (rel.parent()?, rel.file_name()?);
         let dir_fd = rustix::fs::openat2(
             &self.fd,
-            if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            },
+            dot_if_empty(dir),
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
@@ -241,9 +272,33 @@ fn identity(stat: &Stat) -> (u64, u64) {
     (stat.st_dev, stat.st_ino)
 }
 
+/// What a lookup found: an open file or directory, or an object of a cache's store not opened yet.
+enum Resolved {
+    Open(OwnedFd, Stat),
+    Stored(Object),
+}
+
+fn dot_if_empty(rel: &Path) -> &Path {
+    if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    }
+}
+
 impl Tree for FsTree {
     fn open(&self, path: &SafePath) -> io::Result<Node> {
-        let (fd, stat) = self.root()?.resolve(path.as_path(), self.store)?;
+        let root = self.root()?;
+        let (fd, stat) = match root.resolve(path.as_path(), self.store, self.links.as_ref())? {
+            Resolved::Open(fd, stat) => (fd, stat),
+            Resolved::Stored(object) => {
+                return Ok(Node::File(Arc::new(StoredObject {
+                    root,
+                    object,
+                    file: OnceLock::new(),
+                })));
+            }
+        };
         match FileType::from_raw_mode(stat.st_mode) {
             FileType::RegularFile => Ok(Node::File(Arc::new(FileSource {
                 file: File::from(fd),
@@ -256,7 +311,12 @@ impl Tree for FsTree {
     }
 
     fn list(&self, path: &SafePath) -> io::Result<Vec<DirEntry>> {
-        let (dir, _) = self.root()?.resolve(path.as_path(), self.store)?;
+        let Resolved::Open(dir, _) =
+            self.root()?
+                .resolve(path.as_path(), self.store, self.links.as_ref())?
+        else {
+            return Err(Errno::NOTDIR.into());
+        };
         let mut entries = Vec::new();
         for entry in rustix::fs::Dir::read_from(&dir)? {
             let entry = entry?;
@@ -307,6 +367,42 @@ impl Source for FileSource {
 
     fn as_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.file.as_fd())
+    }
+}
+
+/// An object of a cache's store reached through a link `store_links` remembered: opened only when
+/// its bytes are read, which a hit on the in-memory file cache never does.
+struct StoredObject {
+    root: Arc<Root>,
+    object: Object,
+    file: OnceLock<Result<File, Errno>>,
+}
+
+impl StoredObject {
+    fn file(&self) -> io::Result<&File> {
+        let opened = self.file.get_or_init(|| {
+            let fd = self.root.open_beneath(&self.object.path)?;
+            // Objects are never rewritten; one that was is not served as the one remembered.
+            if meta(&rustix::fs::fstat(&fd)?).len != self.object.meta.len {
+                return Err(Errno::STALE);
+            }
+            Ok(File::from(fd))
+        });
+        opened.as_ref().map_err(|e| io::Error::from(*e))
+    }
+}
+
+impl Source for StoredObject {
+    fn meta(&self) -> &Meta {
+        &self.object.meta
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file()?.read_at(buf, offset)
+    }
+
+    fn as_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.file().ok().map(|f| f.as_fd())
     }
 }
 
@@ -453,6 +549,46 @@ mod tests {
         assert_eq!(open(&tree, "/a/b/link").unwrap(), b"under x");
         assert_eq!(open(&tree, "/x/y/b/chain").unwrap(), b"under x");
         assert_eq!(open(&tree, "/a/b/dots").unwrap(), b"under x");
+    }
+
+    /// A cache path is answered from its link's remembered object until another link takes its place.
+    #[test]
+    fn remembered_links_follow_a_relink() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        std::fs::create_dir_all(dir.path().join(".objects/aa")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".objects/bb")).unwrap();
+        std::fs::create_dir_all(dir.path().join("pool")).unwrap();
+        std::fs::write(dir.path().join(format!(".objects/aa/{a}")), b"first").unwrap();
+        std::fs::write(dir.path().join(format!(".objects/bb/{b}")), b"second!").unwrap();
+        symlink(format!("../.objects/aa/{a}"), dir.path().join("pool/x")).unwrap();
+        let cache = FsTree::open_root(dir.path()).unwrap().with_object_store();
+        let meta = |p: &str| match cache.open(&SafePath::from_uri_path(p).unwrap()).unwrap() {
+            Node::File(f) => *f.meta(),
+            Node::Dir(_) => panic!("{p} is a directory"),
+        };
+        let first = meta("/pool/x");
+        for _ in 0..3 {
+            assert_eq!(open(&cache, "/pool/x").unwrap(), b"first");
+            assert_eq!(meta("/pool/x"), first);
+        }
+        symlink(format!("../.objects/bb/{b}"), dir.path().join("pool/.new")).unwrap();
+        std::fs::rename(dir.path().join("pool/.new"), dir.path().join("pool/x")).unwrap();
+        assert_eq!(open(&cache, "/pool/x").unwrap(), b"second!");
+        assert_eq!(meta("/pool/x").len, 7);
+        std::fs::remove_file(dir.path().join("pool/x")).unwrap();
+        assert_eq!(
+            open(&cache, "/pool/x").unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        // a plain tree remembers nothing and never serves the store
+        let plain = FsTree::open_root(dir.path()).unwrap();
+        symlink(format!("../.objects/aa/{a}"), dir.path().join("pool/y")).unwrap();
+        assert_eq!(
+            open(&plain, "/pool/y").unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(open(&cache, "/pool/y").unwrap(), b"first");
     }
 
     #[test]

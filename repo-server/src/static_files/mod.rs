@@ -10,6 +10,7 @@ pub mod iso9660;
 pub mod iso_tree;
 pub mod listing;
 pub mod path;
+pub mod store_links;
 pub mod tree;
 
 use std::collections::hash_map::RandomState;
