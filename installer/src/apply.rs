@@ -470,7 +470,7 @@ fn check_array(a: &MdArray) -> Result<()> {
 /// not power off onto a mirror whose second half is not yet a copy of the first.
 fn wait_for_sync(plan: &Plan) -> Result<()> {
     for a in &plan.arrays {
-        let (took, _) = md::wait_for_sync(&a.name, &|line| tracing::info!("{line}"))?;
+        let took = md::wait_for_sync(&a.name, &|line| tracing::info!("{line}"))?;
         tracing::info!(
             "/dev/md/{}: consistent after {:.1} s more",
             a.name,

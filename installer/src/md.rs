@@ -76,23 +76,16 @@ fn read(md: &Path, f: &str) -> String {
 }
 
 /// Waits until the array has no resync or recovery running, logging its progress every 15 s;
-/// gives how long it took and how many bytes of each member it went through.
-pub fn wait_for_sync(name: &str, log: &dyn Fn(String)) -> Result<(Duration, u64)> {
+/// gives how long it waited.
+pub fn wait_for_sync(name: &str, log: &dyn Fn(String)) -> Result<Duration> {
     let md = sysfs(name)?;
     let started = Instant::now();
     let mut last_log = started;
-    let mut total_sectors = 0u64;
     loop {
         let action = read(&md, "sync_action");
         let done = read(&md, "sync_completed");
         if action == "idle" && done == "none" {
             break;
-        }
-        // "done / total" in 512-byte sectors.
-        if let Some((_, t)) = done.split_once(" / ")
-            && let Ok(t) = t.trim().parse::<u64>()
-        {
-            total_sectors = t;
         }
         if last_log.elapsed() >= Duration::from_secs(15) {
             log(format!(
@@ -103,5 +96,5 @@ pub fn wait_for_sync(name: &str, log: &dyn Fn(String)) -> Result<(Duration, u64)
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    Ok((started.elapsed(), total_sectors * 512))
+    Ok(started.elapsed())
 }

@@ -46,20 +46,22 @@ pub fn replace(args: &ReplaceArgs) -> Result<ExitCode> {
     for p in &r.disk.partitions {
         println!("  partition {} {} {}", p.number, p.name, human(p.size));
     }
-    write(&plan, &r, args.wipe)?;
+    let added = write(&plan, &r, args.wipe)?;
     if args.no_wait {
         println!("the arrays resync in the background; see /proc/mdstat");
         return Ok(ExitCode::SUCCESS);
     }
-    for a in &plan.arrays {
-        let (took, bytes) = md::wait_for_sync(&a.name, &|l| println!("{l}"))?;
-        let secs = took.as_secs_f64().max(0.001);
+    // The resync of each array runs from its member's add, through GRUB and the ESP copy, to
+    // its end: that whole time is its rate, whatever part of it the wait saw.
+    for (a, added) in plan.arrays.iter().zip(added) {
+        md::wait_for_sync(&a.name, &|l| println!("{l}"))?;
+        let secs = added.elapsed().as_secs_f64().max(0.001);
         println!(
-            "/dev/md/{}: resynced {} in {:.1} s, {:.1} MiB/s",
+            "/dev/md/{}: {} resynced {:.1} s after its member was added, {:.1} MiB/s",
             a.name,
-            human(bytes),
+            human(a.size),
             secs,
-            bytes as f64 / secs / (1 << 20) as f64
+            a.size as f64 / secs / (1 << 20) as f64
         );
     }
     println!("the mirror is whole again");
@@ -101,7 +103,8 @@ fn missing_slot(plan: &Plan) -> Result<usize> {
     }
 }
 
-fn write(plan: &Plan, r: &Replacement, wipe: bool) -> Result<()> {
+/// Writes the new disk and adds its members; gives when each array's member was added.
+fn write(plan: &Plan, r: &Replacement, wipe: bool) -> Result<Vec<Instant>> {
     let dev = r.disk.path.as_str();
     if wipe {
         crate::apply::erase(&inventory::gather(), dev, r.disk.size)?;
@@ -118,6 +121,7 @@ fn write(plan: &Plan, r: &Replacement, wipe: bool) -> Result<()> {
     for p in &parts {
         Cmd::new(&["wipefs", "--all", "--quiet", p]).run()?;
     }
+    let mut added = Vec::new();
     for a in &plan.arrays {
         let Some(On::Partition { number, .. }) = a.members.get(r.slot) else {
             bail!(
@@ -136,6 +140,7 @@ fn write(plan: &Plan, r: &Replacement, wipe: bool) -> Result<()> {
                 .to_string_lossy()
         );
         mdadm(&["mdadm", "--manage", &array, "--add", &part(*number)]).run()?;
+        added.push(Instant::now());
         println!("added {} to /dev/md/{}", part(*number), a.name);
     }
     if plan.bootloader.bios {
@@ -199,7 +204,7 @@ fn write(plan: &Plan, r: &Replacement, wipe: bool) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 fn is_mounted(p: &Path) -> bool {
