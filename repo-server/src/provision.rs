@@ -139,6 +139,20 @@ pub fn is_route(path: &str) -> bool {
         .any(|p| path.starts_with(p))
 }
 
+/// `path` as the access log writes it: the token of an install route replaced by `-`, so that a
+/// log reader learns which install was asked for, never how to ask for it.
+pub fn log_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let named = match parts.as_slice() {
+        ["", "ks" | "preseed" | "events" | "answer", _, _] => 3,
+        ["", "events", "host", _, _] => 4,
+        _ => return path.into(),
+    };
+    let mut kept = parts[..named].join("/");
+    kept.push_str("/-");
+    kept.into()
+}
+
 /// 408 for a body that missed `BODY_DEADLINE`; on HTTP/1 the connection closes with it, since the
 /// rest of that body would otherwise be read as the next request.
 fn timed_out(http1: bool) -> Response<Body> {
@@ -161,4 +175,22 @@ fn text(status: StatusCode, body: String, head: bool) -> Response<Body> {
         Bytes::from(body),
         head,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_never_reach_the_access_log() {
+        for (path, logged) in [
+            ("/ks/web1/0123abcd", "/ks/web1/-"),
+            ("/preseed/web1/0123abcd", "/preseed/web1/-"),
+            ("/events/web1/0123abcd", "/events/web1/-"),
+            ("/answer/rack-a1/0123abcd", "/answer/rack-a1/-"),
+            ("/events/host/rack-a1/0123abcd", "/events/host/rack-a1/-"),
+            ("/debian/dists/stable/InRelease", "/debian/dists/stable/InRelease"),
+            ("/ks/web1", "/ks/web1"),
+        ] {
+            assert_eq!(super::log_path(path), logged);
+        }
+    }
 }

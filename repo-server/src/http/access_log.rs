@@ -43,13 +43,19 @@ pub struct AccessRecord {
 }
 
 impl AccessRecord {
-    /// Starts the record of `req`; the request counts as in flight until the record is dropped.
-    pub fn start<B>(metrics: &Arc<Metrics>, req: &Request<B>, peer: SocketAddr) -> AccessRecord {
+    /// Starts the record of `req`, logged as `path` (its path with any secret taken out); the
+    /// request counts as in flight until the record is dropped.
+    pub fn start<B>(
+        metrics: &Arc<Metrics>,
+        req: &Request<B>,
+        path: String,
+        peer: SocketAddr,
+    ) -> AccessRecord {
         metrics.request_started();
         AccessRecord {
             metrics: metrics.clone(),
             method: req.method().clone(),
-            path: req.uri().path().to_owned(),
+            path,
             peer,
             started: Instant::now(),
             status: None,

@@ -128,14 +128,14 @@ mod tests {
         let peer = "127.0.0.1:1".parse().unwrap();
         let req = hyper::Request::get("/f").body(()).unwrap();
         let w = Written::default();
-        let record = AccessRecord::start(&metrics, &req, peer);
+        let record = AccessRecord::start(&metrics, &req, "/f".into(), peer);
         let empty = w.track(&Bytes::new(), record.sent(), Some(record));
         assert!(
             empty.is_some(),
             "an empty chunk is never written: its record comes back"
         );
         drop(empty);
-        let record = AccessRecord::start(&metrics, &req, peer);
+        let record = AccessRecord::start(&metrics, &req, "/f".into(), peer);
         let chunk = Bytes::from(vec![7u8; 10]);
         assert!(w.track(&chunk, record.sent(), Some(record)).is_none());
         assert_eq!(in_flight(), "1");

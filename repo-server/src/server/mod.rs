@@ -333,7 +333,8 @@ impl Shared {
         if self.config.sendfile && http1 {
             req.extensions_mut().insert(sendfile);
         }
-        let mut record = AccessRecord::start(&self.metrics, &req, peer);
+        let logged = crate::provision::log_path(req.uri().path()).into_owned();
+        let mut record = AccessRecord::start(&self.metrics, &req, logged, peer);
         let resp = match host_error(&req) {
             Some(why) => {
                 tracing::debug!(%peer, path = req.uri().path(), "refused: {why}");
