@@ -37,6 +37,7 @@ pub mod checksums;
 #[cfg(feature = "clap")]
 pub mod clap_help;
 pub mod exit;
+pub mod fleet;
 pub mod gpt;
 pub mod guest;
 pub mod guest_render;

@@ -128,15 +128,17 @@ pub fn check_gateway(address: &Cidr, gateway: Ipv4Addr) -> Result<(), String> {
     }
 }
 
-/// A MAC address, written `aa:bb:cc:dd:ee:ff` (either case); returned in lower case.
+/// A MAC address, written `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff` (either case, as Linux and
+/// as Windows or a BMC print it); returned with colons, in lower case.
 pub fn parse_mac(s: &str) -> Result<String, String> {
-    let parts: Vec<&str> = s.split(':').collect();
+    let sep = if s.contains('-') { '-' } else { ':' };
+    let parts: Vec<&str> = s.split(sep).collect();
     if parts.len() == 6
         && parts
             .iter()
             .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
     {
-        let mac = s.to_ascii_lowercase();
+        let mac = parts.join(":").to_ascii_lowercase();
         let first = u8::from_str_radix(parts[0], 16).unwrap_or(0);
         let kind = if mac == "ff:ff:ff:ff:ff:ff" {
             Some("the broadcast MAC address")
@@ -153,7 +155,7 @@ pub fn parse_mac(s: &str) -> Result<String, String> {
         }
     } else {
         Err(format!(
-            "`{s}` is not a MAC address; expected six hex pairs, e.g. 00:16:3e:12:34:56"
+            "`{s}` is not a MAC address; expected six hex pairs, e.g. 00:16:3e:12:34:56 or 00-16-3E-12-34-56"
         ))
     }
 }
@@ -265,6 +267,7 @@ mod tests {
         assert!(check_hostname("-bad").is_err());
         assert!(check_hostname("bad_name").is_err());
         assert_eq!(parse_mac("00:16:3E:AA:bb:01").unwrap(), "00:16:3e:aa:bb:01");
+        assert_eq!(parse_mac("00-16-3E-AA-BB-01").unwrap(), "00:16:3e:aa:bb:01");
         for (bad, why) in [
             ("01:00:5e:00:00:01", "multicast"),
             ("33:33:00:00:00:01", "multicast"),
@@ -272,6 +275,8 @@ mod tests {
             ("FF:FF:FF:FF:FF:FF", "broadcast"),
             ("00:00:00:00:00:00", "all-zero"),
             ("00:16:3e", "not a MAC"),
+            ("00:16-3e:aa:bb:01", "not a MAC"),
+            ("0016.3eaa.bb01", "not a MAC"),
         ] {
             let e = parse_mac(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

@@ -161,6 +161,22 @@ pub struct At<T> {
     pub key: String,
 }
 
+/// A value of a free-form table: see `Table::scalars`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+}
+
+fn integer(v: &DeValue<'_>) -> Option<i64> {
+    match v {
+        DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok(),
+        _ => None,
+    }
+}
+
 fn type_name(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
@@ -274,13 +290,7 @@ impl<'a, 's> Table<'a, 's> {
 
     pub fn int(&self, key: &'static str) -> Option<At<i64>> {
         let v = self.get(key)?;
-        let parsed = match v.get_ref() {
-            DeValue::Integer(i) => {
-                i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok()
-            }
-            _ => None,
-        };
-        match parsed {
+        match integer(v.get_ref()) {
             Some(value) => Some(At {
                 value,
                 offset: v.span().start,
@@ -291,6 +301,42 @@ impl<'a, 's> Table<'a, 's> {
                 None
             }
         }
+    }
+
+    /// Every key of a table whose keys the file chooses (such as a host's `[vars]`), each with a
+    /// string, an integer or a boolean; `check_key` says which names are accepted. Read this way, a
+    /// table needs no `finish`: no key in it is unknown.
+    pub fn scalars(&self, check_key: impl Fn(&str) -> Result<(), String>) -> Vec<(String, Scalar)> {
+        let mut out = Vec::new();
+        for (k, v) in self.t.iter() {
+            let name = k.get_ref().as_ref();
+            let path = self.key_path(name);
+            if let Err(e) = check_key(name) {
+                self.r.report_at(k.span().start, &path, e);
+                continue;
+            }
+            let value = match v.get_ref() {
+                DeValue::String(s) => checked_string(self.r, s, v.span().start, path, Lines::One)
+                    .map(|a| Scalar::Str(a.value)),
+                DeValue::Boolean(b) => Some(Scalar::Bool(*b)),
+                other => match integer(other) {
+                    Some(i) => Some(Scalar::Int(i)),
+                    None => {
+                        self.r.report_at(
+                            v.span().start,
+                            &path,
+                            format!(
+                                "expected a string, an integer or a boolean, found {}",
+                                type_name(other)
+                            ),
+                        );
+                        None
+                    }
+                },
+            };
+            out.extend(value.map(|value| (name.to_string(), value)));
+        }
+        out
     }
 
     /// A size: a string with a binary unit (`8M`, `1.5G`: see `size::Size`), or an integer of bytes.

@@ -97,6 +97,23 @@ impl Templates {
         self.tera.contains_template(name)
     }
 
+    /// Renders `src`, a template an admin wrote outside this set (a fleet host's answer), with the
+    /// same filters; `name` is what its errors call it.
+    pub fn render_source(
+        name: &str,
+        src: &str,
+        ctx: &impl Serialize,
+    ) -> Result<String, RenderError> {
+        let err = |e: tera::Error| RenderError::Template {
+            name: name.into(),
+            message: e.to_string(),
+        };
+        let mut tera = new_tera();
+        tera.add_raw_template(name, src).map_err(err)?;
+        let ctx = Context::from_serialize(ctx).map_err(err)?;
+        tera.render(name, &ctx).map_err(err)
+    }
+
     pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, RenderError> {
         let err = |e: tera::Error| RenderError::Template {
             name: name.into(),

@@ -10,8 +10,10 @@
 //! domain exists.
 //!
 //! Its own crate, with the settings file that says where it is (`settings`), so that the repo server reads the
-//! registry without linking the guest tool.
+//! registry without linking the guest tool. `hosts` is its counterpart for a fleet's hosts, which the
+//! repo server keeps itself; both share the token index, the event reader and the locked update here.
 
+pub mod hosts;
 pub mod settings;
 
 use std::fs::{self, File};
@@ -140,6 +142,97 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// Live install tokens by digest (`DIR/DIGEST` holds the name the token opens), so that a request is
+/// checked by its token before anything of the install it names is read: a wrong token costs one
+/// failed open of a path made from its digest, the same for a name that exists and one that does not.
+struct TokenIndex {
+    dir: PathBuf,
+}
+
+impl TokenIndex {
+    /// The name `token` opens, if it is in the index.
+    fn owner(&self, token: &str) -> Option<(String, Vec<u8>)> {
+        let digest = sha256_hex(token);
+        let owner = fs::read(self.dir.join(&digest)).ok()?;
+        Some((digest, owner))
+    }
+
+    /// Follows a status's token from `old` to `new` (digests). Called after the status is saved: a
+    /// crash between the two leaves either no entry for a live token (the install is refused and
+    /// times out) or an entry for a dead one (which callers check against the status): never a
+    /// token that opens what it should not.
+    fn replace(&self, old: Option<&str>, new: Option<&str>, name: &str) -> Result<()> {
+        if old == new {
+            return Ok(());
+        }
+        if let Some(old) = old {
+            self.remove(old)?;
+        }
+        if let Some(new) = new {
+            fs::create_dir_all(&self.dir)
+                .with_context(|| format!("creating {}", self.dir.display()))?;
+            write_atomic(&self.dir.join(new), name.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, digest: &str) -> Result<()> {
+        let path = self.dir.join(digest);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An install event's body: its first line is started, done or failed; after failed comes the
+/// installer's log, of which the last [`LOG_CAP`] bytes are kept (empty when there is none).
+fn parse_event(body: &[u8]) -> Result<(Event, Vec<u8>), Refused> {
+    let text = String::from_utf8_lossy(body);
+    let (first, log) = text.split_once('\n').unwrap_or((&text, ""));
+    let event = match first.trim() {
+        "started" => Event::Started,
+        "done" => Event::Done,
+        "failed" => Event::Failed,
+        other => {
+            return Err(Refused::BadEvent(format!(
+                "`{}` is not an event; expected started, done or failed",
+                other.chars().take(40).collect::<String>()
+            )));
+        }
+    };
+    let tail = if event == Event::Failed {
+        log.as_bytes()[log.len().saturating_sub(LOG_CAP)..].to_vec()
+    } else {
+        Vec::new()
+    };
+    Ok((event, tail))
+}
+
+/// Runs `f` on the state at `path` under an exclusive lock on `lock`, and writes it back if `f`
+/// changed it: a repo server's events and a command's changes cannot overwrite each other.
+fn locked_update<S, T>(
+    lock: &Path,
+    load: impl FnOnce() -> Result<S>,
+    save: impl FnOnce(&S) -> Result<()>,
+    f: impl FnOnce(&mut S) -> T,
+) -> Result<(S, S, T)>
+where
+    S: Clone + PartialEq,
+{
+    let lock = File::create(lock).with_context(|| format!("locking {}", lock.display()))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
+    let mut st = load()?;
+    let before = st.clone();
+    let out = f(&mut st);
+    if st != before {
+        save(&st)?;
+    }
+    Ok((before, st, out))
+}
+
 /// 128 random bits, as hex: unguessable, and safe in URLs and kernel command lines.
 pub fn new_token() -> String {
     let mut b = [0u8; 16];
@@ -236,7 +329,7 @@ impl Registry {
     pub fn remove(&self, name: &str) -> Result<()> {
         let dir = self.guest_dir(name)?;
         if let Some(digest) = self.load_status(name).ok().and_then(|st| st.token_sha256) {
-            self.unindex(&digest)?;
+            self.tokens().remove(&digest)?;
         }
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
     }
@@ -257,37 +350,23 @@ impl Registry {
     /// events and xenprov-guest's timeouts cannot overwrite each other. The token index follows
     /// the status here, the one place a token is set or cleared.
     fn update<T>(&self, name: &str, f: impl FnOnce(&mut Status) -> T) -> Result<T> {
-        let lock = File::create(self.guest_dir(name)?.join(".lock"))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
-        let mut st = self.load_status(name)?;
-        let before = st.clone();
-        let out = f(&mut st);
-        if st != before {
-            self.save(name, &st)?;
-        }
-        if st.token_sha256 != before.token_sha256 {
-            // After the status: a crash between the two leaves either no entry for a live token
-            // (the install is refused and times out) or an entry for a dead one (which
-            // `armed` checks against the status): never a token that opens what it should not.
-            if let Some(old) = &before.token_sha256 {
-                self.unindex(old)?;
-            }
-            if let Some(new) = &st.token_sha256 {
-                let dir = self.dir.join(ARMED);
-                fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-                write_atomic(&dir.join(new), name.as_bytes())?;
-            }
-        }
+        let (before, st, out) = locked_update(
+            &self.guest_dir(name)?.join(".lock"),
+            || self.load_status(name),
+            |st| self.save(name, st),
+            f,
+        )?;
+        self.tokens().replace(
+            before.token_sha256.as_deref(),
+            st.token_sha256.as_deref(),
+            name,
+        )?;
         Ok(out)
     }
 
-    fn unindex(&self, digest: &str) -> Result<()> {
-        let path = self.dir.join(ARMED).join(digest);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("removing {}", path.display()))
-            }
-            _ => Ok(()),
+    fn tokens(&self) -> TokenIndex {
+        TokenIndex {
+            dir: self.dir.join(ARMED),
         }
     }
 
@@ -356,8 +435,7 @@ impl Registry {
     /// made from its digest, and nothing of the guest is read, so the time taken is the same for a
     /// guest that exists and one that does not. Only a client holding the token gets further.
     fn armed(&self, name: &str, token: &str, now: u64) -> Option<Status> {
-        let digest = sha256_hex(token);
-        let owner = fs::read(self.dir.join(ARMED).join(&digest)).ok()?;
+        let (digest, owner) = self.tokens().owner(token)?;
         if owner != name.as_bytes() {
             return None;
         }
@@ -394,24 +472,11 @@ impl Registry {
         body: &[u8],
         now: u64,
     ) -> Result<State, Refused> {
-        let text = String::from_utf8_lossy(body);
-        let (first, log) = text.split_once('\n').unwrap_or((&text, ""));
-        let event = match first.trim() {
-            "started" => Event::Started,
-            "done" => Event::Done,
-            "failed" => Event::Failed,
-            other => {
-                return Err(Refused::BadEvent(format!(
-                    "`{}` is not an event; expected started, done or failed",
-                    other.chars().take(40).collect::<String>()
-                )));
-            }
-        };
+        let (event, tail) = parse_event(body)?;
         self.armed(name, token, now).ok_or(Refused::NotFound)?;
-        if event == Event::Failed && !log.is_empty() {
-            let tail = &log.as_bytes()[log.len().saturating_sub(LOG_CAP)..];
+        if !tail.is_empty() {
             let path = self.log_path(name).map_err(|_| Refused::NotFound)?;
-            write_atomic(&path, tail).map_err(|_| Refused::NotFound)?;
+            write_atomic(&path, &tail).map_err(|_| Refused::NotFound)?;
         }
         self.update(name, |st| {
             // Re-checked under the lock: a concurrent event may have ended the install.
