@@ -29,6 +29,8 @@ enum Command {
         #[command(flatten)]
         args: ServeArgs,
     },
+    /// Show the fleet's hosts (entries in the hosts directory) with their install state
+    Hosts(Box<HostsArgs>),
     /// Print the SHA-256 of files, as sha256sum does (the digest code of the verifying cache)
     Sha256 {
         /// The files to hash
@@ -45,10 +47,140 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct HostsArgs {
+    #[command(subcommand)]
+    verb: Option<HostsVerb>,
+    /// Print the hosts as JSON
+    #[arg(long)]
+    json: bool,
+    /// Read every entry and render every answer; exit 3 if one is broken
+    #[arg(long)]
+    check: bool,
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum HostsVerb {
+    /// Arm a host for a new install: its next netboot installs it, with a new token
+    Arm {
+        /// The host's name (its entry is NAME.toml)
+        name: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Print the answer file the host would get now (a dry run: nothing changes)
+    Answer {
+        /// The host's name (its entry is NAME.toml)
+        name: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+fn hosts(h: HostsArgs) -> anyhow::Result<()> {
+    use crate::fleet;
+    use xenprov_registry::hosts::Hosts;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match h.verb {
+        Some(HostsVerb::Arm { name, args }) => {
+            let config = args.config()?;
+            let entry = entry_named(&config.hosts_dir(), &name)?;
+            Hosts::open(&config.hosts_state).arm(&entry.name, now)?;
+            println!("host {name} is armed: its next netboot installs it");
+            Ok(())
+        }
+        Some(HostsVerb::Answer { name, args }) => {
+            let config = args.config()?;
+            let entry = entry_named(&config.hosts_dir(), &name)?;
+            print!(
+                "{}",
+                fleet::render(&config.hosts_dir(), &entry).map_err(xenprov_core::exit::invalid)?
+            );
+            Ok(())
+        }
+        None => {
+            let config = h.args.config()?;
+            let rows = fleet::rows(&config.hosts_dir(), &Hosts::open(&config.hosts_state))?;
+            if h.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<20} {:<11} {:<21} {:<10} MATCH",
+                    "HOST", "STATE", "SINCE", "EVENT"
+                );
+                for r in &rows {
+                    let since = if r.since == 0 {
+                        "-".to_string()
+                    } else {
+                        humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.since),
+                        )
+                        .to_string()
+                    };
+                    println!(
+                        "{:<20} {:<11} {:<21} {:<10} {}",
+                        r.name,
+                        r.state,
+                        since,
+                        r.last_event.as_deref().unwrap_or("-"),
+                        r.matcher
+                    );
+                }
+            }
+            let broken: Vec<&str> = rows
+                .iter()
+                .filter(|r| r.state == "broken")
+                .filter_map(|r| r.problem.as_deref())
+                .collect();
+            if h.check && !broken.is_empty() {
+                return Err(xenprov_core::exit::invalid(broken.join("\n")).into());
+            }
+            if !broken.is_empty() {
+                eprintln!(
+                    "{} broken; `xenprov-repo hosts --check` says why",
+                    broken.len()
+                );
+            }
+            if h.check {
+                eprintln!(
+                    "{} host entries in {}, none broken",
+                    rows.len(),
+                    config.hosts_dir().display()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The sound entry of host `name`, or every problem it has.
+fn entry_named(
+    dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<xenprov_core::fleet::HostEntry> {
+    let entries = crate::fleet::load(dir)?;
+    let Some(e) = entries.into_iter().find(|e| e.name == name) else {
+        return Err(xenprov_core::exit::invalid(format!(
+            "no host {name}: there is no {}/{name}.toml",
+            dir.display()
+        ))
+        .into());
+    };
+    match (e.host, e.problem) {
+        (Some(host), None) => Ok(host),
+        (_, problem) => Err(xenprov_core::exit::invalid(problem.unwrap_or_default()).into()),
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args.config()?),
         Command::List(args) => crate::content::inventory::list(&args.config()?),
+        Command::Hosts(h) => hosts(*h),
         Command::Mirror { name, args } => mirror(&args.config()?, &name),
         Command::Schema => {
             let schema = crate::settings::config::schema();

@@ -2,7 +2,8 @@
 //!
 //! `cli` is the binary's commands. The folders are the layers, each using only those below it:
 //! - `server/`: sockets, connections and their limits, the router, logs and metrics;
-//! - `provision`: the install endpoints (kickstart, preseed, events) behind their tokens;
+//! - `provision`: the guests' install endpoints (kickstart, preseed, events) behind their tokens;
+//! - `fleet`: network installs of hosts (iPXE scripts, answers, events) from the host entries;
 //! - `mounts`: the served namespace, the repo root at `/` and every mount at `/NAME/`;
 //! - `content/`: repository content, its verifying caches, mirrors and their snapshots;
 //! - `static_files/`: serving a `Tree` (a directory on disk, an ISO image), with path safety in `path`;
@@ -13,6 +14,7 @@
 
 pub mod cli;
 pub mod content;
+pub mod fleet;
 pub mod http;
 pub mod mounts;
 pub mod provision;

@@ -155,7 +155,7 @@ pub fn log_path(path: &str) -> std::borrow::Cow<'_, str> {
 
 /// 408 for a body that missed `BODY_DEADLINE`; on HTTP/1 the connection closes with it, since the
 /// rest of that body would otherwise be read as the next request.
-fn timed_out(http1: bool) -> Response<Body> {
+pub(crate) fn timed_out(http1: bool) -> Response<Body> {
     let mut resp = error(StatusCode::REQUEST_TIMEOUT, false);
     if http1 {
         resp.headers_mut()
@@ -187,7 +187,10 @@ mod tests {
             ("/events/web1/0123abcd", "/events/web1/-"),
             ("/answer/rack-a1/0123abcd", "/answer/rack-a1/-"),
             ("/events/host/rack-a1/0123abcd", "/events/host/rack-a1/-"),
-            ("/debian/dists/stable/InRelease", "/debian/dists/stable/InRelease"),
+            (
+                "/debian/dists/stable/InRelease",
+                "/debian/dists/stable/InRelease",
+            ),
             ("/ks/web1", "/ks/web1"),
         ] {
             assert_eq!(super::log_path(path), logged);

@@ -11,6 +11,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use crate::content::pull_through::PullThrough;
+use crate::fleet::Fleet;
 use crate::http::body::Body;
 use crate::http::metrics::Metrics;
 use crate::http::responses::{bytes_response, error, get_or_head, method_not_allowed};
@@ -25,6 +26,7 @@ pub struct Router {
     files: StaticFiles,
     metrics: Arc<Metrics>,
     provision: Option<Provision>,
+    fleet: Option<Fleet>,
     upstreams: HashMap<OsString, Arc<PullThrough>>,
 }
 
@@ -34,6 +36,7 @@ impl Router {
             files,
             metrics,
             provision: None,
+            fleet: None,
             upstreams: HashMap::new(),
         }
     }
@@ -53,6 +56,12 @@ impl Router {
         self
     }
 
+    /// Adds the fleet's netboot routes (`/boot.ipxe`, `/ipxe`, `/answer/`, `/events/host/`).
+    pub fn with_fleet(mut self, fleet: Fleet) -> Router {
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// The routes for `config`: its root directory on disk with its mounts (`mounts`), and its file cache.
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
         let crate::mounts::Served { tree, upstreams } = crate::mounts::build(config)?;
@@ -62,10 +71,19 @@ impl Router {
         if let Some(guests) = &config.guests {
             router = router.with_provision(Provision::from_guest_config(guests)?);
         }
+        if let Some(fleet) = Fleet::from_config(config) {
+            crate::fleet::report(fleet.dir());
+            router = router.with_fleet(fleet);
+        }
         Ok(router)
     }
 
     pub async fn handle<B: RequestBody>(&self, req: Request<B>) -> Response<Body> {
+        if let Some(f) = &self.fleet
+            && Fleet::is_route(req.uri().path())
+        {
+            return f.handle(req).await;
+        }
         if let Some(p) = &self.provision
             && crate::provision::is_route(req.uri().path())
         {

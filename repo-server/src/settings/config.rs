@@ -68,6 +68,17 @@ pub struct Config {
     /// serves `/ks/`, `/preseed/` and `/events/`. Without it the server has no install routes.
     #[schemars(with = "PathBuf")]
     pub guests: Option<PathBuf>,
+    /// Directory of the fleet's host entries (`NAME.toml` each; a host's packaged config names
+    /// `/etc/xenprov/hosts`): when it is set and exists, the server answers netboots at `/boot.ipxe`
+    /// and `/ipxe` and serves `/answer/` and `/events/host/`. Without it, no fleet routes.
+    #[schemars(with = "PathBuf")]
+    pub hosts: Option<PathBuf>,
+    /// Where the server keeps each host's install state and the answers of installs in progress.
+    pub hosts_state: PathBuf,
+    /// The `[[iso]]` that network installs boot (its `/boot/vmlinuz` and `/boot/initrd.img`); by
+    /// default the only `[[iso]]` there is.
+    #[schemars(with = "String")]
+    pub install_iso: Option<String>,
 }
 
 /// Every key of `repo.toml` has a default.
@@ -102,6 +113,9 @@ impl Default for Config {
             mirrors: PathBuf::from("/var/lib/xenprov/mirrors"),
             keyring: PathBuf::from(crate::settings::specs::DEBIAN_KEYRING),
             guests: None,
+            hosts: None,
+            hosts_state: PathBuf::from("/var/lib/xenprov/hosts"),
+            install_iso: None,
         }
     }
 }
@@ -167,6 +181,15 @@ pub struct ServeArgs {
     /// xenprov-guest's settings file, whose guest registry serves /ks/, /preseed/ and /events/ [default: none]
     #[arg(long, value_name = "FILE")]
     pub guests: Option<PathBuf>,
+    /// Directory of the fleet's host entries, which serves /boot.ipxe and /ipxe [default: none; for the hosts verbs, /etc/xenprov/hosts]
+    #[arg(long, value_name = "DIR")]
+    pub hosts: Option<PathBuf>,
+    /// Directory of the hosts' install state [default: /var/lib/xenprov/hosts]
+    #[arg(long, value_name = "DIR")]
+    pub hosts_state: Option<PathBuf>,
+    /// The --iso NAME that network installs boot [default: the only one]
+    #[arg(long, value_name = "NAME")]
+    pub install_iso: Option<String>,
 }
 
 /// A size flag: a number of bytes, or a size with its unit as in the config file (`8M`).
@@ -201,8 +224,15 @@ impl ServeArgs {
             workers,
             cache,
             mirrors,
-            keyring
+            keyring,
+            hosts_state
         );
+        if let Some(hosts) = &self.hosts {
+            config.hosts = Some(hosts.clone());
+        }
+        if let Some(iso) = &self.install_iso {
+            config.install_iso = Some(iso.clone());
+        }
         if let Some(n) = self.max_header_bytes {
             config.max_header_bytes = usize::try_from(n).unwrap_or(usize::MAX);
         }
@@ -315,6 +345,9 @@ impl Config {
             mirrors: t.path("mirrors").unwrap_or(d.mirrors),
             keyring: t.path("keyring").unwrap_or(d.keyring),
             guests: t.path("guests").or(d.guests),
+            hosts: t.path("hosts").or(d.hosts),
+            hosts_state: t.path("hosts-state").unwrap_or(d.hosts_state),
+            install_iso: t.str("install-iso").map(|a| a.value).or(d.install_iso),
         };
         t.finish();
         r.finish()?;
@@ -344,7 +377,35 @@ impl Config {
             specs::check_name(kind, name).map_err(anyhow::Error::msg)?;
             ensure!(seen.insert(name), "{kind} name {name:?} is used twice");
         }
+        if let Some(iso) = &self.install_iso {
+            let names: Vec<&str> = self.iso.iter().map(|i| i.name.as_str()).collect();
+            ensure!(
+                names.contains(&iso.as_str()),
+                "install-iso {iso:?} is not an [[iso]] of this config; its ISOs are: {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            );
+        }
         Ok(())
+    }
+
+    /// The hosts directory the `hosts` verbs read: the configured one, else `/etc/xenprov/hosts`.
+    pub fn hosts_dir(&self) -> PathBuf {
+        self.hosts
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/etc/xenprov/hosts"))
+    }
+
+    /// The name of the ISO that network installs boot: `install-iso`, or the only `[[iso]]`.
+    pub fn install_iso(&self) -> Option<&str> {
+        match (&self.install_iso, self.iso.as_slice()) {
+            (Some(name), _) => Some(name),
+            (None, [only]) => Some(&only.name),
+            _ => None,
+        }
     }
 }
 
@@ -486,6 +547,11 @@ mod tests {
         assert_eq!(
             config.guests.as_deref(),
             Some(Path::new("/etc/xenprov/guests.toml"))
+        );
+        // ... and netboots its fleet because it names the hosts directory.
+        assert_eq!(
+            config.hosts.as_deref(),
+            Some(Path::new("/etc/xenprov/hosts"))
         );
     }
 

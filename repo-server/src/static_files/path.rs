@@ -160,7 +160,7 @@ fn is_hidden(name: &[u8]) -> bool {
     name.starts_with(b".") && !VISIBLE_DOT_NAMES.contains(&name)
 }
 
-fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
+pub(crate) fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
     let mut out = Vec::with_capacity(raw.len());
     let mut bytes = raw.iter();
     while let Some(&b) = bytes.next() {
