@@ -1,12 +1,13 @@
 //! The fleet's netboot routes in process: a hosts directory with two sound entries sharing one
 //! answer template, a broken one and a pair that claim the same MAC, requests straight to the router.
 
+mod common;
+use common::send;
+
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, StatusCode};
 use sha2::Digest;
 use xenprov_repo::http::metrics::Metrics;
 use xenprov_repo::server::router::Router;
@@ -28,32 +29,16 @@ fn setup(dir: &Path) -> Router {
             "answer = \"answers/rack.toml\"\n[match]\nmac = \"{mac}\"\n[vars]\naddress = \"{address}\"\n"
         )
     };
-    write(
-        &hosts,
-        "rack-a1.toml",
-        &entry("52-54-00-AC-01-01", "198.51.100.11/24"),
-    );
-    write(
-        &hosts,
-        "rack-a2.toml",
-        &entry("52:54:00:ac:01:02", "198.51.100.12/24"),
-    );
-    // a /33 renders, then fails as an answer file
-    write(
-        &hosts,
-        "rack-a3.toml",
-        &entry("52:54:00:ac:01:03", "198.51.100.13/33"),
-    );
-    write(
-        &hosts,
-        "twin-1.toml",
-        &entry("52:54:00:ac:01:04", "198.51.100.14/24"),
-    );
-    write(
-        &hosts,
-        "twin-2.toml",
-        &entry("52:54:00:AC:01:04", "198.51.100.15/24"),
-    );
+    for (name, mac, address) in [
+        ("rack-a1", "52-54-00-AC-01-01", "198.51.100.11/24"),
+        ("rack-a2", "52:54:00:ac:01:02", "198.51.100.12/24"),
+        // a /33 renders, then fails as an answer file
+        ("rack-a3", "52:54:00:ac:01:03", "198.51.100.13/33"),
+        ("twin-1", "52:54:00:ac:01:04", "198.51.100.14/24"),
+        ("twin-2", "52:54:00:AC:01:04", "198.51.100.15/24"),
+    ] {
+        write(&hosts, &format!("{name}.toml"), &entry(mac, address));
+    }
     write(&hosts, "notes.txt", "not an entry");
     let config = Config {
         root: dir.join("root"),
@@ -64,19 +49,6 @@ fn setup(dir: &Path) -> Router {
     };
     std::fs::create_dir_all(&config.root).unwrap();
     Router::from_config(&config, Arc::new(Metrics::default())).unwrap()
-}
-
-async fn send(router: &Router, method: Method, path: &str, body: &str) -> (StatusCode, String) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "10.0.2.2:8080")
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
-    let resp = router.handle(req).await;
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 async fn netboot(router: &Router, mac: &str) -> String {
@@ -107,7 +79,7 @@ fn answer_of(script: &str) -> (String, String) {
     };
     let url = arg("xenprov.answer=");
     let path = url
-        .strip_prefix("http://10.0.2.2:8080")
+        .strip_prefix(&format!("http://{}", common::HOST))
         .expect("the answer is on this server");
     (path.to_string(), arg("xenprov.answer-sha256="))
 }

@@ -1,6 +1,9 @@
 //! The guest install routes in process: a registry with one installing guest, and requests
 //! straight to the router.
 
+mod common;
+use common::send;
+
 use std::sync::Arc;
 
 use std::pin::Pin;
@@ -8,7 +11,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode, header};
 use xenprov_core::guest::{Guest, Host};
@@ -54,18 +56,6 @@ fn setup(dir: &std::path::Path) -> (Router, String) {
             Registry::open(&dir.join("guests"), Templates::builtin()).unwrap(),
         ));
     (router, token)
-}
-
-async fn send(router: &Router, method: Method, path: &str, body: &str) -> (StatusCode, String) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
-    let resp = router.handle(req).await;
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[tokio::test]
