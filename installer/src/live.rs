@@ -23,6 +23,8 @@ pub const ANSWER_LABEL: &str = "XENPROV";
 pub struct Boot {
     pub answer: Option<String>,
     pub answer_sha256: Option<String>,
+    /// Where to post `started`, `done` or `failed` (a fleet install's `/events/host/NAME/TOKEN`).
+    pub events: Option<String>,
     pub guided: bool,
     pub on_error: OnError,
 }
@@ -48,6 +50,12 @@ pub fn parse_cmdline(cmdline: &str) -> Result<Boot> {
                     bail!("xenprov.answer-sha256={v} is not 64 hex digits");
                 }
                 b.answer_sha256 = Some(v.to_ascii_lowercase());
+            }
+            "xenprov.events" => {
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    bail!("xenprov.events={v}: expected an http:// or https:// URL");
+                }
+                b.events = Some(v.to_string());
             }
             "xenprov.mode" => {
                 b.guided = match v {
@@ -201,6 +209,30 @@ fn install(found: &Found) -> Result<()> {
     verbs::run_apply(&plan, &sources, Mode::Auto)
 }
 
+/// Tells the repo server how the install goes (`started`, `done`, or `failed` with the log's
+/// tail), when the kernel command line says where. Best effort: an install does not fail because
+/// its report could not be sent, but the console says so.
+fn report(events: Option<&str>, event: &str) {
+    let Some(url) = events else { return };
+    let mut body = event.as_bytes().to_vec();
+    if event == "failed"
+        && let Some(log) = crate::logging::log_file().and_then(|p| std::fs::read(p).ok())
+    {
+        body.push(b'\n');
+        body.extend_from_slice(&log[log.len().saturating_sub(64 << 10)..]);
+    }
+    let sent = reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .and_then(|c| c.post(url).body(body).send())
+        .and_then(|r| r.error_for_status());
+    match sent {
+        Ok(_) => tracing::info!("xenprov: reported `{event}` to the repo server"),
+        Err(e) => tracing::warn!("xenprov: could not report `{event}` to the repo server: {e}"),
+    }
+}
+
 fn poweroff() -> Result<ExitCode> {
     Cmd::new(&["systemctl", "poweroff"]).run()?;
     Ok(ExitCode::SUCCESS)
@@ -217,6 +249,7 @@ pub fn live(args: LiveArgs) -> Result<ExitCode> {
         match find_answer(&boot) {
             Ok(Some(found)) => {
                 tracing::info!("xenprov: installing unattended from {}", found.source);
+                report(boot.events.as_deref(), "started");
                 Some(install(&found))
             }
             Ok(None) => {
@@ -248,12 +281,14 @@ pub fn live(args: LiveArgs) -> Result<ExitCode> {
             Ok(code)
         }
         Some(Ok(())) => {
+            report(boot.events.as_deref(), "done");
             tracing::info!("xenprov: install complete; powering off");
             poweroff()
         }
         Some(Err(e)) => {
             tracing::error!("xenprov: install failed: {e:#}");
             tracing::error!("xenprov: the log is in /run/xenprov/install.log");
+            report(boot.events.as_deref(), "failed");
             match boot.on_error {
                 OnError::Poweroff => poweroff(),
                 // The live environment keeps the message on the console and offers a shell.
@@ -280,10 +315,56 @@ mod tests {
             Some("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
         );
         assert_eq!(b.on_error, OnError::Poweroff);
+        let b =
+            parse_cmdline("xenprov.events=http://10.0.2.2:8080/events/host/rack-a1/0123").unwrap();
+        assert_eq!(
+            b.events.as_deref(),
+            Some("http://10.0.2.2:8080/events/host/rack-a1/0123")
+        );
+        assert!(parse_cmdline("xenprov.events=file:/x").is_err());
         assert!(!b.guided);
         assert!(parse_cmdline("xenprov.mode=guided").unwrap().guided);
         assert!(parse_cmdline("xenprov.answer-sha256=xyz").is_err());
         assert!(parse_cmdline("xenprov.mode=fast").is_err());
+    }
+
+    /// A real HTTP exchange on loopback: what the repo server receives is the event, as a POST.
+    #[test]
+    fn events_are_posted_where_the_kernel_line_says() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/events/host/rack-a1/0123",
+            listener.local_addr().unwrap()
+        );
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut head = Vec::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push(line);
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            (&conn)
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\ninstalling\n")
+                .unwrap();
+            (head, body)
+        });
+        report(Some(&url), "started");
+        let (head, body) = server.join().unwrap();
+        assert_eq!(head[0], "POST /events/host/rack-a1/0123 HTTP/1.1\r\n");
+        assert_eq!(body, b"started");
+        report(None, "started"); // nowhere to report: nothing is sent, nothing fails
     }
 
     #[test]

@@ -346,14 +346,14 @@ fn netboot(dir: &Path, hosts: &Hosts, iso: Option<&str>, client: &Match, base: &
 }
 
 /// The installer from the ISO mounted at `/ISO/`, booted as the medium's default entry does, with
-/// this install's answer. `initrd=` names the initrd for the kernel's EFI stub under UEFI iPXE.
+/// this install's answer and where it reports its events. `initrd=` names the initrd for the kernel's EFI stub under UEFI iPXE.
 fn install_script(base: &str, iso: &str, name: &str, token: &str, sha256: &str) -> String {
     format!(
         "#!ipxe\n\
 echo xenprov: installing host {name}\n\
 kernel {base}/{iso}/boot/vmlinuz initrd=initrd.img boot=xenprov console=tty0 console=ttyS0,115200n8 \
 xenprov.mode=auto xenprov.medium={base}/{iso} xenprov.answer={base}/answer/{name}/{token} \
-xenprov.answer-sha256={sha256}\n\
+xenprov.answer-sha256={sha256} xenprov.events={base}/events/host/{name}/{token}\n\
 initrd {base}/{iso}/boot/initrd.img\n\
 boot\n"
     )

@@ -136,6 +136,10 @@ async fn an_armed_host_installs_once_with_its_own_answer_then_boots_its_disk() {
     );
 
     let ev = format!("/events/host/rack-a1/{token}");
+    assert!(
+        script.contains(&format!(" xenprov.events=http://{}{ev}\n", common::HOST)),
+        "{script}"
+    );
     assert_eq!(
         send(&router, Method::GET, &ev, "").await.0,
         StatusCode::METHOD_NOT_ALLOWED

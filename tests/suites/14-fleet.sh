@@ -63,7 +63,8 @@ curl -sf "$answer" >"$T/answer.toml" || fail "the answer URL does not answer"
 grep -q 'hostname = "rack-a1"' "$T/answer.toml" && grep -q '198.51.100.11/24' "$T/answer.toml" ||
     fail "the answer is not rack-a1's"
 token=${answer##*/}
-events=$base/events/host/rack-a1/$token
+events=$(grep -o 'xenprov\.events=[^ ]*' <<<"$script" | cut -d= -f2)
+[ "$events" = "$base/events/host/rack-a1/$token" ] || fail "the kernel line does not say where to post events: $script"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary "done" "$base/events/host/rack-a1/0000")" = 404 ] ||
     fail "an event with a wrong token is not 404"
 [ "$(curl -sf -X POST --data-binary started "$events")" = installing ] || fail "started: not installing"
