@@ -82,9 +82,7 @@ enum HostsVerb {
 fn hosts(h: HostsArgs) -> anyhow::Result<()> {
     use crate::fleet;
     use xenprov_registry::hosts::Hosts;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::provision::now();
     match h.verb {
         Some(HostsVerb::Arm { name, args }) => {
             let config = args.config()?;

@@ -18,18 +18,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper::header;
+use hyper::{Method, Request, Response, StatusCode};
 use xenprov_core::fleet::{self, HostEntry, Match};
-use xenprov_registry::Refused;
 use xenprov_registry::hosts::{HostState, HostStatus, Hosts, Offer};
 
 use crate::http::body::Body;
-use crate::http::responses::{bytes_response, error, method_not_allowed};
-use crate::provision::{BODY_DEADLINE, RequestBody};
+use crate::http::responses::{error, method_not_allowed};
+use crate::provision::{RequestBody, now};
 use crate::settings::config::Config;
 
 /// One host entry as read from the directory: what it says, if it reads, and what is wrong with it
@@ -139,12 +136,6 @@ pub fn report(dir: &Path) {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 pub struct Fleet {
     dir: PathBuf,
     hosts: Arc<Hosts>,
@@ -212,48 +203,26 @@ impl Fleet {
                 .ok()
                 .flatten();
                 match text {
-                    Some(t) => secret(t, head),
+                    Some(t) => script(t, head),
                     None => error(StatusCode::NOT_FOUND, head),
                 }
             }
             (["events", "host", name, token], &Method::POST) => {
                 let (name, token) = (name.to_string(), token.to_string());
-                let installing = {
-                    let (hosts, name, token) = (self.hosts.clone(), name.clone(), token.clone());
-                    tokio::task::spawn_blocking(move || hosts.is_installing(&name, &token)).await
-                };
-                if !matches!(installing, Ok(true)) {
-                    return error(StatusCode::NOT_FOUND, false);
-                }
-                let http1 = req.version() <= Version::HTTP_11;
-                let read = req
-                    .into_body()
-                    .read_capped(xenprov_registry::LOG_CAP + 4096);
-                let body = match tokio::time::timeout(BODY_DEADLINE, read).await {
-                    Ok(Some(body)) => body,
-                    Ok(None) => return error(StatusCode::PAYLOAD_TOO_LARGE, false),
-                    Err(_) => return crate::provision::timed_out(http1),
-                };
-                let hosts = self.hosts.clone();
-                let res = tokio::task::spawn_blocking(move || {
-                    let res = hosts.record_event(&name, &token, &body, now());
-                    if let Ok(state) = &res {
-                        tracing::info!("fleet: host {name} is {}", state_word(*state));
-                    }
-                    res
-                })
-                .await;
-                match res {
-                    Ok(Ok(state)) => secret(format!("{}\n", state_word(state)), false),
-                    Ok(Err(Refused::BadEvent(why))) => bytes_response(
-                        StatusCode::BAD_REQUEST,
-                        "text/plain; charset=utf-8",
-                        HeaderMap::new(),
-                        Bytes::from(why + "\n"),
-                        false,
-                    ),
-                    Ok(Err(Refused::NotFound)) | Err(_) => error(StatusCode::NOT_FOUND, false),
-                }
+                let (open, record) = (
+                    (self.hosts.clone(), name.clone(), token.clone()),
+                    self.hosts.clone(),
+                );
+                crate::provision::event(
+                    req,
+                    move || open.0.is_installing(&open.1, &open.2),
+                    move |body| {
+                        let state = record.record_event(&name, &token, &body, now())?;
+                        tracing::info!("fleet: host {name} is {}", state_word(state));
+                        Ok(state_word(state).to_string())
+                    },
+                )
+                .await
             }
             (["events", "host", ..], _) => method_not_allowed("POST"),
             _ => match req.method() {
@@ -399,21 +368,9 @@ fn client_of(query: &str) -> Match {
     Match::of_client(mac.as_deref(), uuid.as_deref(), serial.as_deref())
 }
 
+/// iPXE scripts and answers alike carry a token: never cached anywhere.
 fn script(text: String, head: bool) -> Response<Body> {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    bytes_response(
-        StatusCode::OK,
-        "text/plain; charset=utf-8",
-        headers,
-        Bytes::from(text),
-        head,
-    )
-}
-
-/// An answer holds password hashes: never cached anywhere.
-fn secret(text: String, head: bool) -> Response<Body> {
-    script(text, head)
+    crate::provision::text(StatusCode::OK, text, head)
 }
 
 /// A host's row in `xenprov-repo hosts`.

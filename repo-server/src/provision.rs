@@ -45,7 +45,8 @@ pub struct Provision {
     registry: Arc<Registry>,
 }
 
-fn now() -> u64 {
+/// Unix seconds, as the registries record them.
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -84,35 +85,16 @@ impl Provision {
         let reg = self.registry.clone();
         match (route.as_str(), req.method().clone()) {
             ("events", Method::POST) => {
-                // The token first: a client without it gets its 404 before sending any body.
-                let armed = {
-                    let (reg, name, token) = (reg.clone(), name.clone(), token.clone());
-                    tokio::task::spawn_blocking(move || reg.is_armed(&name, &token, now())).await
-                };
-                if !matches!(armed, Ok(true)) {
-                    return error(StatusCode::NOT_FOUND, false);
-                }
-                let http1 = req.version() <= Version::HTTP_11;
-                // The log tail is capped at LOG_CAP; leave room for the event line.
-                let read = req.into_body().read_capped(LOG_CAP + 4096);
-                let body = match tokio::time::timeout(BODY_DEADLINE, read).await {
-                    Ok(Some(body)) => body,
-                    Ok(None) => return error(StatusCode::PAYLOAD_TOO_LARGE, false),
-                    Err(_) => return timed_out(http1),
-                };
-                let res = tokio::task::spawn_blocking(move || {
-                    reg.record_event(&name, &token, &body, now())
-                })
-                .await;
-                match res {
-                    Ok(Ok(state)) => {
-                        text(StatusCode::OK, format!("{state:?}\n").to_lowercase(), false)
-                    }
-                    Ok(Err(Refused::BadEvent(why))) => {
-                        text(StatusCode::BAD_REQUEST, why + "\n", false)
-                    }
-                    Ok(Err(Refused::NotFound)) | Err(_) => error(StatusCode::NOT_FOUND, false),
-                }
+                let (open, record) = ((reg.clone(), name.clone(), token.clone()), reg);
+                event(
+                    req,
+                    move || open.0.is_armed(&open.1, &open.2, now()),
+                    move |body| {
+                        let state = record.record_event(&name, &token, &body, now())?;
+                        Ok(format!("{state:?}").to_lowercase())
+                    },
+                )
+                .await
             }
             ("events", _) => method_not_allowed("POST"),
             (_, m @ (Method::GET | Method::HEAD)) => {
@@ -129,6 +111,33 @@ impl Provision {
             }
             _ => method_not_allowed("GET, HEAD"),
         }
+    }
+}
+
+/// `POST` of an install event, for the guests' routes and the fleet's alike. `is_open` says whether
+/// the request's token opens an install, and is asked before any body is read, so that a client
+/// without the token gets its 404 without sending one; `record` takes the body (capped at the log
+/// tail's `LOG_CAP`, plus room for the event line, and due within `BODY_DEADLINE`) and gives the
+/// state the install is in now. Both run on the blocking pool.
+pub(crate) async fn event<B: RequestBody>(
+    req: Request<B>,
+    is_open: impl FnOnce() -> bool + Send + 'static,
+    record: impl FnOnce(Bytes) -> Result<String, Refused> + Send + 'static,
+) -> Response<Body> {
+    if !matches!(tokio::task::spawn_blocking(is_open).await, Ok(true)) {
+        return error(StatusCode::NOT_FOUND, false);
+    }
+    let http1 = req.version() <= Version::HTTP_11;
+    let read = req.into_body().read_capped(LOG_CAP + 4096);
+    let body = match tokio::time::timeout(BODY_DEADLINE, read).await {
+        Ok(Some(body)) => body,
+        Ok(None) => return error(StatusCode::PAYLOAD_TOO_LARGE, false),
+        Err(_) => return timed_out(http1),
+    };
+    match tokio::task::spawn_blocking(move || record(body)).await {
+        Ok(Ok(state)) => text(StatusCode::OK, state + "\n", false),
+        Ok(Err(Refused::BadEvent(why))) => text(StatusCode::BAD_REQUEST, why + "\n", false),
+        Ok(Err(Refused::NotFound)) | Err(_) => error(StatusCode::NOT_FOUND, false),
     }
 }
 
@@ -155,7 +164,7 @@ pub fn log_path(path: &str) -> std::borrow::Cow<'_, str> {
 
 /// 408 for a body that missed `BODY_DEADLINE`; on HTTP/1 the connection closes with it, since the
 /// rest of that body would otherwise be read as the next request.
-pub(crate) fn timed_out(http1: bool) -> Response<Body> {
+fn timed_out(http1: bool) -> Response<Body> {
     let mut resp = error(StatusCode::REQUEST_TIMEOUT, false);
     if http1 {
         resp.headers_mut()
@@ -164,9 +173,10 @@ pub(crate) fn timed_out(http1: bool) -> Response<Body> {
     resp
 }
 
-fn text(status: StatusCode, body: String, head: bool) -> Response<Body> {
+/// A text answer of an install route: rendered per install, holding a token or a password hash,
+/// so never cached anywhere.
+pub(crate) fn text(status: StatusCode, body: String, head: bool) -> Response<Body> {
     let mut headers = HeaderMap::new();
-    // Rendered per install and holding a password hash: never cached anywhere.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     bytes_response(
         status,
