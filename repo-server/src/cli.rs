@@ -86,18 +86,14 @@ fn hosts(h: HostsArgs) -> anyhow::Result<()> {
     match h.verb {
         Some(HostsVerb::Arm { name, args }) => {
             let config = args.config()?;
-            let entry = entry_named(&config.hosts_dir(), &name)?;
-            Hosts::open(&config.hosts_state).arm(&entry.name, now)?;
+            answer_of(&config.hosts_dir(), &name)?;
+            Hosts::open(&config.hosts_state).arm(&name, now)?;
             println!("host {name} is armed: its next netboot installs it");
             Ok(())
         }
         Some(HostsVerb::Answer { name, args }) => {
             let config = args.config()?;
-            let entry = entry_named(&config.hosts_dir(), &name)?;
-            print!(
-                "{}",
-                fleet::render(&config.hosts_dir(), &entry).map_err(xenprov_core::exit::invalid)?
-            );
+            print!("{}", answer_of(&config.hosts_dir(), &name)?);
             Ok(())
         }
         None => {
@@ -155,12 +151,9 @@ fn hosts(h: HostsArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The sound entry of host `name`, or every problem it has.
-fn entry_named(
-    dir: &std::path::Path,
-    name: &str,
-) -> anyhow::Result<xenprov_core::fleet::HostEntry> {
-    let entries = crate::fleet::load(dir)?;
+/// The answer of host `name`, whose entry must be sound; every problem it has otherwise.
+fn answer_of(dir: &std::path::Path, name: &str) -> anyhow::Result<String> {
+    let entries = crate::fleet::check(dir)?;
     let Some(e) = entries.into_iter().find(|e| e.name == name) else {
         return Err(xenprov_core::exit::invalid(format!(
             "no host {name}: there is no {}/{name}.toml",
@@ -168,8 +161,8 @@ fn entry_named(
         ))
         .into());
     };
-    match (e.host, e.problem) {
-        (Some(host), None) => Ok(host),
+    match (e.answer, e.problem) {
+        (Some(answer), None) => Ok(answer),
         (_, problem) => Err(xenprov_core::exit::invalid(problem.unwrap_or_default()).into()),
     }
 }

@@ -37,6 +37,8 @@ pub struct Entry {
     pub file: PathBuf,
     pub host: Option<HostEntry>,
     pub problem: Option<String>,
+    /// Its rendered answer, once `check` rendered it.
+    pub answer: Option<String>,
 }
 
 impl Entry {
@@ -45,8 +47,8 @@ impl Entry {
     }
 }
 
-/// Every entry of the hosts directory, each with its problems (syntax, keys, its answer template,
-/// an identity shared with another entry), sorted by name.
+/// Every entry of the hosts directory, each with its problems (syntax, keys, an identity shared with
+/// another entry), sorted by name. Answers are not rendered: a netboot renders only its host's.
 pub fn load(dir: &Path) -> anyhow::Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let list = match std::fs::read_dir(dir) {
@@ -68,10 +70,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Entry>> {
             continue;
         }
         let (host, problem) = match read_entry(&name, &path) {
-            Ok(host) => {
-                let problem = render(dir, &host).err();
-                (Some(host), problem)
-            }
+            Ok(host) => (Some(host), None),
             Err(problem) => (None, Some(problem)),
         };
         entries.push(Entry {
@@ -79,6 +78,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Entry>> {
             file: path,
             host,
             problem,
+            answer: None,
         });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -94,6 +94,21 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Entry>> {
                     Some(p) => format!("{p}\n{clash}"),
                     None => clash,
                 });
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// `load`, and each sound entry's answer rendered: one that does not render or read becomes the
+/// entry's problem. What the server reports at start and the `hosts` verbs show.
+pub fn check(dir: &Path) -> anyhow::Result<Vec<Entry>> {
+    let mut entries = load(dir)?;
+    for e in &mut entries {
+        if let Some(host) = e.sound() {
+            match render(dir, host) {
+                Ok(answer) => e.answer = Some(answer),
+                Err(problem) => e.problem = Some(problem),
             }
         }
     }
@@ -118,7 +133,7 @@ pub fn render(dir: &Path, host: &HostEntry) -> Result<String, String> {
 
 /// Each entry's name and problems, as the server reports them when it starts.
 pub fn report(dir: &Path) {
-    match load(dir) {
+    match check(dir) {
         Ok(entries) => {
             let broken = entries.iter().filter(|e| e.problem.is_some()).count();
             tracing::info!(
@@ -388,7 +403,7 @@ pub struct Row {
 /// Every host of the directory with its state, for `xenprov-repo hosts`.
 pub fn rows(dir: &Path, hosts: &Hosts) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
-    for e in load(dir)? {
+    for e in check(dir)? {
         let status = hosts.status(&e.name).unwrap_or_else(|_| HostStatus {
             state: HostState::Failed,
             since: 0,
