@@ -277,8 +277,15 @@ mirror_checked() {
         grep -v 'peer=127\.' | sed 's/.*peer=\([0-9.]*\):.*/\1/' | sort -u | wc -l)
     [ "$n" -ge "$1" ]
 }
-# (grep -c, not -q: the log is read to its end, so no early exit breaks the pipe under pipefail.)
-preseed_served() { [ "$(access_log | grep -F "/preseed/$1/$2" | grep -c 'status=200')" -ge 1 ]; }
+# The access log shows a 200 for $1's preseed (the token masked as `-`: only the right token gets a
+# 200) and never the token $2 itself. (grep -c, not -q: the log is read to its end, so no early exit
+# breaks the pipe under pipefail.)
+preseed_served() {
+    local log
+    log=$(access_log)
+    [ "$(grep -cF "path=/preseed/$1/- status=200" <<<"$log")" -ge 1 ] || return 1
+    [ "$(grep -cF "$2" <<<"$log")" -eq 0 ] || fail "$1: its install token is in the repo server's log"
+}
 # Xen's log has more triple faults than WATCH_FAULTS, the count before this try: QEMU TCG's
 # emulation of nested SVM, not the guest. Counted, not matched by domain id, so that a domain that
 # faulted and is already gone (before `xl domid` could name it) is seen too.
@@ -308,10 +315,11 @@ installer_starts() {
     fi
     s=$(await "$g: installer booting on Xen ($t)" $limit "${STARTED[$g]}" console_has "$g" "$marker") || return
     timing "$g: new -> installer on Xen ($t)" "$s"
-    s=$(await "$g: preseed fetched with its token" $limit "${STARTED[$g]}" preseed_served "$g" "${TOKEN[$g]}") || return
-    timing "$g: new -> preseed fetched (200)" "$s"
     s=$(await "$g: installer reported started" $limit "${STARTED[$g]}" started_event "$g") || return
     timing "$g: new -> started event (POST)" "$s"
+    # The installer only reports after it read its preseed, so the access log has it by now: one
+    # look, no wait.
+    preseed_served "$g" "${TOKEN[$g]}" || fail "$g: no 200 for its preseed in the repo server's log"
     WATCH_FAULTS=
     # The same URL with another token must be refused.
     on_host "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/preseed/$g/00000000000000000000000000000000" |
