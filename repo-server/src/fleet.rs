@@ -157,10 +157,12 @@ pub struct Fleet {
     iso: Option<String>,
 }
 
-/// iPXE's script for the first boot: it asks `/ipxe` what to do with this machine.
+/// iPXE's script for the first boot: it asks `/ipxe` what to do with this machine. The MAC as
+/// `hexhyp` and the UUID in its own type, both URL-safe text: `:uristring` of either would send its
+/// raw bytes (a MAC's first zero byte ends it). The SMBIOS serial is text, so URI-escaped.
 const BOOT_IPXE: &str = "#!ipxe\n\
 echo xenprov: asking the repo server about ${net0/mac}\n\
-chain /ipxe?mac=${net0/mac:uristring}&uuid=${uuid:uristring}&serial=${serial:uristring} || exit\n";
+chain /ipxe?mac=${net0/mac:hexhyp}&uuid=${uuid}&serial=${serial:uristring} || exit\n";
 
 impl Fleet {
     /// The fleet of `config`, when its `hosts` directory exists.
@@ -330,13 +332,16 @@ fn netboot(dir: &Path, hosts: &Hosts, iso: Option<&str>, client: &Match, base: &
 }
 
 /// The installer from the ISO mounted at `/ISO/`, booted as the medium's default entry does, with
-/// this install's answer and where it reports its events. `initrd=` names the initrd for the kernel's EFI stub under UEFI iPXE.
+/// this install's answer and where it reports its events. The live initrd fetches the rest of the
+/// medium from `xenprov.medium=` over the NIC iPXE booted from (`BOOTIF=`, DHCP by `ip=dhcp`), and
+/// checks it against the hashes built into it. `initrd=` names the initrd for the kernel's EFI stub
+/// under UEFI iPXE.
 fn install_script(base: &str, iso: &str, name: &str, token: &str, sha256: &str) -> String {
     format!(
         "#!ipxe\n\
 echo xenprov: installing host {name}\n\
 kernel {base}/{iso}/boot/vmlinuz initrd=initrd.img boot=xenprov console=tty0 console=ttyS0,115200n8 \
-xenprov.mode=auto xenprov.medium={base}/{iso} xenprov.answer={base}/answer/{name}/{token} \
+ip=dhcp BOOTIF=01-${{netX/mac:hexhyp}} xenprov.mode=auto xenprov.medium={base}/{iso} xenprov.answer={base}/answer/{name}/{token} \
 xenprov.answer-sha256={sha256} xenprov.events={base}/events/host/{name}/{token}\n\
 initrd {base}/{iso}/boot/initrd.img\n\
 boot\n"

@@ -91,9 +91,10 @@ async fn boot_ipxe_chains_to_ipxe_with_what_the_machine_says() {
     let (st, script) = send(&router, Method::GET, "/boot.ipxe", "").await;
     assert_eq!(st, StatusCode::OK);
     assert!(script.starts_with("#!ipxe\n"));
-    assert!(script.contains(
-        "chain /ipxe?mac=${net0/mac:uristring}&uuid=${uuid:uristring}&serial=${serial:uristring}"
-    ));
+    assert!(
+        script
+            .contains("chain /ipxe?mac=${net0/mac:hexhyp}&uuid=${uuid}&serial=${serial:uristring}")
+    );
 }
 
 #[tokio::test]
@@ -108,6 +109,13 @@ async fn an_armed_host_installs_once_with_its_own_answer_then_boots_its_disk() {
         "{script}"
     );
     assert!(script.contains("\ninitrd http://10.0.2.2:8080/installer/boot/initrd.img\nboot\n"));
+    // the live initrd fetches the medium over the NIC iPXE booted from
+    assert!(
+        script.contains(
+            " ip=dhcp BOOTIF=01-${netX/mac:hexhyp} xenprov.mode=auto xenprov.medium=http://10.0.2.2:8080/installer "
+        ),
+        "{script}"
+    );
     let (path, sha) = answer_of(&script);
     let token = path.rsplit('/').next().unwrap().to_string();
     assert!(

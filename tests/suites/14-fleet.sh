@@ -46,7 +46,7 @@ ipxe() { curl -sf "$base/ipxe?mac=$1&uuid=&serial="; }
 
 step "/boot.ipxe chains to /ipxe; an unknown machine boots its disk"
 # shellcheck disable=SC2016 # iPXE's variables, literally
-curl -sf "$base/boot.ipxe" | grep -q '^chain /ipxe?mac=${net0/mac:uristring}' || fail "/boot.ipxe does not chain to /ipxe"
+curl -sf "$base/boot.ipxe" | grep -q '^chain /ipxe?mac=${net0/mac:hexhyp}&uuid=${uuid}&' || fail "/boot.ipxe does not chain to /ipxe"
 ipxe 52%3A54%3A00%3Aac%3A01%3A99 | grep -qx exit || fail "an unknown MAC is not sent to its disk"
 
 step "an armed host installs with its own answer, once"
