@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
 . tests/lib/qemu.sh
+. tests/lib/stages.sh
 . tests/lib/answer.sh
 
 OUT=${XENPROV_E2E_OUT:-out/e2e}
@@ -30,25 +31,7 @@ need_cargo
 need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin tar binutils \
     qemu-system-x86 ovmf dosfstools fdisk lvm2 e2fsprogs jq openssl openssh-client
 
-FROM=${XENPROV_E2E_FROM:-}
-TIMINGS=()
-stage() {
-    local name=$1 start=$SECONDS
-    shift
-    if [ -n "$FROM" ] && [ "$name" != "$FROM" ]; then
-        echo "=== e2e: $name: skipped"
-        return
-    fi
-    FROM=
-    echo "=== e2e: $name"
-    "$@"
-    TIMINGS+=("$(printf '%-16s %5d s' "$name" $((SECONDS - start)))")
-    echo "=== e2e: $name: $((SECONDS - start)) s"
-}
-fail() {
-    echo "e2e: FAIL: $*" >&2
-    exit 1
-}
+stages_init e2e "${XENPROV_E2E_FROM:-}"
 bytes() { numfmt --from=iec "$1"; }
 
 MNT=$OUT/mnt
@@ -215,7 +198,7 @@ boot_target() {
     qemu_stop "$name"
 }
 
-[ -n "$FROM" ] || rm -rf "$OUT"
+[ -n "$STAGE_FROM" ] || rm -rf "$OUT"
 mkdir -p "$OUT"
 stage build build
 stage iso make_iso
@@ -225,5 +208,5 @@ stage inspect inspect
 stage boot-bios boot_target bios
 stage boot-uefi boot_target uefi
 stage medium-usb medium_usb
-printf '%s\n' "${TIMINGS[@]}" | tee "$OUT/timings.txt"
+stages_report "$OUT/timings.txt"
 echo "e2e: PASS (serial logs in $OUT)"

@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
 . tests/lib/qemu.sh
+. tests/lib/stages.sh
 . tests/lib/answer.sh
 
 ISO=${XENPROV_E2E_OUT:-out/e2e}/xenprov.iso
@@ -25,30 +26,12 @@ RAID=A19D880F-05FC-4D3B-A006-743F0F84911E
 ESP=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
 need_pkgs qemu-system-x86 ovmf dosfstools mtools fdisk jq openssl openssh-client mdadm dpkg-dev
 
-FROM=${XENPROV_MIRROR_FROM:-}
+stages_init mirror "${XENPROV_MIRROR_FROM:-}"
 # CI runs the install, the arrays' inspection and the boot from the second disk alone (UEFI, fresh
 # NVRAM): about 9 minutes, as much as its 90-minute budget leaves. XENPROV_MIRROR_FULL=1 adds the boot
 # with both disks and the ESP sync after a dpkg run, the first disk alone, disk replace and the third
 # disk alone (about 12 minutes more).
 FULL=${XENPROV_MIRROR_FULL:-}
-TIMINGS=()
-stage() {
-    local name=$1 start=$SECONDS
-    shift
-    if [ -n "$FROM" ] && [ "$name" != "$FROM" ]; then
-        echo "=== mirror: $name: skipped"
-        return
-    fi
-    FROM=
-    echo "=== mirror: $name"
-    "$@"
-    TIMINGS+=("$(printf '%-18s %5d s' "$name" $((SECONDS - start)))")
-    echo "=== mirror: $name: $((SECONDS - start)) s"
-}
-fail() {
-    echo "mirror: FAIL: $*" >&2
-    exit 1
-}
 LOOPS=()
 cleanup() {
     qemu_stop_all
@@ -172,7 +155,7 @@ boot() {
         grep -q -- " $opt\b" <<<"$line " || fail "$name: Xen command line lacks $opt: $line"
     done
     qemu_wait_log "$name" "$HOSTNAME login:" 900 || fail "$name: no login prompt"
-    TIMINGS+=("$(printf '%-18s %5d s' "$name: to login" $((SECONDS - start)))")
+    STAGE_TIMINGS+=("$(printf '%-18s %5d s' "$name: to login" $((SECONDS - start)))")
 }
 
 boot_both() {
@@ -251,7 +234,7 @@ replace_disk() {
 }
 
 [ -f "$ISO" ] || fail "no ISO at $ISO (tests/e2e/install.sh builds it)"
-[ -n "$FROM" ] || rm -rf "$OUT"
+[ -n "$STAGE_FROM" ] || rm -rf "$OUT"
 mkdir -p "$OUT"
 stage disks make_disks
 stage install install
@@ -263,5 +246,5 @@ stage boot-second boot_second
 if [ -n "$FULL" ]; then
     stage replace replace_disk
 fi
-printf '%s\n' "${TIMINGS[@]}" | tee "$OUT/timings.txt"
+stages_report "$OUT/timings.txt"
 echo "mirror: PASS (serial logs in $OUT)"
