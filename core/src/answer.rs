@@ -462,6 +462,24 @@ pub struct System {
     pub ssh_authorized_keys: Vec<String>,
     #[serde(default)]
     pub permit_root_login: bool,
+    /// What the installer does once the install is done: `poweroff` (the default) or `reboot`
+    /// (a netbooted host then boots its disk, as the repo server sends it there).
+    #[serde(default, skip_serializing_if = "AfterInstall::is_poweroff")]
+    pub after_install: AfterInstall,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterInstall {
+    #[default]
+    Poweroff,
+    Reboot,
+}
+
+impl AfterInstall {
+    fn is_poweroff(&self) -> bool {
+        *self == AfterInstall::Poweroff
+    }
 }
 
 impl System {
@@ -1429,6 +1447,15 @@ fn read_system(t: &Table<'_, '_>) -> Option<System> {
         })
         .unwrap_or_default();
     let permit_root_login = t.bool("permit-root-login").unwrap_or(false);
+    let after_install = t
+        .choice(
+            "after-install",
+            &[
+                ("poweroff", AfterInstall::Poweroff),
+                ("reboot", AfterInstall::Reboot),
+            ],
+        )
+        .unwrap_or_default();
     Some(System {
         hostname: hostname?,
         timezone,
@@ -1437,6 +1464,7 @@ fn read_system(t: &Table<'_, '_>) -> Option<System> {
         admin_password_hash,
         ssh_authorized_keys,
         permit_root_login,
+        after_install,
     })
 }
 
@@ -1477,6 +1505,22 @@ mod tests {
     }
 
     #[test]
+    fn after_install_is_poweroff_or_reboot() {
+        assert_eq!(
+            Answer::parse(&minimal()).unwrap().system.after_install,
+            AfterInstall::Poweroff
+        );
+        let reboot = format!("{}after-install = \"reboot\"\n", minimal());
+        assert_eq!(
+            Answer::parse(&reboot).unwrap().system.after_install,
+            AfterInstall::Reboot
+        );
+        let e = Answer::parse(&reboot.replace("\"reboot\"", "\"halt\"")).unwrap_err();
+        assert_eq!(e.0[0].key, "system.after-install", "{e}");
+        assert!(e.to_string().contains("poweroff"), "{e}");
+    }
+
+    #[test]
     fn serde_and_reader_agree() {
         let mut a = Answer::parse(&minimal()).unwrap();
         a.xen.mem = Some("32G".parse().unwrap());
@@ -1486,6 +1530,7 @@ mod tests {
         a.network.gateway = Some(Ipv4Addr::new(192, 0, 2, 1));
         a.network.dns = vec![Ipv4Addr::new(192, 0, 2, 53)];
         a.system.admin_user = Some("ops".into());
+        a.system.after_install = AfterInstall::Reboot;
         a.system.ssh_authorized_keys = vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB me@x".into()];
         a.grub.password_hash = Some("grub.pbkdf2.sha512.10000.AB.CD".into());
         a.disk.target = None;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
-use xenprov_core::answer::Answer;
+use xenprov_core::answer::{AfterInstall, Answer};
 use xenprov_sys::{Cmd, Mounts};
 
 use crate::cli::{GuidedArgs, LiveArgs, Sources};
@@ -180,7 +180,8 @@ pub fn find_answer(boot: &Boot) -> Result<Option<Found>> {
     }))
 }
 
-fn install(found: &Found) -> Result<()> {
+/// Installs from the answer found; says what the answer wants done afterwards.
+fn install(found: &Found) -> Result<AfterInstall> {
     let answer = Answer::parse(&found.text).map_err(|d| {
         let lines: Vec<String> =
             d.0.iter()
@@ -206,7 +207,8 @@ fn install(found: &Found) -> Result<()> {
     for w in &plan.warnings {
         tracing::warn!("warning: {w}");
     }
-    verbs::run_apply(&plan, &sources, Mode::Auto)
+    verbs::run_apply(&plan, &sources, Mode::Auto)?;
+    Ok(answer.system.after_install)
 }
 
 /// Tells the repo server how the install goes (`started`, `done`, or `failed` with the log's
@@ -280,10 +282,16 @@ pub fn live(args: LiveArgs) -> Result<ExitCode> {
             }
             Ok(code)
         }
-        Some(Ok(())) => {
+        Some(Ok(AfterInstall::Poweroff)) => {
             report(boot.events.as_deref(), "done");
             tracing::info!("xenprov: install complete; powering off");
             poweroff()
+        }
+        Some(Ok(AfterInstall::Reboot)) => {
+            report(boot.events.as_deref(), "done");
+            tracing::info!("xenprov: install complete; rebooting");
+            Cmd::new(&["systemctl", "reboot"]).run()?;
+            Ok(ExitCode::SUCCESS)
         }
         Some(Err(e)) => {
             tracing::error!("xenprov: install failed: {e:#}");
