@@ -12,6 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use xenprov_sys::{Chroot, Cmd};
 
+use crate::cpio::Entry;
 use crate::rootfs::Base;
 use crate::timing;
 use crate::tree::{install_binary, write};
@@ -159,6 +160,59 @@ fn build_initrd(base: &Base, entry: &Path) -> Result<()> {
         .context("copying the initrd")?;
     chroot.leave()?;
     crate::cache::remove(&scratch)
+}
+
+/// Where the live initrd finds what it must fetch when booted from the network (`xenprov.medium=URL`).
+pub const MEDIUM_SHA256: &str = "etc/xenprov/medium.sha256";
+pub const MEDIUM_FETCH: &str = "etc/xenprov/medium.fetch";
+
+/// Writes to `out` the initrd `initrd` with the medium pinned in it: the SHA-256 of each of `pinned`
+/// (path on the medium, file here), which the initrd checks before it uses a fetched medium, and the
+/// paths of `fetched`, which it fetches unchecked because the installer checks them itself (the
+/// payload's manifest, pinned, holds their hashes). The kernel and this initrd are what the network
+/// boot trusts, as with any PXE boot; a medium swapped on the server is refused. Appended as a second
+/// archive: the cached initrd stays as it is.
+pub fn pin_initrd(
+    initrd: &Path,
+    pinned: &[(&str, &Path)],
+    fetched: &[&str],
+    out: &Path,
+) -> Result<()> {
+    let mut sums = String::new();
+    for (on_medium, file) in pinned {
+        let (sha, _) = crate::payload::hash_file(file)?;
+        sums += &format!("{sha}  {}\n", on_medium.trim_start_matches('/'));
+    }
+    let fetch: String = fetched
+        .iter()
+        .map(|p| format!("{}\n", p.trim_start_matches('/')))
+        .collect();
+    let mut bytes = fs::read(initrd).with_context(|| format!("reading {}", initrd.display()))?;
+    // The kernel looks for the next archive on a four-byte boundary, after zeros.
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    bytes.extend(crate::cpio::archive(&[
+        Entry {
+            path: "etc",
+            mode: 0o755,
+            data: None,
+        },
+        Entry {
+            path: "etc/xenprov",
+            mode: 0o755,
+            data: None,
+        },
+        Entry {
+            path: MEDIUM_SHA256,
+            mode: 0o644,
+            data: Some(sums.as_bytes()),
+        },
+        Entry {
+            path: MEDIUM_FETCH,
+            mode: 0o644,
+            data: Some(fetch.as_bytes()),
+        },
+    ]));
+    fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))
 }
 
 /// Builds the live-only layer: our units and scripts, the masks, and the installer at /usr/sbin/xenprov-install.

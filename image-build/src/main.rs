@@ -2,6 +2,7 @@
 
 mod cache;
 mod cli;
+mod cpio;
 mod debs;
 mod iso;
 mod live;

@@ -117,21 +117,13 @@ pub fn build(base: &Base, bin_dir: &Path, out_dir: &Path) -> Result<Manifest> {
             *usage.entry(dir.clone()).or_insert(0) += bytes;
         }
         let name = b.path.file_name().context("a .deb has a file name")?;
-        let mut hashed = Hashing {
-            inner: io::sink(),
-            hash: Sha256::new(),
-            bytes: 0,
-        };
-        io::copy(
-            &mut File::open(&b.path).with_context(|| format!("reading {}", b.path.display()))?,
-            &mut hashed,
-        )?;
+        let (sha256, size) = hash_file(&b.path)?;
         debs.push(xenprov_core::payload::Deb {
             package: b.package.into(),
             version: b.version.into(),
             file: format!("{DEBS_DIR}/{}", name.to_string_lossy()),
-            sha256: hex::encode(hashed.hash.finalize()),
-            size: hashed.bytes,
+            sha256,
+            size,
         });
     }
     let info = &base.info;
@@ -167,6 +159,20 @@ pub fn build(base: &Base, bin_dir: &Path, out_dir: &Path) -> Result<Manifest> {
     )
     .context("writing payload.json")?;
     Ok(manifest)
+}
+
+/// The SHA-256 (lower-case hex) and size of a file.
+pub fn hash_file(path: &Path) -> Result<(String, u64)> {
+    let mut hashed = Hashing {
+        inner: io::sink(),
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    io::copy(
+        &mut File::open(path).with_context(|| format!("reading {}", path.display()))?,
+        &mut hashed,
+    )?;
+    Ok((hex::encode(hashed.hash.finalize()), hashed.bytes))
 }
 
 /// Streams `tar` of the tree at `root` through zstd into `out`, counting and hashing.

@@ -103,21 +103,34 @@ pub fn build_iso(
     let entry = build.live(&base)?;
     let layer = work_dir.join(live::LAYER_SQUASHFS);
     timing::timed("live layer", || live::build_layer(&installer, &layer))?;
+    // What a network boot fetches: the live root and the manifest checked by the initrd, the
+    // archive and the packages by the installer against the manifest. The packages keep their place
+    // relative to the manifest, which is where the installer looks.
+    let root = entry.join(live::ROOT_SQUASHFS);
+    let manifest_file = work_dir.join(payload::MANIFEST);
+    let pinned = [
+        ("/live/root.squashfs", root.as_path()),
+        ("/live/layer.squashfs", layer.as_path()),
+        ("/xenprov/payload.json", manifest_file.as_path()),
+    ];
+    let mut fetched = vec![(
+        format!("/xenprov/{}", payload::ARCHIVE),
+        work_dir.join(payload::ARCHIVE),
+    )];
+    for d in &manifest.archive.debs {
+        fetched.push((format!("/xenprov/{}", d.file), work_dir.join(&d.file)));
+    }
+    let initrd = work_dir.join(live::INITRD);
+    let fetched_paths: Vec<&str> = fetched.iter().map(|(p, _)| p.as_str()).collect();
+    live::pin_initrd(&entry.join(live::INITRD), &pinned, &fetched_paths, &initrd)?;
     let mut files: Vec<(String, PathBuf)> = [
-        ("/boot/vmlinuz", entry.join(live::VMLINUZ)),
-        ("/boot/initrd.img", entry.join(live::INITRD)),
-        ("/live/root.squashfs", entry.join(live::ROOT_SQUASHFS)),
-        ("/live/layer.squashfs", layer),
-        ("/xenprov/payload.tar.zst", work_dir.join(payload::ARCHIVE)),
-        ("/xenprov/payload.json", work_dir.join(payload::MANIFEST)),
+        ("/boot/vmlinuz".to_string(), entry.join(live::VMLINUZ)),
+        ("/boot/initrd.img".to_string(), initrd),
     ]
     .into_iter()
-    .map(|(on_iso, from)| (on_iso.to_string(), from))
+    .chain(pinned.iter().map(|(p, f)| (p.to_string(), f.to_path_buf())))
     .collect();
-    // The packages keep their place relative to the manifest, which is where the installer looks.
-    for d in &manifest.archive.debs {
-        files.push((format!("/xenprov/{}", d.file), work_dir.join(&d.file)));
-    }
+    files.extend(fetched);
     let contents = iso::Contents {
         files,
         answer,
