@@ -17,6 +17,7 @@ use crate::blockdev::{self, Loop};
 use crate::inventory;
 use crate::io::progress::Mode;
 use crate::md::{self, mdadm};
+use crate::nvram;
 use crate::payload;
 
 pub struct Options {
@@ -930,6 +931,24 @@ fn verify(plan: &Plan, root: &Path) -> Result<()> {
     Cmd::chroot(root, &["grub-script-check", "/boot/grub/grub.cfg"]).run()?;
     if plan.bootloader.uefi && !root.join("boot/efi/EFI/BOOT/BOOTX64.EFI").exists() {
         bail!("the removable UEFI loader EFI/BOOT/BOOTX64.EFI is missing on the ESP");
+    }
+    if plan.bootloader.uefi && plan.bootloader.nvram {
+        // The installed disk boots next by the firmware's own order, not by a netboot server's
+        // word: read back what grub-install left.
+        let next = nvram::next_boot(&Cmd::chroot(root, &["efibootmgr"]).run()?)?;
+        if !next.label.starts_with("debian") {
+            bail!(
+                "the firmware boots Boot{} ({:?}) next, not the disk just installed (\"debian\"); \
+                 grub-install did not put its entry first",
+                next.number,
+                next.label
+            );
+        }
+        tracing::info!(
+            "next boot: Boot{} {:?}, the installed disk",
+            next.number,
+            next.label
+        );
     }
     if plan.mirrored() {
         let conf = fs::read_to_string(root.join("etc/mdadm/mdadm.conf"))

@@ -9,6 +9,7 @@ mod io;
 mod live;
 mod logging;
 mod md;
+mod nvram;
 mod payload;
 mod probe;
 mod prompt;
