@@ -5,9 +5,27 @@
 
 /// One entry: a directory (`None`) or a file with its bytes, its path relative to the root.
 pub struct Entry<'a> {
-    pub path: &'a str,
-    pub mode: u32,
-    pub data: Option<&'a [u8]>,
+    path: &'a str,
+    mode: u32,
+    data: Option<&'a [u8]>,
+}
+
+impl<'a> Entry<'a> {
+    pub fn dir(path: &'a str, mode: u32) -> Entry<'a> {
+        Entry {
+            path,
+            mode,
+            data: None,
+        }
+    }
+
+    pub fn file(path: &'a str, mode: u32, data: &'a [u8]) -> Entry<'a> {
+        Entry {
+            path,
+            mode,
+            data: Some(data),
+        }
+    }
 }
 
 const DIR: u32 = 0o040000;
@@ -98,26 +116,10 @@ mod tests {
     #[test]
     fn directories_and_files_read_back_aligned() {
         let a = archive(&[
-            Entry {
-                path: "etc",
-                mode: 0o755,
-                data: None,
-            },
-            Entry {
-                path: "etc/xenprov",
-                mode: 0o755,
-                data: None,
-            },
-            Entry {
-                path: "etc/xenprov/medium.sha256",
-                mode: 0o644,
-                data: Some(b"abc  live/x\n"),
-            },
-            Entry {
-                path: "etc/xenprov/e",
-                mode: 0o600,
-                data: Some(b""),
-            },
+            Entry::dir("etc", 0o755),
+            Entry::dir("etc/xenprov", 0o755),
+            Entry::file("etc/xenprov/medium.sha256", 0o644, b"abc  live/x\n"),
+            Entry::file("etc/xenprov/e", 0o600, b""),
         ]);
         assert_eq!(a.len() % 4, 0);
         let got = entries(&a);
@@ -137,17 +139,9 @@ mod tests {
 
     #[test]
     fn the_same_files_give_the_same_bytes() {
-        let e = [Entry {
-            path: "f",
-            mode: 0o644,
-            data: Some(b"1"),
-        }];
+        let e = [Entry::file("f", 0o644, b"1")];
         assert_eq!(archive(&e), archive(&e));
-        let other = [Entry {
-            path: "f",
-            mode: 0o644,
-            data: Some(b"2"),
-        }];
+        let other = [Entry::file("f", 0o644, b"2")];
         assert_ne!(archive(&e), archive(&other));
     }
 }

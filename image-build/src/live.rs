@@ -191,26 +191,10 @@ pub fn pin_initrd(
     // The kernel looks for the next archive on a four-byte boundary, after zeros.
     bytes.resize(bytes.len().next_multiple_of(4), 0);
     bytes.extend(crate::cpio::archive(&[
-        Entry {
-            path: "etc",
-            mode: 0o755,
-            data: None,
-        },
-        Entry {
-            path: "etc/xenprov",
-            mode: 0o755,
-            data: None,
-        },
-        Entry {
-            path: MEDIUM_SHA256,
-            mode: 0o644,
-            data: Some(sums.as_bytes()),
-        },
-        Entry {
-            path: MEDIUM_FETCH,
-            mode: 0o644,
-            data: Some(fetch.as_bytes()),
-        },
+        Entry::dir("etc", 0o755),
+        Entry::dir("etc/xenprov", 0o755),
+        Entry::file(MEDIUM_SHA256, 0o644, sums.as_bytes()),
+        Entry::file(MEDIUM_FETCH, 0o644, fetch.as_bytes()),
     ]));
     fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))
 }
