@@ -185,7 +185,7 @@ impl Hosts {
             }
             (HostState::Installed, _) => Ok(Offer::Decline(
                 HostState::Installed,
-                "it is installed; `xenprov-repo hosts arm` installs it again".into(),
+                "`xenprov-repo hosts arm` installs it again".into(),
             )),
             (HostState::Failed, _) => Ok(Offer::Decline(
                 HostState::Failed,
