@@ -29,7 +29,6 @@ bin=$PWD/target/release/xenprov-repo
 
 . tests/lib/servers.sh
 scratch_init
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 hwm_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 
 # The files a netboot fetches: the boot pair, then every file of the medium the initrd's list names.
@@ -82,7 +81,7 @@ done
 o=$(printf '%s\n' "${ours_mbs[@]}" | median)
 n=$(printf '%s\n' "${nginx_mbs[@]}" | median)
 nginx_hwm=0
-for p in $(pgrep -f "nginx -c $T/nginx/nginx.conf") $(pgrep -P "$nginx_pid"); do
+for p in "$nginx_pid" $(pgrep -P "$nginx_pid"); do
     nginx_hwm=$((nginx_hwm + $(hwm_kib "$p")))
 done
 echo "xenprov-repo: $o MB/s (median of $rounds), peak RSS $(($(hwm_kib "$ours") / 1024)) MiB"

@@ -37,7 +37,6 @@ helpers=$PWD/tests/repo-content
 
 . tests/lib/servers.sh
 scratch_init
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 seconds() { local s; s=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $s" | bc -l; }
 
 echo "=== SHA-256 of a $size MiB file (page cache warm), $rounds rounds"

@@ -99,7 +99,6 @@ wrk_run() {
              END { printf "%s %.0f ", rps, bps }' "$T/wrk.out"
     echo $(($(cpu_ticks "${stats[@]}") - before))
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "duration ${duration}s x $rounds rounds per server and size, wrk -t2 -c64, access log: $access_log, sendfile: $sendfile"
 printf '%-22s %14s %14s %8s %12s\n' "" nginx xenprov-repo ratio "per CPU-s"

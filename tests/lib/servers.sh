@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by the repo-server suites and benchmarks: a scratch directory whose processes are stopped on
-# exit, free loopback ports, an nginx configuration, and waiting for lines of our server's log.
+# exit, free loopback ports, an nginx configuration, waiting for lines of our server's log, and medians.
 
 # T: the scratch directory (world-readable: nginx workers run as nobody); add PIDs to `pids`.
 scratch_init() {
@@ -19,6 +19,8 @@ scratch_cleanup() {
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 step() { echo "--- $*"; }
+# The median of the numbers on standard input, one per line (the benchmarks' rounds).
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 fail() {
     echo "FAIL: $*" >&2
     echo "--- last lines of the server log:" >&2
