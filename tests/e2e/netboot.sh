@@ -21,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
 . tests/lib/qemu.sh
+. tests/lib/servers.sh # server_address; stages.sh's fail, sourced after, is the one used here
 . tests/lib/stages.sh
 
 E2E=${XENPROV_E2E_OUT:-out/e2e}
@@ -61,18 +62,11 @@ setup() {
 }
 
 start_server() {
-    local port=
     : >"$SERVER_LOG"
     "$BIN" serve --root "$OUT/root" --listen 127.0.0.1:0 --iso "xenprov=$ISO" "${HOST_ARGS[@]}" \
         2>>"$SERVER_LOG" &
     SERVER_PID=$!
-    for _ in $(seq 100); do
-        port=$(sed -n 's|.* on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$SERVER_LOG")
-        [ -n "$port" ] && break
-        kill -0 "$SERVER_PID" 2>/dev/null || fail "the repo server exited at start: $(tail -n 5 "$SERVER_LOG")"
-        sleep 0.1
-    done
-    [ -n "$port" ] || fail "the repo server did not say its address"
+    server_address "$SERVER_PID" "$SERVER_LOG"
     BOOTFILE=http://10.0.2.2:$port/boot.ipxe
 }
 

@@ -73,15 +73,15 @@ nginx_start() {
     pids+=("$nginx_pid")
 }
 
-# server_address PID: waits for our server's "on http://127.0.0.1:PORT" line in $T/server.log and sets
-# port and base; fails when the server exits first or stays silent for 10 s.
+# server_address PID [LOG]: waits for our server's "on http://127.0.0.1:PORT" line in LOG (default
+# $T/server.log) and sets port and base; fails when the server exits first or stays silent for 10 s.
 server_address() {
-    local pid=$1
+    local pid=$1 log=${2:-$T/server.log}
     port=
     for _ in $(seq 100); do
-        port=$(sed -n 's|.* on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$T/server.log" 2>/dev/null || true)
+        port=$(sed -n 's|.* on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$log" 2>/dev/null || true)
         [ -n "$port" ] && break
-        kill -0 "$pid" 2>/dev/null || fail "server exited at startup"
+        kill -0 "$pid" 2>/dev/null || fail "server exited at startup (its log: $log)"
         sleep 0.1
     done
     [ -n "$port" ] || fail "server did not report its address"
