@@ -830,6 +830,10 @@ fn unrestrict_entries(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// grub-install's `--bootloader-id`: the ESP's `EFI/debian` directory and the NVRAM entries' label,
+/// Debian's own so that the host's grub-efi upgrades keep to the same entry.
+pub const BOOTLOADER_ID: &str = "debian";
+
 fn install_grub(plan: &Plan, root: &Path, devs: &[&str]) -> Result<()> {
     if plan.bootloader.password {
         unrestrict_entries(root)?;
@@ -841,11 +845,12 @@ fn install_grub(plan: &Plan, root: &Path, devs: &[&str]) -> Result<()> {
         }
     }
     if plan.bootloader.uefi {
+        let id = format!("--bootloader-id={BOOTLOADER_ID}");
         let mut args = vec![
             "grub-install",
             "--target=x86_64-efi",
             "--efi-directory=/boot/efi",
-            "--bootloader-id=debian",
+            &id,
         ];
         if !plan.bootloader.nvram {
             args.push("--no-nvram");
@@ -878,10 +883,13 @@ fn install_grub(plan: &Plan, root: &Path, devs: &[&str]) -> Result<()> {
 
 /// One NVRAM entry per further disk, for the loader grub-install put on the first ESP.
 fn add_boot_entries(plan: &Plan, root: &Path, devs: &[&str]) -> Result<()> {
-    let loader = if root.join("boot/efi/EFI/debian/shimx64.efi").exists() {
-        "\\EFI\\debian\\shimx64.efi"
+    let loader = if root
+        .join(format!("boot/efi/EFI/{BOOTLOADER_ID}/shimx64.efi"))
+        .exists()
+    {
+        format!("\\EFI\\{BOOTLOADER_ID}\\shimx64.efi")
     } else {
-        "\\EFI\\debian\\grubx64.efi"
+        format!("\\EFI\\{BOOTLOADER_ID}\\grubx64.efi")
     };
     for (i, f) in plan
         .filesystems
@@ -903,9 +911,9 @@ fn add_boot_entries(plan: &Plan, root: &Path, devs: &[&str]) -> Result<()> {
                 "--part",
                 &number.to_string(),
                 "--label",
-                &format!("debian (disk {})", i + 2),
+                &format!("{BOOTLOADER_ID} (disk {})", i + 2),
                 "--loader",
-                loader,
+                &loader,
             ],
         )
         .run()?;
@@ -936,9 +944,9 @@ fn verify(plan: &Plan, root: &Path) -> Result<()> {
         // The installed disk boots next by the firmware's own order, not by a netboot server's
         // word: read back what grub-install left.
         let next = nvram::next_boot(&Cmd::chroot(root, &["efibootmgr"]).run()?)?;
-        if !next.label.starts_with("debian") {
+        if !next.label.starts_with(BOOTLOADER_ID) {
             bail!(
-                "the firmware boots Boot{} ({:?}) next, not the disk just installed (\"debian\"); \
+                "the firmware boots Boot{} ({:?}) next, not the disk just installed ({BOOTLOADER_ID:?}); \
                  grub-install did not put its entry first",
                 next.number,
                 next.label

@@ -14,6 +14,7 @@ use xenprov_core::replace::{Replacement, replacement};
 use xenprov_core::size::human;
 use xenprov_sys::Cmd;
 
+use crate::apply::BOOTLOADER_ID;
 use crate::blockdev;
 use crate::cli::ReplaceArgs;
 use crate::inventory;
@@ -193,9 +194,9 @@ fn write(plan: &Plan, r: &Replacement, wipe: bool) -> Result<Vec<Instant>> {
                 "--part",
                 &number.to_string(),
                 "--label",
-                &format!("debian (disk {})", r.slot + 1),
+                &format!("{BOOTLOADER_ID} (disk {})", r.slot + 1),
                 "--loader",
-                "\\EFI\\debian\\grubx64.efi",
+                &format!("\\EFI\\{BOOTLOADER_ID}\\grubx64.efi"),
             ])
             .run()?;
             println!(
