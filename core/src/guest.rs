@@ -73,6 +73,41 @@ impl Family {
     }
 }
 
+/// How a guest's system gets onto its disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// The OS's own installer (d-i, Anaconda) in a domain of its own, from a preseed or kickstart.
+    Installer,
+    /// debootstrap from the dom0 straight into the guest's volume, as xen-tools does: Debian only,
+    /// no installer domain, minutes instead of an installer's hour under emulation.
+    Debootstrap,
+}
+
+const METHODS: [(&str, Method); 2] = [
+    ("installer", Method::Installer),
+    ("debootstrap", Method::Debootstrap),
+];
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(METHODS.iter().find(|(_, m)| m == self).unwrap().0)
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Method, String> {
+        METHODS
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, m)| *m)
+            .ok_or_else(|| {
+                format!("`{s}` is not an install method; expected installer or debootstrap")
+            })
+    }
+}
+
 /// One installable OS, read from `kickstarts/os/ID.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -253,10 +288,20 @@ pub struct Guest {
     pub os: String,
     #[serde(rename = "type")]
     pub kind: GuestType,
+    pub method: Method,
     pub memory: Size,
     /// At least `memory`; above it only for OSes with a balloon driver.
     pub maxmem: Size,
     pub vcpus: u32,
+    /// Physical CPUs its vCPUs may run on, as xl.cfg's `cpus` ("0-3,6"); any when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    /// The credit2 scheduler's weight (1 to 65535; Xen's default 256) and cap (percent of one
+    /// physical CPU, 0 for none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u32>,
     pub disk: Size,
     pub vg: String,
     pub bridge: String,
@@ -291,6 +336,9 @@ pub struct Host {
 }
 
 pub const DEFAULT_BRIDGE: &str = "xenbr0";
+
+/// Below this a Debian kernel on Xen runs out of memory in its initramfs.
+pub const MIN_BOOTED_MEMORY: Size = Size::mib(256);
 
 /// A MAC in Xen's OUI that stays the same for a name, so a re-created guest keeps its DHCP lease.
 pub fn derived_mac(name: &str) -> String {
@@ -388,7 +436,8 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
     let name = read_name(t, host);
     let profile = read_profile(t, catalog);
     let kind = read_kind(t, profile, host);
-    let (memory, maxmem) = read_memory(t, profile);
+    let method = read_method(t, profile);
+    let (memory, maxmem) = read_memory(t, profile, method);
     let vcpus = match t.int("vcpus") {
         Some(a) if (1..=128).contains(&a.value) => Some(a.value as u32),
         Some(a) => {
@@ -397,6 +446,23 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
         }
         None => Some(1),
     };
+    let cpus = t
+        .parsed("cpus", |s| check_cpu_list(s).map(|()| s.to_string()))
+        .map(|a| a.value);
+    let weight = read_bounded(
+        t,
+        "weight",
+        1,
+        65535,
+        "the credit2 weight (Xen's default 256)",
+    );
+    let cap = read_bounded(
+        t,
+        "cap",
+        0,
+        12800,
+        "percent of one physical CPU, 0 for no cap",
+    );
     let (disk, vg) = read_disk(t, profile, host);
     let bridge = t
         .parsed("bridge", |s| net::check_ifname(s).map(|_| s.to_string()))
@@ -439,9 +505,13 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
         name: name?,
         os: profile?.id.clone(),
         kind: kind?,
+        method: method?,
         memory: memory?,
         maxmem: maxmem?,
         vcpus: vcpus?,
+        cpus,
+        weight,
+        cap,
         disk: disk?.value,
         vg,
         bridge,
@@ -539,6 +609,65 @@ fn read_kind(t: &Table<'_, '_>, profile: Option<&OsProfile>, host: &Host) -> Opt
     }
 }
 
+/// A list of physical CPUs as xl.cfg's `cpus` takes it: numbers and ranges, comma-separated.
+pub fn check_cpu_list(s: &str) -> Result<(), String> {
+    let number = |n: &str| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit());
+    let ok = !s.is_empty()
+        && s.split(',').all(|part| match part.split_once('-') {
+            Some((a, b)) => {
+                number(a) && number(b) && a.parse::<u32>().ok() <= b.parse::<u32>().ok()
+            }
+            None => number(part),
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not a list of physical CPUs; expected numbers and ranges such as \"0-3,6\""
+        ))
+    }
+}
+
+/// An optional integer key within `lo..=hi`.
+fn read_bounded(t: &Table<'_, '_>, key: &'static str, lo: i64, hi: i64, what: &str) -> Option<u32> {
+    match t.int(key) {
+        Some(a) if (lo..=hi).contains(&a.value) => Some(a.value as u32),
+        Some(a) => {
+            t.error(
+                key,
+                a.offset,
+                format!("{} is not {lo} to {hi}: {what}", a.value),
+            );
+            None
+        }
+        None => None,
+    }
+}
+
+/// `method` (default: installer); debootstrap only for Debian, whose suite the profile names.
+fn read_method(t: &Table<'_, '_>, profile: Option<&OsProfile>) -> Option<Method> {
+    let m = t.parsed("method", str::parse::<Method>);
+    match (m, profile) {
+        (None, _) if t.has("method") => None,
+        (None, _) => Some(Method::Installer),
+        (Some(m), Some(p))
+            if m.value == Method::Debootstrap
+                && (p.family != Family::Debian || p.release.is_none()) =>
+        {
+            t.error(
+                "method",
+                m.offset,
+                format!(
+                    "debootstrap installs Debian; {} is installed by its own installer: method = \"installer\"",
+                    p.title
+                ),
+            );
+            None
+        }
+        (Some(m), _) => Some(m.value),
+    }
+}
+
 /// A size, refused below the profile's minimum (with the reason it gives).
 fn read_size(t: &Table<'_, '_>, key: &'static str, min: Option<(Size, &str)>) -> Option<At<Size>> {
     let a = t.parsed(key, str::parse::<Size>)?;
@@ -556,17 +685,21 @@ fn read_size(t: &Table<'_, '_>, key: &'static str, min: Option<(Size, &str)>) ->
 }
 
 /// `memory`, in whole MiB, and `maxmem` (default: memory), which only a guest with a balloon driver
-/// may set higher.
-fn read_memory(t: &Table<'_, '_>, profile: Option<&OsProfile>) -> (Option<Size>, Option<Size>) {
+/// may set higher. The profile's minimum is its installer's; a debootstrapped guest boots its own
+/// kernel straight away, and needs only what Linux on Xen needs.
+fn read_memory(
+    t: &Table<'_, '_>,
+    profile: Option<&OsProfile>,
+    method: Option<Method>,
+) -> (Option<Size>, Option<Size>) {
     if !t.has("memory") {
         t.error("memory", t.offset(), "missing: e.g. memory = \"1G\"");
     }
-    let memory = read_size(
-        t,
-        "memory",
-        profile.map(|p| (p.min_memory, "its installer needs")),
-    )
-    .map(|a| a.value);
+    let min = match method {
+        Some(Method::Debootstrap) => Some((MIN_BOOTED_MEMORY, "Debian needs to boot on Xen")),
+        _ => profile.map(|p| (p.min_memory, "its installer needs")),
+    };
+    let memory = read_size(t, "memory", min).map(|a| a.value);
     if let Some(m) = memory
         && m.bytes() % crate::size::MIB != 0
     {
@@ -735,6 +868,45 @@ mod tests {
         format!(
             "name = \"web1\"\nos = \"debian12\"\ntype = \"pvh\"\nmemory = \"1G\"\ndisk = \"10G\"\nroot-password-hash = '{HASH}'\n{extra}"
         )
+    }
+
+    #[test]
+    fn debootstrap_is_for_debian_and_needs_only_a_booting_kernel_s_memory() {
+        let g = Guest::parse(&def(""), &catalog(), &host()).unwrap();
+        assert_eq!(g.method, Method::Installer);
+        let small = def("method = \"debootstrap\"\n").replace("\"1G\"", "\"512M\"");
+        let g = Guest::parse(&small, &catalog(), &host()).unwrap();
+        assert_eq!((g.method, g.memory), (Method::Debootstrap, Size::mib(512)));
+        let e = Guest::parse(&def("").replace("\"1G\"", "\"512M\""), &catalog(), &host())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("memory: 512M is less than the 1G its installer needs"),
+            "{e}"
+        );
+        let e = Guest::parse(&small.replace("\"512M\"", "\"128M\""), &catalog(), &host())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("128M is less than the 256M Debian needs to boot on Xen"),
+            "{e}"
+        );
+        let rocky = def("method = \"debootstrap\"\n")
+            .replace("debian12", "rocky9")
+            .replace("pvh", "hvm")
+            .replace("\"1G\"", "\"2G\"")
+            .replace("10G", "20G");
+        let e = Guest::parse(&rocky, &catalog(), &host())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("method: debootstrap installs Debian; Rocky Linux 9 is installed by its own installer"),
+            "{e}"
+        );
+        let e = Guest::parse(&def("method = \"kickstart\"\n"), &catalog(), &host())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected installer or debootstrap"), "{e}");
     }
 
     #[test]

@@ -139,6 +139,21 @@ pub fn render(
     templates.render(out.template(os), &context(guest, os, src, token, out))
 }
 
+/// The run-phase xl config, which reads nothing of where the install came from.
+pub fn run_config(
+    templates: &Templates,
+    guest: &Guest,
+    os: &OsProfile,
+) -> Result<String, RenderError> {
+    let none = Source {
+        repo_url: String::new(),
+        tree_url: String::new(),
+        kernel: String::new(),
+        ramdisk: String::new(),
+    };
+    render(templates, guest, os, &none, "", Output::XlRun)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

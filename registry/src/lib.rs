@@ -77,6 +77,10 @@ pub struct Status {
     /// When the run-phase config was first started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switched: Option<u64>,
+    /// The dom0 process that installs the guest itself (`method = "debootstrap"`), while it does:
+    /// an install whose process is gone has failed, whatever the file says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder_pid: Option<u32>,
 }
 
 impl Status {
@@ -91,6 +95,7 @@ impl Status {
             events: Vec::new(),
             message: None,
             switched: None,
+            builder_pid: None,
         }
     }
 
@@ -326,6 +331,15 @@ impl Registry {
         self.save(&guest.name, &Status::new(now))
     }
 
+    /// Replaces a guest's definition (`set`, `resize`), which `parse` has checked.
+    pub fn redefine(&self, guest: &Guest) -> Result<()> {
+        let dir = self.guest_dir(&guest.name)?;
+        if !dir.join("guest.toml").exists() {
+            bail!("no guest `{}`", guest.name);
+        }
+        write_atomic(&dir.join("guest.toml"), guest.to_toml().as_bytes())
+    }
+
     pub fn remove(&self, name: &str) -> Result<()> {
         let dir = self.guest_dir(name)?;
         if let Some(digest) = self.load_status(name).ok().and_then(|st| st.token_sha256) {
@@ -412,8 +426,33 @@ impl Registry {
         Ok(token)
     }
 
+    /// Starts an install that process `pid` of the dom0 does itself: no token, nothing served.
+    pub fn begin_build(&self, name: &str, pid: u32, timeout_secs: u64, now: u64) -> Result<()> {
+        self.update(name, |st| {
+            *st = Status {
+                state: State::Installing,
+                install_started: Some(now),
+                timeout_secs,
+                builder_pid: Some(pid),
+                ..Status::new(now)
+            };
+        })
+    }
+
+    /// Ends the install that `begin_build` started, as `done` ends an installer's.
+    pub fn built(&self, name: &str, now: u64) -> Result<()> {
+        self.update(name, |st| {
+            st.state = State::Installed;
+            st.since = now;
+            st.builder_pid = None;
+        })
+    }
+
     pub fn fail(&self, name: &str, message: &str, now: u64) -> Result<()> {
-        self.update(name, |st| st.fail(message.to_string(), now))
+        self.update(name, |st| {
+            st.builder_pid = None;
+            st.fail(message.to_string(), now)
+        })
     }
 
     pub fn mark_switched(&self, name: &str, now: u64) -> Result<()> {
