@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use xenprov_core::answer::{check_lvm_name, check_ssh_key};
-use xenprov_core::guest::{GuestType, check_guest_name, check_package};
+use xenprov_core::guest::{GuestType, Method, check_cpu_list, check_guest_name, check_package};
 use xenprov_core::net::{self, Cidr};
 use xenprov_core::password;
 use xenprov_core::size::Size;
+use xenprov_guest::storage;
 use xenprov_registry::settings;
 
 #[derive(Parser)]
@@ -35,8 +36,12 @@ fn checked(
     move |s: &str| check(s).map(|()| s.to_string())
 }
 
-fn size(s: &str) -> Result<(), String> {
+fn size_text(s: &str) -> Result<(), String> {
     s.parse::<Size>().map(drop)
+}
+
+fn size(s: &str) -> Result<Size, String> {
+    s.parse::<Size>()
 }
 
 fn ipv4(s: &str) -> Result<(), String> {
@@ -56,6 +61,18 @@ pub enum What {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+pub enum SnapshotAction {
+    /// Take a snapshot of the disk as it is now.
+    Create,
+    /// The snapshots, with how full each one's copy-on-write space is.
+    List,
+    /// Put the disk back as it was at the snapshot (the guest off); the snapshot is used up.
+    Rollback,
+    /// Delete a snapshot.
+    Rm,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 pub enum Phase {
     Install,
     Run,
@@ -69,14 +86,18 @@ pub struct DefinitionFlags {
     /// pv, pvh or hvm.
     #[arg(long = "type", value_parser = checked(|s| s.parse::<GuestType>().map(drop)))]
     pub kind: Option<String>,
+    /// installer (the OS's own, from a preseed or kickstart) or debootstrap (Debian, written by
+    /// the dom0 straight into its disk) [default: installer].
+    #[arg(long, value_parser = checked(|s| s.parse::<Method>().map(drop)))]
+    pub method: Option<String>,
     /// Memory, e.g. 2G (at least what the OS's installer needs).
-    #[arg(long, value_parser = checked(size))]
+    #[arg(long, value_parser = checked(size_text))]
     pub memory: Option<String>,
     /// Virtual CPUs, 1 to 128 [default: 1].
     #[arg(long)]
     pub vcpus: Option<u32>,
     /// Size of its disk, e.g. 20G.
-    #[arg(long, value_parser = checked(size))]
+    #[arg(long, value_parser = checked(size_text))]
     pub disk: Option<String>,
     /// Volume group for its disk [default: vg from the config, dsk].
     #[arg(long, value_parser = checked(|s| check_lvm_name(s, "volume group")))]
@@ -175,6 +196,155 @@ pub enum Verb {
         /// Destroy it even when it runs from its own disk.
         #[arg(long)]
         force: bool,
+    },
+    /// Start an installed guest from its own disk.
+    Start {
+        /// The guest to start.
+        name: String,
+    },
+    /// Shut a guest down cleanly; destroy it if it is still up after the timeout.
+    Stop {
+        /// The guest to stop.
+        name: String,
+        /// How long the guest has to shut itself down, e.g. 90s or 5m.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Reboot a running guest (it shuts down and Xen starts it again).
+    Reboot {
+        /// The guest to reboot.
+        name: String,
+    },
+    /// End a guest's domain at once, as pulling its power would.
+    Destroy {
+        /// The guest to destroy.
+        name: String,
+    },
+    /// Stop scheduling a running guest's vCPUs; its memory stays.
+    Pause {
+        /// The guest to pause.
+        name: String,
+    },
+    /// Let a paused guest run again.
+    Unpause {
+        /// The guest to unpause.
+        name: String,
+    },
+    /// Attach to a guest's console (leave with Ctrl-]).
+    Console {
+        /// The guest whose console to attach to.
+        name: String,
+    },
+    /// Save a running guest's memory to FILE (xl save); the domain ends. `restore FILE` resumes it.
+    Save {
+        /// The guest to save.
+        name: String,
+        /// The file to write; refused when it exists.
+        file: PathBuf,
+    },
+    /// Resume a guest from a file that `save` wrote, or bring back a guest from a file that
+    /// `backup` wrote (definition and disk, each chunk checked before it is written).
+    Restore {
+        /// A file of `save` or of `backup`, told apart by their first bytes.
+        file: PathBuf,
+    },
+    /// Change a guest's memory, vCPUs, pinning and scheduling: live where Xen allows, and kept in
+    /// its definition for its next boot.
+    Set {
+        /// The guest to change.
+        name: String,
+        /// Memory, e.g. 768M (at most maxmem while it runs).
+        #[arg(long, value_parser = size)]
+        memory: Option<Size>,
+        /// The most memory it may be given without a reboot (applies at its next boot).
+        #[arg(long, value_parser = size)]
+        maxmem: Option<Size>,
+        /// vCPUs (at most the host's physical CPUs).
+        #[arg(long)]
+        vcpus: Option<u32>,
+        /// Physical CPUs its vCPUs may run on, e.g. 0-1 or 0,2.
+        #[arg(long, value_parser = checked(check_cpu_list))]
+        cpus: Option<String>,
+        /// credit2 weight, 1 to 65535 (Xen's default 256).
+        #[arg(long)]
+        weight: Option<u32>,
+        /// credit2 cap in percent of one physical CPU, 0 for none.
+        #[arg(long)]
+        cap: Option<u32>,
+    },
+    /// Grow a guest's disk (live: the guest's root grows with it) or shrink it (the guest off,
+    /// file system first).
+    Resize {
+        /// The guest whose disk to resize.
+        name: String,
+        /// The disk's new size, e.g. 8G.
+        #[arg(value_parser = size)]
+        size: Size,
+    },
+    /// LVM snapshots of a guest's disk: create, list, rollback, rm.
+    Snapshot {
+        /// The guest whose disk to snapshot.
+        name: String,
+        /// What to do.
+        action: SnapshotAction,
+        /// The snapshot's name (for create, rollback and rm).
+        #[arg(value_parser = checked(storage::check_snapshot_name))]
+        snapshot: Option<String>,
+        /// Room for what changes after the snapshot [default: a fifth of the disk].
+        #[arg(long, value_parser = size)]
+        size: Option<Size>,
+    },
+    /// Write a guest's definition and disk to FILE, compressed and checksummed; a backup that
+    /// stopped goes on where it stopped. A running guest is read through a snapshot.
+    Backup {
+        /// The guest to back up.
+        name: String,
+        /// The backup file.
+        file: PathBuf,
+    },
+    /// Mount a stopped guest's partition on DIR in the dom0, read-only unless --rw.
+    Mount {
+        /// The guest whose disk to mount.
+        name: String,
+        /// Where to mount it.
+        dir: PathBuf,
+        /// Mount it writable.
+        #[arg(long)]
+        rw: bool,
+        /// The partition to mount.
+        #[arg(long, default_value_t = 1)]
+        partition: u32,
+    },
+    /// Undo `mount`.
+    Umount {
+        /// The guest whose disk to unmount.
+        name: String,
+    },
+    /// What each domain uses, refreshed: CPU %, memory, disk and network I/O (like xm top).
+    Top {
+        /// Print each refresh as one line of JSON.
+        #[arg(long)]
+        json: bool,
+        /// Plain rows, no screen control (for scripts and logs).
+        #[arg(short, long)]
+        batch: bool,
+        /// Stop after this many refreshes [default: 1 with --json or --batch, else never].
+        #[arg(short = 'n', long)]
+        iterations: Option<u32>,
+        /// Time between refreshes, e.g. 2s.
+        #[arg(short, long, default_value = "2s", value_parser = humantime::parse_duration)]
+        delay: std::time::Duration,
+    },
+    /// Debootstrap a Debian OS's base system into the cache, where `new --method debootstrap`
+    /// unpacks it (the first such guest does this itself). On any Debian machine of the same
+    /// release: a faster one may prepare it, and the file be copied into the dom0's cache. Prints
+    /// its path.
+    PrepareBase {
+        /// OS profile, e.g. debian12.
+        os: String,
+        /// The Debian mirror [default: the repo server's cache, http://127.0.0.1:REPO-PORT/debian].
+        #[arg(long, value_parser = settings::check_url)]
+        mirror: Option<String>,
     },
     /// Fetch an OS's installer kernel and initrd into the cache, checked against its tree's
     /// checksum list (SHA256SUMS or .treeinfo); `new` does this itself. Prints their paths.

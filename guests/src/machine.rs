@@ -8,17 +8,36 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use xenprov_core::guest::Guest;
 use xenprov_core::size::Size;
 use xenprov_sys::Cmd;
 
-/// A running domain, as `xl list -l` and `xl uptime` describe it.
+use crate::debootstrap::Mirror;
+
+/// A domain, as `xl list -l`, `xl list` and `xl uptime` describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Domain {
     pub name: String,
     pub domid: u32,
+    /// What it has now (`xl list`'s Mem and VCPUs), and the most it may have while it runs.
     pub memory_mib: u64,
     pub vcpus: u32,
+    pub maxmem_mib: u64,
+    pub max_vcpus: u32,
     pub uptime_secs: Option<u64>,
+    pub run: Run,
+}
+
+/// What `xl list`'s State column says of a domain that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Run {
+    /// Running or blocked (`r`, `b`, or nothing: waiting for a CPU).
+    Running,
+    Paused,
+    /// Shut down or dying: on its way out.
+    Ending,
+    Crashed,
 }
 
 pub trait Machine {
@@ -33,7 +52,25 @@ pub trait Machine {
     fn bridge_address(&self, bridge: &str) -> Result<Option<Ipv4Addr>>;
     fn xl_create(&self, config: &Path) -> Result<()>;
     fn xl_destroy(&self, name: &str) -> Result<()>;
+    /// Any other `xl` verb (shutdown, pause, mem-set, save, …); its standard output.
+    fn xl(&self, args: &[&str]) -> Result<String>;
+    /// Any other lvm2 tool (lvextend, lvs, lvcreate -s, …); its standard output.
+    fn lvm(&self, args: &[&str]) -> Result<String>;
     fn domains(&self) -> Result<Vec<Domain>>;
+    /// Every domain's counters now, for `top`.
+    fn counters(&self) -> Result<Vec<crate::top::Counters>>;
+    /// Physical CPUs Xen has (`xl info`'s nr_cpus).
+    fn host_cpus(&self) -> Result<u32>;
+    /// Whether process `pid` of the dom0 still runs.
+    fn alive(&self, pid: u32) -> bool;
+    /// Installs `guest` onto its new volume with debootstrap (see [`crate::debootstrap`]).
+    fn debootstrap(
+        &self,
+        guest: &Guest,
+        mirror: &Mirror,
+        cache: &Path,
+        say: &mut dyn FnMut(String),
+    ) -> Result<()>;
     /// The body of a `200 OK` answer to `GET url`; any other answer is an error naming the URL.
     fn fetch(&self, url: &str) -> Result<Vec<u8>>;
 }
@@ -74,6 +111,14 @@ impl Machine for Dom0 {
     }
 
     fn lv_remove(&self, vg: &str, lv: &str) -> Result<()> {
+        // A loop device left attached by a build or mount that was killed holds the volume open.
+        let path = format!("/dev/{vg}/{lv}");
+        let loops = Cmd::new(&["losetup", "-j", &path])
+            .run()
+            .unwrap_or_default();
+        for dev in loops.lines().filter_map(|l| l.split(':').next()) {
+            Cmd::new(&["losetup", "-d", dev]).run()?;
+        }
         Cmd::new(&["lvremove", "--yes", &format!("{vg}/{lv}")])
             .run()
             .map(drop)
@@ -82,6 +127,56 @@ impl Machine for Dom0 {
     fn bridge_address(&self, bridge: &str) -> Result<Option<Ipv4Addr>> {
         let out = Cmd::new(&["ip", "-4", "-o", "addr", "show", "dev", bridge]).run()?;
         Ok(parse_ip_addr(&out))
+    }
+
+    fn host_cpus(&self) -> Result<u32> {
+        let info = Cmd::new(&["xl", "info"]).run()?;
+        info_field(&info, "nr_cpus")
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("`xl info` has no nr_cpus"))
+    }
+
+    fn alive(&self, pid: u32) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    fn counters(&self) -> Result<Vec<crate::top::Counters>> {
+        let mut all = crate::top::parse_xl_list(&Cmd::new(&["xl", "list"]).run()?);
+        // blkback's and netback's counters, one directory per disk and per vif of a domain.
+        let sum = |dir: &str, prefix: &str, file: &str| -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .filter_map(|e| std::fs::read_to_string(e.path().join(file)).ok())
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .sum()
+        };
+        for c in &mut all {
+            let vbd = format!("vbd-{}-", c.domid);
+            let vif = format!("vif{}.", c.domid);
+            let disks = "/sys/bus/xen-backend/devices";
+            c.read_bytes = sum(disks, &vbd, "statistics/rd_sect") * 512;
+            c.written_bytes = sum(disks, &vbd, "statistics/wr_sect") * 512;
+            c.net_tx_bytes = sum("/sys/class/net", &vif, "statistics/rx_bytes");
+            c.net_rx_bytes = sum("/sys/class/net", &vif, "statistics/tx_bytes");
+        }
+        Ok(all)
+    }
+
+    fn debootstrap(
+        &self,
+        guest: &Guest,
+        mirror: &Mirror,
+        cache: &Path,
+        say: &mut dyn FnMut(String),
+    ) -> Result<()> {
+        // Its own mount namespace: the guest's root and the chroot's /proc, /sys and /dev are
+        // gone with the process, however it ends, and no service of the dom0 ever sees them.
+        xenprov_sys::mount::private_namespace()?;
+        crate::debootstrap::install(guest, mirror, cache, say)
     }
 
     fn hvm(&self) -> Result<bool> {
@@ -100,10 +195,19 @@ impl Machine for Dom0 {
         Cmd::new(&["xl", "destroy", name]).run().map(drop)
     }
 
+    fn xl(&self, args: &[&str]) -> Result<String> {
+        Cmd::new(&["xl"]).args(args).run()
+    }
+
+    fn lvm(&self, args: &[&str]) -> Result<String> {
+        Cmd::new(args).run()
+    }
+
     fn domains(&self) -> Result<Vec<Domain>> {
         let list = Cmd::new(&["xl", "list", "-l"]).run()?;
+        let states = Cmd::new(&["xl", "list"]).run()?;
         let uptime = Cmd::new(&["xl", "uptime"]).run()?;
-        parse_domains(&list, &uptime)
+        parse_domains(&list, &states, &uptime)
     }
 
     fn fetch(&self, url: &str) -> Result<Vec<u8>> {
@@ -135,13 +239,18 @@ fn parse_vgs(out: &str) -> Result<BTreeMap<String, Size>> {
         .collect()
 }
 
+/// The value of `xl info`'s `KEY : VALUE` line.
+fn info_field<'a>(info: &'a str, key: &str) -> Option<&'a str> {
+    info.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == key).then_some(v)
+    })
+}
+
 /// The words of `xl info`'s `virt_caps : pv hvm hap ...` line.
 fn parse_virt_caps(info: &str) -> Vec<String> {
-    info.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == "virt_caps").then(|| v.split_whitespace().map(str::to_string).collect())
-        })
+    info_field(info, "virt_caps")
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default()
 }
 
@@ -166,7 +275,32 @@ fn parse_uptime(s: &str) -> Option<u64> {
     Some(days * 86400 + secs)
 }
 
-fn parse_domains(list_json: &str, uptime: &str) -> Result<Vec<Domain>> {
+/// `xl list` by name: Mem, VCPUs and the State column (`r-----`, `-b----`, `--p---`, `---s--`,
+/// `----c-`, `-----d`).
+fn parse_runs(list: &str) -> BTreeMap<String, (u64, u32, Run)> {
+    list.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (name, flags) = (f.first()?, f.get(4)?.as_bytes());
+            let (mem, vcpus) = (f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?);
+            let has = |i: usize, c: u8| flags.get(i) == Some(&c);
+            let run = if has(4, b'c') {
+                Run::Crashed
+            } else if has(3, b's') || has(5, b'd') {
+                Run::Ending
+            } else if has(2, b'p') {
+                Run::Paused
+            } else {
+                Run::Running
+            };
+            Some((name.to_string(), (mem, vcpus, run)))
+        })
+        .collect()
+}
+
+fn parse_domains(list_json: &str, states: &str, uptime: &str) -> Result<Vec<Domain>> {
+    let runs = parse_runs(states);
     let v: serde_json::Value =
         serde_json::from_str(list_json).context("reading the JSON of `xl list -l`")?;
     let mut ups = BTreeMap::new();
@@ -186,12 +320,20 @@ fn parse_domains(list_json: &str, uptime: &str) -> Result<Vec<Domain>> {
             continue;
         };
         let b = &cfg["b_info"];
+        let max_vcpus = b["max_vcpus"].as_u64().unwrap_or(0) as u32;
+        // A domain that ended between the two listings is not listed.
+        let Some(&(memory_mib, vcpus, run)) = runs.get(name) else {
+            continue;
+        };
         out.push(Domain {
             name: name.to_string(),
             domid: d["domid"].as_u64().unwrap_or(0) as u32,
-            memory_mib: b["target_memkb"].as_u64().unwrap_or(0) / 1024,
-            vcpus: b["max_vcpus"].as_u64().unwrap_or(0) as u32,
+            memory_mib,
+            vcpus,
+            maxmem_mib: b["max_memkb"].as_u64().unwrap_or(0) / 1024,
+            max_vcpus,
             uptime_secs: ups.get(name).copied(),
+            run,
         });
     }
     Ok(out)
@@ -223,8 +365,10 @@ mod tests {
         let list = r#"[{"domid":0,"config":{"c_info":{"type":"pv","name":"Domain-0"},"b_info":{"max_vcpus":2,"max_memkb":1048576,"target_memkb":1048576}}},
                       {"domid":3,"config":{"c_info":{"type":"pvh","name":"web1"},"b_info":{"max_vcpus":1,"max_memkb":524288,"target_memkb":524288}}}]"#;
         let up = "Name                                ID Uptime\nDomain-0                             0  1 day,  2:03:04\nweb1                                 3  0:01:02\n";
-        let d = parse_domains(list, up).unwrap();
+        let states = "Name                                        ID   Mem VCPUs\tState\tTime(s)\nDomain-0                                     0   700     2     r-----      50.3\nweb1                                         3   512     1     --p---       3.2\n";
+        let d = parse_domains(list, states, up).unwrap();
         assert_eq!(d.len(), 2);
+        assert_eq!(d[0].run, Run::Running);
         assert_eq!(d[0].uptime_secs, Some(86400 + 7384));
         assert_eq!(
             d[1],
@@ -233,8 +377,18 @@ mod tests {
                 domid: 3,
                 memory_mib: 512,
                 vcpus: 1,
-                uptime_secs: Some(62)
+                maxmem_mib: 512,
+                max_vcpus: 1,
+                uptime_secs: Some(62),
+                run: Run::Paused,
             }
+        );
+        let runs = parse_runs(
+            "Name ID Mem VCPUs State Time(s)\na 1 1 1 -b---- 1\nb 2 1 1 ---s-- 1\nc 3 1 1 ----c- 1\nd 4 1 1 -----d 1\n",
+        );
+        assert_eq!(
+            runs.values().map(|r| r.2).collect::<Vec<_>>(),
+            [Run::Running, Run::Ending, Run::Crashed, Run::Ending]
         );
     }
 }

@@ -39,6 +39,10 @@ fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
     let cfg = Config::load(&cli.config)?;
+    // Nor does this need a registry: it may run on a build machine.
+    if let Verb::PrepareBase { os, mirror } = &cli.verb {
+        return verbs::prepare_base(&cfg, &templates(&cfg)?, os, mirror.clone());
+    }
     let registry = Registry::open(&cfg.paths.registry, templates(&cfg)?)?;
     let env = Env {
         config: &cfg,
@@ -68,6 +72,58 @@ fn run(cli: Cli) -> Result<()> {
             keep_disk,
             force,
         } => verbs::rm(&env, &name, keep_disk, force),
-        Verb::Docs { .. } => unreachable!("written before the settings are read"),
+        Verb::Start { name } => verbs::start(&env, &name),
+        Verb::Stop { name, timeout } => verbs::stop(&env, &name, timeout),
+        Verb::Reboot { name } => verbs::simple(&env, &name, "reboot"),
+        Verb::Destroy { name } => verbs::simple(&env, &name, "destroy"),
+        Verb::Pause { name } => verbs::simple(&env, &name, "pause"),
+        Verb::Unpause { name } => verbs::simple(&env, &name, "unpause"),
+        Verb::Console { name } => verbs::console(&env, &name),
+        Verb::Save { name, file } => verbs::save(&env, &name, &file),
+        Verb::Restore { file } => verbs::restore(&env, &file),
+        Verb::Set {
+            name,
+            memory,
+            maxmem,
+            vcpus,
+            cpus,
+            weight,
+            cap,
+        } => verbs::set(
+            &env,
+            &name,
+            &xenprov_guest::lifecycle::Changes {
+                memory,
+                maxmem,
+                vcpus,
+                cpus,
+                weight,
+                cap,
+            },
+        ),
+        Verb::Resize { name, size } => verbs::resize(&env, &name, size),
+        Verb::Snapshot {
+            name,
+            action,
+            snapshot,
+            size,
+        } => verbs::snapshot(&env, &name, action, snapshot.as_deref(), size),
+        Verb::Backup { name, file } => verbs::backup_cmd(&env, &name, &file),
+        Verb::Mount {
+            name,
+            dir,
+            rw,
+            partition,
+        } => verbs::mount(&env, &name, &dir, partition, rw),
+        Verb::Umount { name } => verbs::umount(&env, &name),
+        Verb::Top {
+            json,
+            batch,
+            iterations,
+            delay,
+        } => verbs::top(&env, json, batch, iterations, delay),
+        Verb::Docs { .. } | Verb::PrepareBase { .. } => {
+            unreachable!("done before the registry is opened")
+        }
     }
 }

@@ -9,8 +9,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use xenprov_core::guest::{Guest, Host, OsProfile};
 
-use crate::machine::{Domain, Machine};
-use xenprov_core::guest_render::{Output, Source, render};
+use crate::machine::{Domain, Machine, Run};
+use xenprov_core::guest::Method;
+use xenprov_core::guest_render::{Output, Source, render, run_config};
 use xenprov_registry::settings::Config;
 use xenprov_registry::{Registry, State, Status};
 
@@ -23,7 +24,7 @@ pub struct Env<'a> {
 }
 
 impl Env<'_> {
-    fn run_config(&self, name: &str) -> PathBuf {
+    pub fn run_config(&self, name: &str) -> PathBuf {
         self.config.paths.xen.join(format!("{name}.cfg"))
     }
 
@@ -48,25 +49,37 @@ impl Env<'_> {
         })
     }
 
-    fn domain(&self, name: &str) -> Result<Option<Domain>> {
+    pub fn domain(&self, name: &str) -> Result<Option<Domain>> {
         Ok(self.machine.domains()?.into_iter().find(|d| d.name == name))
     }
 
-    /// Where this guest's install comes from: the repo server as the guest sees it.
-    fn source(&self, guest: &Guest, os: &OsProfile) -> Result<Source> {
-        let repo_url = match &self.config.repo_url {
+    /// Writes the run-phase xl config from the definition.
+    pub fn write_run_config(&self, guest: &Guest) -> Result<()> {
+        let text = run_config(self.registry.templates(), guest, self.os(guest)?)?;
+        let path = self.run_config(&guest.name);
+        fs::create_dir_all(&self.config.paths.xen)?;
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The repo server's URL as a guest on `bridge` reaches it.
+    fn repo_url(&self, bridge: &str) -> Result<String> {
+        Ok(match &self.config.repo_url {
             Some(u) => u.clone(),
             None => {
-                let ip = self.machine.bridge_address(&guest.bridge)?.ok_or_else(|| {
+                let ip = self.machine.bridge_address(bridge)?.ok_or_else(|| {
                     anyhow!(
-                        "the dom0 has no IPv4 address on bridge {}, so guests cannot reach its repo server; set repo-url in {}",
-                        guest.bridge,
+                        "the dom0 has no IPv4 address on bridge {bridge}, so guests cannot reach its repo server; set repo-url in {}",
                         xenprov_registry::settings::DEFAULT_PATH
                     )
                 })?;
                 format!("http://{ip}:{}", self.config.repo_port)
             }
-        };
+        })
+    }
+
+    /// Where this guest's install comes from: the repo server as the guest sees it.
+    fn source(&self, guest: &Guest, os: &OsProfile) -> Result<Source> {
+        let repo_url = self.repo_url(&guest.bridge)?;
         let tree_url = self.config.tree_url(&os.id, &os.tree, &repo_url);
         let installer = crate::installer::fetch(self.machine, self.config, os, &tree_url)?;
         Ok(Source {
@@ -94,10 +107,13 @@ pub fn check(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
 /// `xl create` of the install phase. Returns once the installer is booting.
 pub fn create(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
     let guest = check(env, src, origin)?;
+    if guest.method == Method::Debootstrap {
+        return build(env, guest, &mut |l| println!("{l}"));
+    }
     let os = env.os(&guest)?;
     let source = env.source(&guest, os)?;
     let templates = env.registry.templates();
-    let run_cfg = render(templates, &guest, os, &source, "", Output::XlRun)?;
+    let run_cfg = run_config(templates, &guest, os)?;
     let now = (env.now)();
     env.registry.create(&guest, now)?;
     if let Err(e) = env
@@ -122,6 +138,47 @@ pub fn create(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
             .fail(&guest.name, &format!("xl create failed: {e:#}"), now)?;
         return Err(e.context(format!("starting the installer of guest `{}`", guest.name)));
     }
+    Ok(guest)
+}
+
+/// `method = "debootstrap"`: the dom0 installs the guest into its volume itself, then starts it
+/// from its own disk. Returns once it is started.
+pub fn build(env: &Env<'_>, guest: Guest, say: &mut dyn FnMut(String)) -> Result<Guest> {
+    let os = env.os(&guest)?;
+    let suite = os
+        .release
+        .clone()
+        .expect("parse allows debootstrap only with a suite");
+    // The dom0 reaches its own repo server on loopback; the guest, on its bridge.
+    let local = format!("http://127.0.0.1:{}", env.config.repo_port);
+    let mirror = crate::debootstrap::Mirror {
+        suite,
+        for_dom0: env.config.tree_url(&os.id, &os.tree, &local),
+        for_guest: env
+            .config
+            .tree_url(&os.id, &os.tree, &env.repo_url(&guest.bridge)?),
+    };
+    let now = (env.now)();
+    env.registry.create(&guest, now)?;
+    if let Err(e) = env
+        .machine
+        .lv_create(&guest.vg, &guest.lv_name(), guest.disk)
+    {
+        env.registry.remove(&guest.name)?;
+        return Err(e.context(format!("creating the disk of guest `{}`", guest.name)));
+    }
+    let timeout = env.config.install_timeout.as_secs();
+    env.registry
+        .begin_build(&guest.name, std::process::id(), timeout, now)?;
+    let cache = crate::debootstrap::cache_dir(env.config);
+    if let Err(e) = env.machine.debootstrap(&guest, &mirror, &cache, say) {
+        env.registry
+            .fail(&guest.name, &format!("{e:#}"), (env.now)())?;
+        return Err(e.context(format!("installing guest `{}`", guest.name)));
+    }
+    env.write_run_config(&guest)?;
+    env.registry.built(&guest.name, (env.now)())?;
+    start_run(env, &guest, &mut std::thread::sleep)?;
     Ok(guest)
 }
 
@@ -190,7 +247,11 @@ fn failure(env: &Env<'_>, name: &str, st: &Status) -> String {
     msg
 }
 
-fn start_run(env: &Env<'_>, guest: &Guest, sleep: &mut dyn FnMut(Duration)) -> Result<()> {
+pub(crate) fn start_run(
+    env: &Env<'_>,
+    guest: &Guest,
+    sleep: &mut dyn FnMut(Duration),
+) -> Result<()> {
     let cfg = env.run_config(&guest.name);
     // A domain that has just been destroyed can hold its name for a moment while it dies.
     let mut tries = 0;
@@ -219,21 +280,36 @@ pub struct Row {
     pub os: String,
     #[serde(rename = "type")]
     pub kind: String,
-    /// defined, installing, installed, running or failed.
+    /// defined, installing, running, paused, stopping, crashed, stopped or failed.
     pub state: String,
     pub memory_mib: u64,
     pub vcpus: u32,
     pub uptime_secs: Option<u64>,
 }
 
-fn shown_state(st: &Status, dom: Option<&Domain>) -> &'static str {
+/// What `list` says: the registry's state and the domain as Xen has it now, whoever started,
+/// paused or stopped it.
+fn shown_state(st: &Status, dom: Option<&Domain>, machine: &dyn Machine) -> &'static str {
     match (st.state, dom) {
-        (State::Installed, Some(_)) if st.switched.is_some() => "running",
+        (State::Installed, Some(d)) if st.switched.is_some() => match d.run {
+            Run::Running => "running",
+            Run::Paused => "paused",
+            Run::Ending => "stopping",
+            Run::Crashed => "crashed",
+        },
         (State::Defined, _) => "defined",
+        // Installed by the dom0 itself: installing while that process lives.
+        (State::Installing, _) if st.builder_pid.is_some() => {
+            if st.builder_pid.is_some_and(|p| machine.alive(p)) {
+                "installing"
+            } else {
+                "failed"
+            }
+        }
         // The installer reports done before it powers off: a domain gone without it has failed.
         (State::Installing, None) => "failed",
         (State::Installing, Some(_)) | (State::Installed, Some(_)) => "installing",
-        (State::Installed, None) => "installed",
+        (State::Installed, None) => "stopped",
         (State::Failed, _) => "failed",
     }
 }
@@ -248,7 +324,7 @@ pub fn list(env: &Env<'_>) -> Result<Vec<Row>> {
             let r = env.registry.record(&name, now)?;
             let dom = domains.iter().find(|d| d.name == name);
             Ok(Row {
-                state: shown_state(&r.status, dom).to_string(),
+                state: shown_state(&r.status, dom, env.machine).to_string(),
                 os: r.guest.os.clone(),
                 kind: r.guest.kind.to_string(),
                 memory_mib: dom.map_or(r.guest.memory.as_mib(), |d| d.memory_mib),
@@ -277,7 +353,7 @@ pub fn show(env: &Env<'_>, name: &str) -> Result<Details> {
     let domain = env.domain(name)?;
     let log = env.registry.log_path(name)?;
     Ok(Details {
-        state: shown_state(&r.status, domain.as_ref()).to_string(),
+        state: shown_state(&r.status, domain.as_ref(), env.machine).to_string(),
         definition: r.guest,
         status: r.status,
         domain,
@@ -324,6 +400,7 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::path::Path;
 
+    use xenprov_core::guest::Guest;
     use xenprov_core::render::Templates;
     use xenprov_core::size::Size;
 
@@ -339,6 +416,9 @@ mod tests {
         running: RefCell<Vec<String>>,
         /// What `fetch` answers with 200, by URL; every other URL is a 404.
         served: RefCell<BTreeMap<String, Vec<u8>>>,
+        paused: RefCell<Vec<String>>,
+        /// What `lvm` prints for `lvs`.
+        lvs: RefCell<String>,
     }
 
     impl Machine for Fake {
@@ -388,6 +468,46 @@ mod tests {
             self.log.borrow_mut().push(format!("xl destroy {name}"));
             Ok(())
         }
+        fn xl(&self, args: &[&str]) -> Result<String> {
+            match args {
+                ["pause", n] => self.paused.borrow_mut().push(n.to_string()),
+                ["unpause", n] => self.paused.borrow_mut().retain(|p| p != n),
+                ["shutdown", n] => self.running.borrow_mut().retain(|p| p != n),
+                _ => {}
+            }
+            self.log.borrow_mut().push(format!("xl {}", args.join(" ")));
+            Ok(String::new())
+        }
+        fn lvm(&self, args: &[&str]) -> Result<String> {
+            self.log.borrow_mut().push(args.join(" "));
+            Ok(if args[0] == "lvs" {
+                self.lvs.borrow().clone()
+            } else {
+                String::new()
+            })
+        }
+        fn host_cpus(&self) -> Result<u32> {
+            Ok(2)
+        }
+        fn counters(&self) -> Result<Vec<crate::top::Counters>> {
+            Ok(Vec::new())
+        }
+        fn alive(&self, pid: u32) -> bool {
+            pid == std::process::id()
+        }
+        fn debootstrap(
+            &self,
+            guest: &Guest,
+            mirror: &crate::debootstrap::Mirror,
+            _: &Path,
+            _: &mut dyn FnMut(String),
+        ) -> Result<()> {
+            self.log.borrow_mut().push(format!(
+                "debootstrap {} {} from {} for {}",
+                guest.name, mirror.suite, mirror.for_dom0, mirror.for_guest
+            ));
+            Ok(())
+        }
         fn domains(&self) -> Result<Vec<Domain>> {
             Ok(self
                 .running
@@ -398,7 +518,14 @@ mod tests {
                     domid: 7,
                     memory_mib: 1024,
                     vcpus: 1,
+                    maxmem_mib: 1024,
+                    max_vcpus: 1,
                     uptime_secs: Some(5),
+                    run: if self.paused.borrow().contains(n) {
+                        Run::Paused
+                    } else {
+                        Run::Running
+                    },
                 })
                 .collect())
         }
@@ -603,6 +730,119 @@ mod tests {
                 .iter()
                 .any(|l| l.starts_with("lvremove"))
         );
+    }
+
+    #[test]
+    fn a_debootstrap_guest_is_built_in_the_dom0_and_started_from_its_disk() {
+        let lab = Lab::new();
+        let env = lab.env();
+        let src = def("web1").replace("type = \"pvh\"", "type = \"pv\"\nmethod = \"debootstrap\"");
+        create(&env, &src, "web1.toml").unwrap();
+        assert_eq!(
+            *lab.fake.log.borrow(),
+            [
+                "lvcreate dsk/web1-disk 8G",
+                "debootstrap web1 bookworm from http://127.0.0.1:8080/debian for http://10.0.2.15:8080/debian",
+                "xl create web1.cfg",
+            ],
+            "no installer is fetched, no installer domain"
+        );
+        let st = lab.registry.status("web1", 1000).unwrap();
+        assert_eq!((st.state, st.token_sha256), (State::Installed, None));
+        assert_eq!(list(&env).unwrap()[0].state, "running");
+    }
+
+    #[test]
+    fn list_tells_the_domain_s_state_whoever_changed_it() {
+        let lab = Lab::new();
+        let env = lab.env();
+        let src = def("web1").replace("type = \"pvh\"", "type = \"pv\"\nmethod = \"debootstrap\"");
+        create(&env, &src, "web1.toml").unwrap();
+        use crate::lifecycle::{self, Changes, Stopped};
+        let refused = |r: Result<()>, want: &str| {
+            let e = r.unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+            assert_eq!(
+                e.downcast_ref::<xenprov_core::exit::Status>()
+                    .map(|s| s.code),
+                Some(xenprov_core::exit::REFUSED),
+                "{e}"
+            );
+        };
+        refused(lifecycle::start(&env, "web1"), "already running (domain 7)");
+        lifecycle::pause(&env, "web1", true).unwrap();
+        assert_eq!(list(&env).unwrap()[0].state, "paused");
+        refused(lifecycle::pause(&env, "web1", true), "already paused");
+        lifecycle::pause(&env, "web1", false).unwrap();
+        refused(lifecycle::pause(&env, "web1", false), "is not paused");
+        refused(
+            crate::storage::mount(&env, "web1", Path::new("/mnt"), 1, false).map(drop),
+            "running (domain 7): its disk is mounted only with it off",
+        );
+        // Shut down by hand with xl: the tool sees it.
+        lab.fake.running.borrow_mut().clear();
+        assert_eq!(list(&env).unwrap()[0].state, "stopped");
+        refused(
+            lifecycle::pause(&env, "web1", true),
+            "is not running: xenprov-guest start web1",
+        );
+        lifecycle::start(&env, "web1").unwrap();
+        assert_eq!(
+            lifecycle::stop(&env, "web1", Duration::from_secs(5), &mut |_| {}).unwrap(),
+            Stopped::Clean(Duration::ZERO)
+        );
+        lifecycle::start(&env, "web1").unwrap();
+
+        let set = |c: Changes| lifecycle::set(&env, "web1", &c);
+        let e = set(Changes {
+            vcpus: Some(3),
+            ..Changes::default()
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("3 vCPUs is more than this host's 2 physical CPUs"),
+            "{e}"
+        );
+        let e = set(Changes {
+            cpus: Some("1-2".into()),
+            ..Changes::default()
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("names CPU 2, but this host has CPUs 0 to 1"),
+            "{e}"
+        );
+        let e = set(Changes {
+            memory: Some(Size::gib(2)),
+            maxmem: Some(Size::gib(1)),
+            ..Changes::default()
+        })
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("maxmem: 1G is less than memory = 2G"),
+            "{e:#}"
+        );
+        lab.fake.log.borrow_mut().clear();
+        let said = set(Changes {
+            memory: Some(Size::mib(768)),
+            vcpus: Some(2),
+            ..Changes::default()
+        })
+        .unwrap();
+        assert_eq!(*lab.fake.log.borrow(), ["xl mem-set web1 768m"]);
+        assert_eq!(said[0], "memory 768M now");
+        assert_eq!(
+            said[1],
+            "2 vCPUs at its next boot (it booted with at most 1)"
+        );
+        let run = fs::read_to_string(lab.dir.path().join("xen/web1.cfg")).unwrap();
+        assert!(
+            run.contains("memory = 768\n") && run.contains("vcpus = 2\n"),
+            "{run}"
+        );
+        assert_eq!(lab.registry.guest("web1").unwrap().memory, Size::mib(768));
     }
 
     #[test]

@@ -4,14 +4,18 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
+use std::io::Read;
+
 use anyhow::{Context, Result, bail};
-use xenprov_core::guest::{Family, Guest, Host};
+use xenprov_core::guest::{Family, Guest, Host, Method};
 use xenprov_core::guest_render::{Output, RENDER_ONLY_TOKEN, Source, render};
 use xenprov_core::password;
 use xenprov_core::size::Size;
+use xenprov_guest::lifecycle::{self, Stopped};
 use xenprov_guest::ops::{self, Env};
+use xenprov_guest::{backup, storage, top};
 
-use crate::cli::{DefinitionFlags, Phase, What};
+use crate::cli::{DefinitionFlags, Phase, SnapshotAction, What};
 
 pub fn fetch_installer(env: &Env<'_>, id: &str, repo_url: Option<String>) -> Result<()> {
     let os = env.registry.catalog().get(id).with_context(|| {
@@ -176,6 +180,7 @@ pub fn definition(env: &Env<'_>, name: &str, f: DefinitionFlags) -> Result<Strin
     for (k, v) in [
         ("os", os),
         ("type", kind),
+        ("method", f.method),
         ("memory", memory),
         ("disk", disk),
         ("vg", f.vg),
@@ -241,6 +246,13 @@ pub fn new(
         bail!("{origin} defines guest `{}`, not `{name}`", guest.name);
     }
     let guest = ops::create(env, &src, &origin)?;
+    if guest.method == Method::Debootstrap {
+        println!(
+            "{}: running from its own disk ({} {}, {} memory, {} disk on {}); console: xenprov-guest console {}",
+            guest.name, guest.os, guest.kind, guest.memory, guest.disk, guest.vg, guest.name
+        );
+        return Ok(());
+    }
     println!(
         "{}: installer started ({} {}, {} memory, {} disk on {}); console: xl console {}",
         guest.name, guest.os, guest.kind, guest.memory, guest.disk, guest.vg, guest.name
@@ -335,5 +347,263 @@ pub fn rm(env: &Env<'_>, name: &str, keep_disk: bool, force: bool) -> Result<()>
         "removed guest {name}{}",
         if keep_disk { " (disk kept)" } else { "" }
     );
+    Ok(())
+}
+
+pub fn start(env: &Env<'_>, name: &str) -> Result<()> {
+    lifecycle::start(env, name)?;
+    println!("{name}: started from its own disk; console: xenprov-guest console {name}");
+    Ok(())
+}
+
+pub fn stop(env: &Env<'_>, name: &str, timeout: Duration) -> Result<()> {
+    match lifecycle::stop(env, name, timeout, &mut std::thread::sleep)? {
+        Stopped::Clean(t) => println!("{name}: shut down in {}", duration(Some(t.as_secs()))),
+        Stopped::Destroyed => println!(
+            "{name}: still up after {}; destroyed",
+            duration(Some(timeout.as_secs()))
+        ),
+    }
+    Ok(())
+}
+
+/// The one-word verbs on a domain.
+pub fn simple(env: &Env<'_>, name: &str, verb: &str) -> Result<()> {
+    match verb {
+        "reboot" => lifecycle::reboot(env, name)?,
+        "destroy" => lifecycle::destroy(env, name)?,
+        "pause" => lifecycle::pause(env, name, true)?,
+        "unpause" => lifecycle::pause(env, name, false)?,
+        _ => unreachable!("{verb} is not a domain verb"),
+    }
+    println!("{name}: {verb} done");
+    Ok(())
+}
+
+pub fn console(env: &Env<'_>, name: &str) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    lifecycle::domain_of(env, name)?;
+    let e = std::process::Command::new("xl")
+        .args(["console", name])
+        .exec();
+    Err(e).context("running xl console")
+}
+
+pub fn save(env: &Env<'_>, name: &str, file: &Path) -> Result<()> {
+    lifecycle::save(env, name, file)?;
+    println!(
+        "{name}: saved to {}; xenprov-guest restore {} resumes it",
+        file.display(),
+        file.display()
+    );
+    Ok(())
+}
+
+pub fn restore(env: &Env<'_>, file: &Path) -> Result<()> {
+    let mut head = [0u8; 40];
+    let n = std::fs::File::open(file)
+        .and_then(|mut f| f.read(&mut head))
+        .with_context(|| format!("reading {}", file.display()))?;
+    let head = &head[..n];
+    if head.starts_with(lifecycle::XL_SAVE_MAGIC) {
+        lifecycle::restore_saved(env, file)?;
+        println!("resumed the guest saved in {}", file.display());
+    } else if head.starts_with(backup::MAGIC) {
+        let g = backup::restore(env, file)?;
+        println!(
+            "{}: restored from {} (stopped; xenprov-guest start {})",
+            g.name,
+            file.display(),
+            g.name
+        );
+    } else {
+        bail!(
+            "{} is neither a file of `xenprov-guest save` (xl's save image) nor of `xenprov-guest backup`",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn set(env: &Env<'_>, name: &str, c: &lifecycle::Changes) -> Result<()> {
+    for line in lifecycle::set(env, name, c)? {
+        println!("{name}: {line}");
+    }
+    Ok(())
+}
+
+pub fn resize(env: &Env<'_>, name: &str, to: Size) -> Result<()> {
+    match storage::resize(env, name, to)? {
+        storage::Resized::Grown { to, live: true } => println!(
+            "{name}: disk grown to {to}; the running guest sees it at its next disk access, and its root grows with it"
+        ),
+        storage::Resized::Grown { to, live: false } => {
+            println!("{name}: disk grown to {to}; its root grows at its next boot")
+        }
+        storage::Resized::Shrunk { to } => {
+            println!("{name}: file system, partition and disk shrunk to {to}")
+        }
+    }
+    Ok(())
+}
+
+pub fn snapshot(
+    env: &Env<'_>,
+    name: &str,
+    action: SnapshotAction,
+    snap: Option<&str>,
+    size: Option<Size>,
+) -> Result<()> {
+    let need = || {
+        snap.ok_or_else(|| {
+            anyhow::anyhow!(
+                "give the snapshot's name: xenprov-guest snapshot {name} ACTION SNAPSHOT"
+            )
+        })
+    };
+    match action {
+        SnapshotAction::Create => {
+            let s = storage::snapshot_create(env, name, need()?, size)?;
+            println!(
+                "{name}: snapshot {} taken ({} of room for changes)",
+                s.name, s.size
+            );
+        }
+        SnapshotAction::List => {
+            println!("{:<24} {:>10} {:>6}  created", "snapshot", "size", "used");
+            for s in storage::snapshot_list(env, name)? {
+                let warn = if s.used_percent >= 100.0 {
+                    "  INVALID: full, LVM dropped it"
+                } else if s.used_percent >= 80.0 {
+                    "  nearly full: remove it, or grow it with lvextend"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:<24} {:>10} {:>5.1}%  {}{warn}",
+                    s.name,
+                    s.size.to_string(),
+                    s.used_percent,
+                    s.created
+                );
+            }
+        }
+        SnapshotAction::Rollback => {
+            storage::snapshot_rollback(env, name, need()?)?;
+            println!(
+                "{name}: disk rolled back to snapshot {} (merged: the snapshot is used up)",
+                need()?
+            );
+        }
+        SnapshotAction::Rm => {
+            storage::snapshot_remove(env, name, need()?)?;
+            println!("{name}: snapshot {} removed", need()?);
+        }
+    }
+    Ok(())
+}
+
+pub fn backup_cmd(env: &Env<'_>, name: &str, file: &Path) -> Result<()> {
+    let w = backup::backup(env, name, file)?;
+    println!(
+        "{name}: backed up to {} ({} chunks written{}, {} in the file)",
+        file.display(),
+        w.written,
+        if w.resumed > 0 {
+            format!(", {} from the run before", w.resumed)
+        } else {
+            String::new()
+        },
+        xenprov_core::size::human(w.bytes)
+    );
+    Ok(())
+}
+
+pub fn mount(env: &Env<'_>, name: &str, dir: &Path, partition: u32, rw: bool) -> Result<()> {
+    let m = storage::mount(env, name, dir, partition, rw)?;
+    println!(
+        "{name}: partition {partition} mounted {} on {} (xenprov-guest umount {name})",
+        if m.read_write {
+            "read-write"
+        } else {
+            "read-only"
+        },
+        m.dir.display()
+    );
+    Ok(())
+}
+
+pub fn umount(env: &Env<'_>, name: &str) -> Result<()> {
+    let m = storage::umount(env, name)?;
+    println!("{name}: unmounted from {}", m.dir.display());
+    Ok(())
+}
+
+pub fn top(
+    env: &Env<'_>,
+    json: bool,
+    batch: bool,
+    iterations: Option<u32>,
+    delay: Duration,
+) -> Result<()> {
+    let screen = !json && !batch;
+    let n = iterations.unwrap_or(if screen { u32::MAX } else { 1 });
+    let mut before = env.machine.counters()?;
+    let mut at = std::time::Instant::now();
+    for _ in 0..n {
+        std::thread::sleep(delay);
+        let now = env.machine.counters()?;
+        let secs = at.elapsed().as_secs_f64();
+        at = std::time::Instant::now();
+        let rows = top::rates(&before, &now, secs);
+        if json {
+            println!("{}", serde_json::to_string(&rows)?);
+        } else {
+            if screen {
+                // Home and clear, as top does.
+                print!("\x1b[H\x1b[2J");
+            }
+            print!("{}", top::table(&rows));
+            if !screen {
+                println!();
+            }
+        }
+        before = now;
+    }
+    Ok(())
+}
+
+pub fn prepare_base(
+    cfg: &xenprov_registry::settings::Config,
+    templates: &xenprov_core::render::Templates,
+    id: &str,
+    mirror: Option<String>,
+) -> Result<()> {
+    let catalog =
+        xenprov_core::guest::Catalog::from_templates(templates).map_err(anyhow::Error::msg)?;
+    let os = catalog.get(id).with_context(|| {
+        format!(
+            "unknown OS `{id}`; known: {}",
+            catalog.ids().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let suite = match (os.family, &os.release) {
+        (Family::Debian, Some(s)) => s.clone(),
+        _ => bail!(
+            "{} is not debootstrapped: only Debian has a base system",
+            os.title
+        ),
+    };
+    let mirror = mirror.unwrap_or_else(|| {
+        cfg.tree_url(
+            &os.id,
+            &os.tree,
+            &format!("http://127.0.0.1:{}", cfg.repo_port),
+        )
+    });
+    let cache = xenprov_guest::debootstrap::cache_dir(cfg);
+    let base =
+        xenprov_guest::debootstrap::prepare(&suite, &mirror, &cache, &mut |l| eprintln!("{l}"))?;
+    println!("{}", base.display());
     Ok(())
 }

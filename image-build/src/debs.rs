@@ -60,7 +60,14 @@ const SPECS: &[Spec] = &[
         summary: "creates, installs and runs Xen guests on a xenprov host",
         description: "Turns guest definitions into PV, PVH and HVM guests: their logical volumes, xl \
                       configs, unattended installs from the host's repo server, and autostart.",
-        depends: &["xen-utils-common", "lvm2"],
+        depends: &[
+            "xen-utils-common",
+            "lvm2",
+            "debootstrap",
+            "fdisk",
+            "e2fsprogs",
+            "zstd",
+        ],
         units: &[],
         conffiles: &[("etc/xenprov/guests.toml", "templates/guests.toml")],
         dom0: true,

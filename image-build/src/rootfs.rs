@@ -54,6 +54,8 @@ pub const PACKAGES: &[&str] = &[
     "less",
     // `man xenprov-repo`: our packages bring their pages
     "man-db",
+    // guests installed by `xenprov-guest new --method debootstrap`
+    "debootstrap",
 ];
 
 const RECIPE: &str = include_str!("rootfs.rs");
