@@ -794,35 +794,31 @@ mod tests {
         lifecycle::start(&env, "web1").unwrap();
 
         let set = |c: Changes| lifecycle::set(&env, "web1", &c);
-        let e = set(Changes {
-            vcpus: Some(3),
-            ..Changes::default()
-        })
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("3 vCPUs is more than this host's 2 physical CPUs"),
-            "{e}"
+        let set_refused = |c: Changes, want: &str| {
+            let e = format!("{:#}", set(c).unwrap_err());
+            assert!(e.contains(want), "{e}");
+        };
+        set_refused(
+            Changes {
+                vcpus: Some(3),
+                ..Changes::default()
+            },
+            "3 vCPUs is more than this host's 2 physical CPUs",
         );
-        let e = set(Changes {
-            cpus: Some("1-2".into()),
-            ..Changes::default()
-        })
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("names CPU 2, but this host has CPUs 0 to 1"),
-            "{e}"
+        set_refused(
+            Changes {
+                cpus: Some("1-2".into()),
+                ..Changes::default()
+            },
+            "names CPU 2, but this host has CPUs 0 to 1",
         );
-        let e = set(Changes {
-            memory: Some(Size::gib(2)),
-            maxmem: Some(Size::gib(1)),
-            ..Changes::default()
-        })
-        .unwrap_err();
-        assert!(
-            format!("{e:#}").contains("maxmem: 1G is less than memory = 2G"),
-            "{e:#}"
+        set_refused(
+            Changes {
+                memory: Some(Size::gib(2)),
+                maxmem: Some(Size::gib(1)),
+                ..Changes::default()
+            },
+            "maxmem: 1G is less than memory = 2G",
         );
         lab.fake.log.borrow_mut().clear();
         let said = set(Changes {

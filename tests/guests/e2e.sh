@@ -12,6 +12,8 @@
 #              and the rest is real: the installer's domain ends, `xenprov-guest wait` switches to
 #              the run-phase config, GRUB boots the guest from its own disk (CI, PV)
 #     full:    d-i installs by itself (needs a mirror that serves udebs)
+#     daytwo:  only tests/guests/day-two.sh's debootstrap guest and its day-two verbs (standin runs
+#              them too, after the PV guest is up, so that both install paths are timed in one run)
 #
 # Settings: XENPROV_GUESTS_OUT (out/guests), XENPROV_GUESTS_TYPES ("pv pvh"; add hvm to try HVM),
 # XENPROV_GUESTS_MIRROR (the Debian mirror the stand-in's base system is built from; default: this
@@ -30,6 +32,7 @@ cd "$(dirname "$0")/../.."
 export QEMU_CPU=${QEMU_CPU:-qemu64,+svm,+npt}
 . tests/lib/qemu.sh
 . tests/lib/answer.sh
+. tests/guests/day-two.sh
 
 trap 'echo "guests e2e: FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 MODE=${1:-full}
@@ -37,7 +40,8 @@ OUT=${XENPROV_GUESTS_OUT:-out/guests}
 TYPES=${XENPROV_GUESTS_TYPES:-pv pvh}
 TRIES=${XENPROV_GUESTS_TRIES:-1}
 SSH_PORT=${XENPROV_GUESTS_SSH_PORT:-10022}
-case $MODE in preseed | standin | full) ;; *) echo "usage: $0 [preseed|standin|full]" >&2; exit 2 ;; esac
+case $MODE in preseed | standin | full | daytwo) ;; *) echo "usage: $0 [preseed|standin|full|daytwo]" >&2; exit 2 ;; esac
+[ "$MODE" != daytwo ] || TYPES=
 
 need_cargo
 need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin tar \
@@ -118,7 +122,8 @@ boot_host() {
     # dom0 700M and a 1G guest each, with their qemu device models (HVM) and page tables.
     local n
     n=$(wc -w <<<"$TYPES")
-    QEMU_MEM=$((1536 + 1024 * n)) qemu_start host bios "$log" "${args[@]}"
+    # And the day-two guest, up to 1G.
+    QEMU_MEM=$((2560 + 1024 * n)) qemu_start host bios "$log" "${args[@]}"
     local hostname
     hostname=$(sed -n 's/^hostname = "\(.*\)"/\1/p' "$OUT/answer.toml")
     qemu_wait_log host "$hostname login:" 900 || fail "the host did not come up (see $log)"
@@ -202,7 +207,7 @@ installer_source() {
 
 setup_host() {
     INSTALLERS=
-    installer_source
+    [ "$MODE" = daytwo ] || installer_source
     send_tools
     # The guests take the test's SSH key, which their preseed's late_command installs, so that the
     # test can log in to them once they run from their own disks.
@@ -338,6 +343,13 @@ else
 fi
 boot_host
 setup_host
+if [ "$MODE" = daytwo ]; then
+    day_two
+    collect
+    printf '%s\n' "${TIMINGS[@]}" | tee "$OUT/timings.txt"
+    echo "guests e2e ($MODE): PASS (logs in $OUT)"
+    exit 0
+fi
 declare -A STARTED TOKEN ROOT_UUID
 for t in $TYPES; do
     g=deb-$t
@@ -401,6 +413,7 @@ if [ "$MODE" != preseed ]; then
         (($(served "$inrelease") > before)) ||
             fail "$g: the guest's apt-get update did not reach the repo server"
     done
+    [ "$MODE" != standin ] || day_two
     # Autostart: the host reboots; xendomains shuts the guests down (their consoles show systemd powering off) and
     # starts those linked in /etc/xen/auto again with the host. Each step has its own budget and timing, so that
     # a slow run says where the time went, and a failure shows the guest's console from its restart on.

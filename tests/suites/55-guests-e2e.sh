@@ -4,7 +4,8 @@
 # tests/guests/standin.sh then does d-i's disk and package steps in the dom0 (this machine's Debian
 # mirror serves no udebs, so d-i cannot), pkgsel's packages coming from the repo server's cache, the
 # preseed's late_command reports done, and xenprov-guest switches the guest to its own disk, where
-# pvgrub2 boots it; then SSH, apt through the repo server, a host reboot with autostart, and rm.
+# pvgrub2 boots it; then SSH, apt through the repo server; then day two (tests/guests/day-two.sh) on a
+# guest the dom0 debootstraps; then a host reboot with autostart, and rm.
 # PVH (56-guests-pvh) goes as far as its installer's start here; the rest of it, and HVM, by hand
 # (XENPROV_GUESTS_TYPES=pvh or hvm), as QEMU TCG's nested SVM faults too often for CI.
 set -euo pipefail
