@@ -67,6 +67,15 @@ pub fn render_cmd(
         ramdisk: installer.initrd.display().to_string(),
         repo_url,
     };
+    let install_phase =
+        matches!(what, What::Kickstart | What::Preseed) || matches!(phase, Phase::Install);
+    if guest.method == Method::Debootstrap && install_phase {
+        return Err(xenprov_core::exit::refused(format!(
+            "guest `{}` is written into its disk by debootstrap in the dom0: it has no answer file and no install phase; render xl --phase run or libvirt --phase run",
+            guest.name
+        ))
+        .into());
+    }
     let out = match (what, phase, os.family) {
         (What::Kickstart, _, Family::Rhel) | (What::Preseed, _, Family::Debian) => Output::Answer,
         (What::Kickstart | What::Preseed, _, f) => bail!(
