@@ -209,23 +209,22 @@ setup_host() {
     INSTALLERS=
     [ "$MODE" = daytwo ] || installer_source
     send_tools
-    # The guests take the test's SSH key, which their preseed's late_command installs, so that the
-    # test can log in to them once they run from their own disks.
-    local pub f
-    pub=$(ssh-keygen -y -f "$OUT/id_ed25519")
-    for f in tests/guests/e2e/deb-*.toml; do
-        { echo "ssh-authorized-keys = [\"$pub\"]"; cat "$f"; } | on_host "cat >/tmp/guests/${f##*/}"
-    done
     # No `trees`: the guests' packages come from the repo server's /debian/, the verifying cache
     # that the installer configured in /etc/xenprov/repo.toml (upstream: the dom0's APT mirror).
     printf 'install-timeout = "3h"\n%s\n' "$INSTALLERS" | on_host 'cat >/etc/xenprov/guests.toml'
 }
 
-# The test's scripts for the dom0, and the key for the guests; /tmp is empty again after a reboot.
+# The test's scripts for the dom0, the key for the guests and their definitions; /tmp is empty again
+# after a reboot. The guests take the test's SSH key (the preseed's late_command, or debootstrap,
+# installs it), so that the test can log in to them once they run from their own disks.
 send_tools() {
     on_host 'mkdir -p /tmp/guests && umask 077 && cat >/tmp/guests/id' <"$OUT/id_ed25519"
-    local f
+    local f pub
     for f in standin.sh guest-ssh.sh; do on_host "cat >/tmp/guests/$f" <"tests/guests/$f"; done
+    pub=$(ssh-keygen -y -f "$OUT/id_ed25519")
+    for f in tests/guests/e2e/deb-*.toml; do
+        { echo "ssh-authorized-keys = [\"$pub\"]"; cat "$f"; } | on_host "cat >/tmp/guests/${f##*/}"
+    done
 }
 
 collect() {
