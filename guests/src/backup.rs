@@ -356,7 +356,7 @@ pub fn restore(env: &Env<'_>, file: &Path) -> Result<Guest> {
         );
     }
     let now = (env.now)();
-    env.registry.create(&guest, now)?;
+    ops::add(env, &guest, now)?;
     let undo = |e: anyhow::Error| -> anyhow::Error {
         let _ = env.machine.lv_remove(&guest.vg, &guest.lv_name());
         let _ = env.registry.remove(&guest.name);
@@ -365,11 +365,6 @@ pub fn restore(env: &Env<'_>, file: &Path) -> Result<Guest> {
             guest.name
         ))
     };
-    env.machine
-        .lv_create(&guest.vg, &guest.lv_name(), guest.disk)
-        .inspect_err(|_| {
-            let _ = env.registry.remove(&guest.name);
-        })?;
     let timeout = env.config.install_timeout.as_secs();
     env.registry
         .begin_build(&guest.name, std::process::id(), timeout, now)

@@ -103,6 +103,19 @@ pub fn check(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
         .map_err(|e| xenprov_core::exit::invalid(format!("{origin}:\n{e}")).into())
 }
 
+/// Adds the guest to the registry with its new disk; neither is left if the disk cannot be made.
+pub(crate) fn add(env: &Env<'_>, guest: &Guest, now: u64) -> Result<()> {
+    env.registry.create(guest, now)?;
+    if let Err(e) = env
+        .machine
+        .lv_create(&guest.vg, &guest.lv_name(), guest.disk)
+    {
+        env.registry.remove(&guest.name)?;
+        return Err(e.context(format!("creating the disk of guest `{}`", guest.name)));
+    }
+    Ok(())
+}
+
 /// Creates the guest and starts its install: LV, configs, registry entry armed with a token,
 /// `xl create` of the install phase. Returns once the installer is booting.
 pub fn create(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
@@ -115,14 +128,7 @@ pub fn create(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
     let templates = env.registry.templates();
     let run_cfg = run_config(templates, &guest, os)?;
     let now = (env.now)();
-    env.registry.create(&guest, now)?;
-    if let Err(e) = env
-        .machine
-        .lv_create(&guest.vg, &guest.lv_name(), guest.disk)
-    {
-        env.registry.remove(&guest.name)?;
-        return Err(e.context(format!("creating the disk of guest `{}`", guest.name)));
-    }
+    add(env, &guest, now)?;
     fs::create_dir_all(&env.config.paths.xen)?;
     fs::write(env.run_config(&guest.name), run_cfg)
         .with_context(|| format!("writing {}", env.run_config(&guest.name).display()))?;
@@ -159,14 +165,7 @@ pub fn build(env: &Env<'_>, guest: Guest, say: &mut dyn FnMut(String)) -> Result
             .tree_url(&os.id, &os.tree, &env.repo_url(&guest.bridge)?),
     };
     let now = (env.now)();
-    env.registry.create(&guest, now)?;
-    if let Err(e) = env
-        .machine
-        .lv_create(&guest.vg, &guest.lv_name(), guest.disk)
-    {
-        env.registry.remove(&guest.name)?;
-        return Err(e.context(format!("creating the disk of guest `{}`", guest.name)));
-    }
+    add(env, &guest, now)?;
     let timeout = env.config.install_timeout.as_secs();
     env.registry
         .begin_build(&guest.name, std::process::id(), timeout, now)?;
