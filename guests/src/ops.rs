@@ -778,6 +778,12 @@ mod tests {
             crate::storage::mount(&env, "web1", Path::new("/mnt"), 1, false).map(drop),
             "running (domain 7): its disk is mounted only with it off",
         );
+        let e =
+            crate::storage::snapshot_create(&env, "web1", "big", Some(Size::gib(30))).unwrap_err();
+        assert!(
+            e.to_string().contains("volume group `dsk` has 20 GiB free"),
+            "{e}"
+        );
         // Shut down by hand with xl: the tool sees it.
         lab.fake.running.borrow_mut().clear();
         assert_eq!(list(&env).unwrap()[0].state, "stopped");

@@ -311,6 +311,19 @@ pub fn snapshot_create(
     // LVM takes sizes in whole sectors, and rounds to its extents anyway.
     let mib = Size::mib(1).bytes();
     let size = Size(size.bytes().div_ceil(mib) * mib);
+    let free = env
+        .machine
+        .vg_free()?
+        .get(&g.vg)
+        .copied()
+        .unwrap_or(Size(0));
+    if size > free {
+        return Err(no(format!(
+            "a snapshot with {size} of room for changes does not fit: volume group `{}` has {} free; give a smaller --size",
+            g.vg,
+            xenprov_core::size::human(free.bytes())
+        )));
+    }
     env.machine.lvm(&[
         "lvcreate",
         "--yes",
