@@ -17,7 +17,8 @@ use crate::ops::Env;
 /// The first bytes of the file `xl save` writes (tools/xl/xl_saverestore.c).
 pub const XL_SAVE_MAGIC: &[u8] = b"Xen saving domain, xl format\n \0 \r";
 
-fn no(msg: String) -> anyhow::Error {
+/// A refusal (exit status 4) with its reason.
+pub(crate) fn no(msg: String) -> anyhow::Error {
     refused(msg).into()
 }
 
@@ -56,12 +57,7 @@ pub fn start(env: &Env<'_>, name: &str) -> Result<()> {
             d.domid
         )));
     }
-    if let Some(m) = crate::storage::mounted(env, name)? {
-        return Err(no(format!(
-            "guest `{name}`'s disk is mounted on {} in the dom0: xenprov-guest umount {name} first",
-            m.dir.display()
-        )));
-    }
+    crate::storage::require_unmounted(env, name)?;
     env.machine
         .xl_create(&env.run_config(name))
         .with_context(|| format!("starting guest `{name}`"))?;

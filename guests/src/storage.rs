@@ -8,18 +8,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use xenprov_core::exit::refused;
 use xenprov_core::guest::Guest;
 use xenprov_core::size::Size;
 use xenprov_sys::Cmd;
 
 use crate::disk::{self, Loop};
-use crate::lifecycle::require_off;
+use crate::lifecycle::{no, require_off};
 use crate::ops::Env;
-
-fn no(msg: String) -> anyhow::Error {
-    refused(msg).into()
-}
 
 /// A mount that `mount` made and `umount` undoes, kept in the guest's registry directory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +37,22 @@ pub fn mounted(env: &Env<'_>, name: &str) -> Result<Option<Mounted>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
     }
+}
+
+/// Refuses while `mount` holds the guest's disk: what starts or rewrites it must wait for `umount`.
+pub fn require_unmounted(env: &Env<'_>, name: &str) -> Result<()> {
+    match mounted(env, name)? {
+        Some(m) => Err(no(format!(
+            "guest `{name}`'s disk is mounted on {} in the dom0: xenprov-guest umount {name} first",
+            m.dir.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The free space of the volume group `vg` (none when lvm does not list it).
+fn vg_free(env: &Env<'_>, vg: &str) -> Result<Size> {
+    Ok(env.machine.vg_free()?.get(vg).copied().unwrap_or(Size(0)))
 }
 
 /// Mounts partition `part` of a stopped guest's disk on `dir`, read-only unless `rw`.
@@ -146,12 +157,7 @@ pub fn resize(env: &Env<'_>, name: &str, to: Size) -> Result<Resized> {
     let lv = format!("{}/{}", g.vg, g.lv_name());
     let mut redefined = g.clone();
     let out = if to > now {
-        let free = env
-            .machine
-            .vg_free()?
-            .get(&g.vg)
-            .copied()
-            .unwrap_or(Size(0));
+        let free = vg_free(env, &g.vg)?;
         if Size(to.bytes() - now.bytes()) > free {
             return Err(no(format!(
                 "growing {} from {now} to {to} needs {} more, and volume group `{}` has {} free",
@@ -185,11 +191,7 @@ pub fn resize(env: &Env<'_>, name: &str, to: Size) -> Result<Resized> {
 fn shrink(env: &Env<'_>, g: &Guest, to: Size) -> Result<Resized> {
     let name = &g.name;
     require_off(env, name, "its disk shrinks")?;
-    if mounted(env, name)?.is_some() {
-        return Err(no(format!(
-            "guest `{name}`'s disk is mounted: xenprov-guest umount {name} first"
-        )));
-    }
+    require_unmounted(env, name)?;
     if !snapshot_rows(env, g)?.is_empty() {
         return Err(no(format!(
             "guest `{name}` has snapshots, and LVM does not shrink a volume that has any: remove them first (xenprov-guest snapshot {name} list)"
@@ -311,12 +313,7 @@ pub fn snapshot_create(
     // LVM takes sizes in whole sectors, and rounds to its extents anyway.
     let mib = Size::mib(1).bytes();
     let size = Size(size.bytes().div_ceil(mib) * mib);
-    let free = env
-        .machine
-        .vg_free()?
-        .get(&g.vg)
-        .copied()
-        .unwrap_or(Size(0));
+    let free = vg_free(env, &g.vg)?;
     if size > free {
         return Err(no(format!(
             "a snapshot with {size} of room for changes does not fit: volume group `{}` has {} free; give a smaller --size",
@@ -358,11 +355,7 @@ pub fn snapshot_rollback(env: &Env<'_>, name: &str, snap: &str) -> Result<()> {
     let g = env.registry.guest(name)?;
     let lv = existing_snapshot(env, &g, snap)?;
     require_off(env, name, "a snapshot is rolled back")?;
-    if mounted(env, name)?.is_some() {
-        return Err(no(format!(
-            "guest `{name}`'s disk is mounted: xenprov-guest umount {name} first"
-        )));
-    }
+    require_unmounted(env, name)?;
     env.machine.lvm(&["lvconvert", "--merge", &lv]).map(drop)
 }
 
