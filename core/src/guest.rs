@@ -14,6 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::answer::{NetMode, check_lvm_name};
+use crate::guest_net::{self, ATTACH, Attach, Forward, NAT_BRIDGE, Proto};
 use crate::net::{self, Cidr};
 use crate::password;
 use crate::reader::{At, Diags, Reader, Table};
@@ -260,6 +261,10 @@ impl Catalog {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct GuestNetwork {
+    /// Where its vif goes: the uplink's bridge, the dom0's NAT, or routed by the dom0.
+    pub attach: Attach,
+    /// How the guest configures its interface. A NAT guest uses DHCP, and `address` is what the
+    /// dom0's DHCP server reserves for it.
     pub mode: NetMode,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<Cidr>,
@@ -267,15 +272,20 @@ pub struct GuestNetwork {
     pub gateway: Option<Ipv4Addr>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<Ipv4Addr>,
+    /// NAT only: ports of the dom0 forwarded to the guest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<Forward>,
 }
 
 impl Default for GuestNetwork {
     fn default() -> GuestNetwork {
         GuestNetwork {
+            attach: Attach::Bridge,
             mode: NetMode::Dhcp,
             address: None,
             gateway: None,
             dns: Vec::new(),
+            forward: Vec::new(),
         }
     }
 }
@@ -304,7 +314,12 @@ pub struct Guest {
     pub cap: Option<u32>,
     pub disk: Size,
     pub vg: String,
+    /// The uplink's bridge: the one a bridged guest joins (or, with `vlan`, whose VLAN it joins),
+    /// and the one a routed guest's address is routed from.
     pub bridge: String,
+    /// Bridged only: the 802.1Q tag its frames carry on the uplink.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
     pub mac: String,
     pub root_password_hash: String,
     pub ssh_authorized_keys: Vec<String>,
@@ -320,6 +335,9 @@ pub struct Guest {
 pub struct Existing {
     pub name: String,
     pub mac: String,
+    /// Its address behind the dom0's NAT, and the dom0 ports forwarded to it.
+    pub nat_address: Option<Ipv4Addr>,
+    pub forward: Vec<Forward>,
 }
 
 /// What the host looks like, for the checks a definition alone cannot make.
@@ -333,6 +351,11 @@ pub struct Host {
     /// Whether Xen offers hardware-assisted guests (`hvm` in `xl info`'s `virt_caps`), which PVH
     /// and HVM guests need; `None` when not known (rendering only), which skips the check.
     pub hvm: Option<bool>,
+    /// The NAT guests' subnet (`nat-subnet` in the guest settings); `None` when not known
+    /// (rendering only), which takes the default and skips the checks against it.
+    pub nat_subnet: Option<Cidr>,
+    /// TCP ports of the dom0 that a forward may not take (its SSH, the repo server).
+    pub reserved_ports: Vec<u16>,
 }
 
 pub const DEFAULT_BRIDGE: &str = "xenbr0";
@@ -430,6 +453,37 @@ impl Guest {
     pub fn disk_path(&self) -> String {
         format!("/dev/{}/{}", self.vg, self.lv_name())
     }
+
+    /// The bridge its vif joins; a routed guest's vif joins none.
+    pub fn vif_bridge(&self) -> Option<String> {
+        match (self.network.attach, self.vlan) {
+            (Attach::Nat, _) => Some(NAT_BRIDGE.to_string()),
+            (Attach::Routed, _) => None,
+            (Attach::Bridge, Some(v)) => Some(guest_net::vlan_bridge(&self.bridge, v)),
+            (Attach::Bridge, None) => Some(self.bridge.clone()),
+        }
+    }
+
+    /// The bridge on which the dom0 has the address the guest reaches it at: the NAT bridge for
+    /// a NAT guest, else the uplink's (a VLAN guest's packets to it go through the VLAN's router).
+    pub fn dom0_bridge(&self) -> &str {
+        match self.network.attach {
+            Attach::Nat => NAT_BRIDGE,
+            _ => &self.bridge,
+        }
+    }
+
+    /// The vif of its xl config: the bridge it joins, or vif-route with its address.
+    pub fn vif(&self) -> String {
+        match (self.vif_bridge(), self.network.address) {
+            (Some(b), _) => format!("mac={}, bridge={b}", self.mac),
+            (None, Some(a)) => format!(
+                "mac={}, script=vif-route, ip={}, gatewaydev={}",
+                self.mac, a.addr, self.bridge
+            ),
+            (None, None) => unreachable!("parse gives a routed guest its address"),
+        }
+    }
 }
 
 fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest> {
@@ -468,6 +522,8 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
         .parsed("bridge", |s| net::check_ifname(s).map(|_| s.to_string()))
         .map(|a| a.value)
         .unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
+    let vlan =
+        read_bounded(t, "vlan", 1, 4094, "an 802.1Q VLAN id of the bridged mode").map(|v| v as u16);
     let mac = read_mac(t, name.as_deref(), host);
 
     if !t.has("root-password-hash") {
@@ -487,12 +543,35 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
 
     let network = match t.table("network") {
         Some(n) => {
-            let v = read_network(&n);
+            let v = read_network(&n, name.as_deref(), host);
             n.finish();
             v
         }
-        None => GuestNetwork::default(),
+        None => Some(GuestNetwork::default()),
     };
+    let vlan_at = t.int("vlan").map_or(t.offset(), |a| a.offset);
+    if let (Some(v), Some(n)) = (vlan, &network)
+        && n.attach != Attach::Bridge
+    {
+        t.error(
+            "vlan",
+            vlan_at,
+            format!(
+                "vlan = {v} is for the bridged mode: a {} guest's packets reach the uplink from the dom0's own address; remove vlan or set network.attach = \"bridge\"",
+                n.attach.name()
+            ),
+        );
+    }
+    if let Some(v) = vlan {
+        let vb = guest_net::vlan_bridge(&bridge, v);
+        if let Err(e) = net::check_ifname(&vb) {
+            t.error(
+                "vlan",
+                vlan_at,
+                format!("its bridge {vb} cannot be made: {e}"),
+            );
+        }
+    }
     let post_install = t.text("post-install").and_then(|a| {
         check_post_install(&a.value)
             .map_err(|e| t.error("post-install", a.offset, e))
@@ -515,11 +594,12 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
         disk: disk?.value,
         vg,
         bridge,
+        vlan,
         mac: mac?,
         root_password_hash: root_password_hash?,
         ssh_authorized_keys,
         packages,
-        network,
+        network: network?,
         post_install,
         autostart,
     })
@@ -815,14 +895,181 @@ fn read_words(
         .collect()
 }
 
-fn read_network(t: &Table<'_, '_>) -> GuestNetwork {
+/// `[network]`: where the vif goes (`attach`), then the guest's address as that mode allows.
+fn read_network(t: &Table<'_, '_>, name: Option<&str>, host: &Host) -> Option<GuestNetwork> {
+    let attach = t.choice("attach", &ATTACH);
+    if attach.is_none() && t.has("attach") {
+        return None;
+    }
+    let attach = attach.unwrap_or_default();
+    let forward = read_forwards(t, attach, name, host);
+    if attach == Attach::Nat {
+        return read_nat(t, name, host).map(|address| GuestNetwork {
+            attach,
+            address: Some(address),
+            forward,
+            ..GuestNetwork::default()
+        });
+    }
     let ip = crate::answer::read_ip_config(t, true);
-    GuestNetwork {
+    if attach == Attach::Routed && ip.mode != NetMode::Static {
+        t.error(
+            "mode",
+            t.str("mode").map_or(t.offset(), |a| a.offset),
+            "attach = \"routed\" needs mode = \"static\": the dom0 routes one address it must know, with the dom0's own address on the uplink as the gateway",
+        );
+    }
+    Some(GuestNetwork {
+        attach,
         mode: ip.mode,
         address: ip.address,
         gateway: ip.gateway,
         dns: ip.dns,
+        forward,
+    })
+}
+
+/// A NAT guest takes its address by DHCP from the dom0; `address` (given, or chosen here as the
+/// lowest free one of the NAT subnet) is the reservation, written into its definition.
+fn read_nat(t: &Table<'_, '_>, name: Option<&str>, host: &Host) -> Option<Cidr> {
+    let at = |key: &'static str| t.str(key).map_or(t.offset(), |a| a.offset);
+    for key in ["gateway", "dns"] {
+        if t.has(key) {
+            t.error(
+                key,
+                if key == "dns" { t.offset() } else { at(key) },
+                "a NAT guest's gateway and name server are the dom0's address on the NAT bridge, given by its DHCP server; remove it",
+            );
+        }
     }
+    if let Some(m) = t.choice(
+        "mode",
+        &[("dhcp", NetMode::Dhcp), ("static", NetMode::Static)],
+    ) && m != NetMode::Dhcp
+    {
+        t.error(
+            "mode",
+            at("mode"),
+            "a NAT guest takes its address by DHCP (`address` is its reservation); remove mode or set mode = \"dhcp\"",
+        );
+    }
+    let subnet = host.nat_subnet.unwrap_or(guest_net::DEFAULT_NAT_SUBNET);
+    let taken: Vec<Ipv4Addr> = host
+        .guests
+        .iter()
+        .filter(|g| Some(g.name.as_str()) != name)
+        .filter_map(|g| g.nat_address)
+        .collect();
+    match t.parsed("address", str::parse::<Cidr>) {
+        Some(a) => {
+            let ip = a.value.addr;
+            let known = host.nat_subnet.is_some();
+            let problem = if known && a.value.prefix != subnet.prefix {
+                Some(format!(
+                    "{} has not the NAT subnet's prefix /{} ({subnet})",
+                    a.value, subnet.prefix
+                ))
+            } else if known {
+                guest_net::check_nat_address(&subnet, ip).err()
+            } else {
+                None
+            };
+            let problem = problem.or_else(|| {
+                host.guests
+                    .iter()
+                    .find(|g| Some(g.name.as_str()) != name && g.nat_address == Some(ip))
+                    .map(|g| {
+                        format!(
+                            "{ip} is reserved for guest `{}`; remove address to get a free one",
+                            g.name
+                        )
+                    })
+            });
+            match problem {
+                Some(p) => {
+                    t.error("address", a.offset, p);
+                    None
+                }
+                None => Some(a.value),
+            }
+        }
+        None if t.has("address") => None,
+        None => match guest_net::free_nat_address(&subnet, &taken) {
+            Some(addr) => Some(Cidr {
+                addr,
+                prefix: subnet.prefix,
+            }),
+            None => {
+                t.error(
+                    "attach",
+                    t.offset(),
+                    format!("the NAT subnet {subnet} has no free address; widen nat-subnet in the host's guest settings"),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// `forward`: NAT only; each dom0 port once on the host, and none the dom0 needs itself.
+fn read_forwards(
+    t: &Table<'_, '_>,
+    attach: Attach,
+    name: Option<&str>,
+    host: &Host,
+) -> Vec<Forward> {
+    let items = t.str_array("forward").unwrap_or_default();
+    if attach != Attach::Nat {
+        if let Some(a) = items.first() {
+            t.error(
+                "forward",
+                a.offset,
+                "port forwards are for attach = \"nat\"; a bridged or routed guest is reached at its own address",
+            );
+        }
+        return Vec::new();
+    }
+    let mut out: Vec<Forward> = Vec::new();
+    for a in items {
+        let f = match a.value.parse::<Forward>() {
+            Ok(f) => f,
+            Err(e) => {
+                t.reader().report_at(a.offset, &a.key, e);
+                continue;
+            }
+        };
+        let clash = |o: &Forward| o.proto == f.proto && o.host == f.host;
+        let problem = if out.iter().any(clash) {
+            Some(format!(
+                "{} port {} is forwarded twice",
+                f.proto.name(),
+                f.host
+            ))
+        } else if f.proto == Proto::Tcp && host.reserved_ports.contains(&f.host) {
+            Some(format!(
+                "tcp port {} is the dom0's own (its SSH or the repo server)",
+                f.host
+            ))
+        } else {
+            host.guests
+                .iter()
+                .filter(|g| Some(g.name.as_str()) != name)
+                .find(|g| g.forward.iter().any(clash))
+                .map(|g| {
+                    format!(
+                        "{} port {} is already forwarded to guest `{}`",
+                        f.proto.name(),
+                        f.host,
+                        g.name
+                    )
+                })
+        };
+        match problem {
+            Some(p) => t.reader().report_at(a.offset, &a.key, p),
+            None => out.push(f),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -842,9 +1089,99 @@ mod tests {
             guests: vec![Existing {
                 name: "old".into(),
                 mac: "00:16:3e:00:00:01".into(),
+                nat_address: Some(Ipv4Addr::new(10, 213, 0, 2)),
+                forward: vec!["2222:22".parse().unwrap()],
             }],
             hvm: Some(true),
+            nat_subnet: Some(crate::guest_net::DEFAULT_NAT_SUBNET),
+            reserved_ports: vec![22, 8080],
         }
+    }
+
+    #[test]
+    fn nat_guests_get_the_next_free_address_and_keep_it() {
+        let g = Guest::parse(
+            &def("[network]\nattach = \"nat\"\nforward = [\"8443:443\"]\n"),
+            &catalog(),
+            &host(),
+        )
+        .unwrap();
+        assert_eq!(g.network.address.unwrap().to_string(), "10.213.0.3/24");
+        assert_eq!(g.vif(), format!("mac={}, bridge=xpnat0", g.mac));
+        assert_eq!(g.dom0_bridge(), "xpnat0");
+        // Written into the registry's copy, the address stays when other guests come and go.
+        let again = Guest::parse(&g.to_toml(), &catalog(), &Host::default()).unwrap();
+        assert_eq!(again, g);
+    }
+
+    #[test]
+    fn network_modes_refuse_what_they_cannot_do() {
+        let refused = |extra: &str| {
+            Guest::parse(&def(extra), &catalog(), &host())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused(
+            "[network]\nattach = \"nat\"\nforward = [\"2222:22\", \"22:22\", \"9000:1\", \"9000:2\", \"x\"]\naddress = \"10.213.0.2/24\"\n",
+        );
+        for want in [
+            "tcp port 2222 is already forwarded to guest `old`",
+            "tcp port 22 is the dom0's own",
+            "tcp port 9000 is forwarded twice",
+            "`x` is not a port forward",
+            "10.213.0.2 is reserved for guest `old`",
+        ] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        let e =
+            refused("[network]\nattach = \"nat\"\naddress = \"10.9.0.5/24\"\nmode = \"static\"\n");
+        assert!(
+            e.contains("10.9.0.5 is not a host address of the NAT subnet 10.213.0.0/24"),
+            "{e}"
+        );
+        assert!(e.contains("a NAT guest takes its address by DHCP"), "{e}");
+        let e = refused("vlan = 7\n[network]\nattach = \"nat\"\n");
+        assert!(e.contains("vlan = 7 is for the bridged mode"), "{e}");
+        let e = refused("vlan = 4095\n");
+        assert!(e.contains("4095 is not 1 to 4094"), "{e}");
+        let e = refused("bridge = \"uplink-bridge0\"\nvlan = 4000\n");
+        assert!(
+            e.contains("its bridge uplink-bridge0v4000 cannot be made"),
+            "{e}"
+        );
+        let e = refused("[network]\nattach = \"routed\"\n");
+        assert!(
+            e.contains("attach = \"routed\" needs mode = \"static\""),
+            "{e}"
+        );
+        let e = refused("[network]\nforward = [\"80:80\"]\n");
+        assert!(e.contains("port forwards are for attach = \"nat\""), "{e}");
+        let e = refused("[network]\nattach = \"tunnel\"\n");
+        assert!(
+            e.contains("expected one of \"bridge\", \"nat\", \"routed\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn vlan_and_routed_guests_have_their_vifs() {
+        let g = Guest::parse(&def("vlan = 42\n"), &catalog(), &host()).unwrap();
+        assert_eq!(g.vif(), format!("mac={}, bridge=xenbr0v42", g.mac));
+        let g = Guest::parse(
+            &def("[network]\nattach = \"routed\"\nmode = \"static\"\naddress = \"192.0.2.50/24\"\ngateway = \"192.0.2.10\"\ndns = [\"192.0.2.53\"]\n"),
+            &catalog(),
+            &host(),
+        )
+        .unwrap();
+        assert_eq!(
+            g.vif(),
+            format!(
+                "mac={}, script=vif-route, ip=192.0.2.50, gatewaydev=xenbr0",
+                g.mac
+            )
+        );
+        assert_eq!(g.vif_bridge(), None);
+        assert_eq!(g.dom0_bridge(), "xenbr0");
     }
 
     #[test]
@@ -943,6 +1280,7 @@ mod tests {
             address: Some("192.0.2.20/24".parse().unwrap()),
             gateway: Some(Ipv4Addr::new(192, 0, 2, 1)),
             dns: vec![Ipv4Addr::new(192, 0, 2, 53)],
+            ..GuestNetwork::default()
         };
         g.packages = vec!["openssh-server".into()];
         g.ssh_authorized_keys = vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB me@x".into()];

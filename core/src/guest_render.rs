@@ -108,6 +108,8 @@ pub fn context(guest: &Guest, os: &OsProfile, src: &Source, token: &str, out: Ou
             "memory_mib": guest.memory.as_mib(),
             "maxmem_mib": guest.maxmem.as_mib(),
             "disk_path": guest.disk_path(),
+            "vif": guest.vif(),
+            "vif_bridge": guest.vif_bridge(),
         },
         "net": net,
         "install": {

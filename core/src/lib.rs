@@ -40,6 +40,7 @@ pub mod exit;
 pub mod fleet;
 pub mod gpt;
 pub mod guest;
+pub mod guest_net;
 pub mod guest_render;
 pub mod inventory;
 pub mod net;

@@ -1470,6 +1470,12 @@ fn host_files(
             "/etc/systemd/system/multi-user.target.wants/xenprov-issue.service",
             "/etc/systemd/system/xenprov-issue.service",
         ),
+        // The xenprov-guest package's unit: the guests' NAT, VLAN bridges and firewall rules are
+        // made again at every boot, before xendomains starts the guests.
+        symlink(
+            "/etc/systemd/system/multi-user.target.wants/xenprov-guest-network.service",
+            "/usr/lib/systemd/system/xenprov-guest-network.service",
+        ),
         file("/etc/xenprov/answer.toml", "0600", a.to_toml()),
     ];
     if a.network.mode == NetMode::Static && !a.network.dns.is_empty() {

@@ -21,8 +21,12 @@ fn setup() -> &'static (Catalog, Host) {
             guests: vec![Existing {
                 name: "old".into(),
                 mac: "00:16:3e:00:00:01".into(),
+                nat_address: Some(std::net::Ipv4Addr::new(10, 213, 0, 2)),
+                forward: vec!["2222:22".parse().unwrap()],
             }],
             hvm: Some(true),
+            nat_subnet: Some(xenprov_core::guest_net::DEFAULT_NAT_SUBNET),
+            reserved_ports: vec![22, 8080],
         };
         (catalog, host)
     })

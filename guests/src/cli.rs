@@ -61,6 +61,15 @@ pub enum What {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+pub enum NetworkAction {
+    /// Make the NAT bridge, VLAN bridges, proxy ARP, nftables rules and DHCP reservations what
+    /// the guests' definitions need (run at boot by xenprov-guest-network.service).
+    Apply,
+    /// Print what the guests' definitions need of the host, and the nftables ruleset.
+    Show,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 pub enum SnapshotAction {
     /// Take a snapshot of the disk as it is now.
     Create,
@@ -334,6 +343,15 @@ pub enum Verb {
         /// Time between refreshes, e.g. 2s.
         #[arg(short, long, default_value = "2s", value_parser = humantime::parse_duration)]
         delay: std::time::Duration,
+    },
+    /// The host's side of guest networks: NAT (bridge xpnat0, DHCP, masquerade, port forwards),
+    /// VLAN bridges, routed guests' proxy ARP.
+    Network {
+        /// What to do.
+        action: NetworkAction,
+        /// With show: print the plan as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Debootstrap a Debian OS's base system into the cache, where `new --method debootstrap`
     /// unpacks it (the first such guest does this itself). On any Debian machine of the same

@@ -7,6 +7,7 @@ pub mod disk;
 pub mod installer;
 pub mod lifecycle;
 pub mod machine;
+pub mod network;
 pub mod ops;
 pub mod storage;
 pub mod top;

@@ -73,6 +73,8 @@ pub trait Machine {
     ) -> Result<()>;
     /// The body of a `200 OK` answer to `GET url`; any other answer is an error naming the URL.
     fn fetch(&self, url: &str) -> Result<Vec<u8>>;
+    /// Makes the host's guest networks what `r` says (see [`crate::network`]), its files in `dir`.
+    fn apply_network(&self, r: &crate::network::Rendered, dir: &Path) -> Result<()>;
 }
 
 /// The real dom0: lvm2 and xl.
@@ -177,6 +179,10 @@ impl Machine for Dom0 {
         // gone with the process, however it ends, and no service of the dom0 ever sees them.
         xenprov_sys::mount::private_namespace()?;
         crate::debootstrap::install(guest, mirror, cache, say)
+    }
+
+    fn apply_network(&self, r: &crate::network::Rendered, dir: &Path) -> Result<()> {
+        crate::network::converge(r, dir)
     }
 
     fn hvm(&self) -> Result<bool> {

@@ -122,6 +122,7 @@ fn run(cli: Cli) -> Result<()> {
             iterations,
             delay,
         } => verbs::top(&env, json, batch, iterations, delay),
+        Verb::Network { action, json } => verbs::network(&env, action, json),
         Verb::Docs { .. } | Verb::PrepareBase { .. } => {
             unreachable!("done before the registry is opened")
         }

@@ -11,6 +11,7 @@ use xenprov_core::guest::{Guest, Host, OsProfile};
 
 use crate::machine::{Domain, Machine, Run};
 use xenprov_core::guest::Method;
+use xenprov_core::guest_net::{Attach, nat_gateway};
 use xenprov_core::guest_render::{Output, Source, render, run_config};
 use xenprov_registry::settings::Config;
 use xenprov_registry::{Registry, State, Status};
@@ -61,10 +62,17 @@ impl Env<'_> {
         fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// The repo server's URL as a guest on `bridge` reaches it.
-    fn repo_url(&self, bridge: &str) -> Result<String> {
+    /// The repo server's URL as the guest reaches it: at the dom0's address on its bridge (for a
+    /// NAT guest, the dom0's on the NAT bridge, known before that bridge is made).
+    fn repo_url(&self, guest: &Guest) -> Result<String> {
+        let bridge = guest.dom0_bridge();
         Ok(match &self.config.repo_url {
             Some(u) => u.clone(),
+            None if guest.network.attach == Attach::Nat => format!(
+                "http://{}:{}",
+                nat_gateway(&self.config.nat_subnet),
+                self.config.repo_port
+            ),
             None => {
                 let ip = self.machine.bridge_address(bridge)?.ok_or_else(|| {
                     anyhow!(
@@ -79,9 +87,17 @@ impl Env<'_> {
 
     /// Where this guest's install comes from: the repo server as the guest sees it.
     fn source(&self, guest: &Guest, os: &OsProfile) -> Result<Source> {
-        let repo_url = self.repo_url(&guest.bridge)?;
+        let repo_url = self.repo_url(guest)?;
         let tree_url = self.config.tree_url(&os.id, &os.tree, &repo_url);
-        let installer = crate::installer::fetch(self.machine, self.config, os, &tree_url)?;
+        // A NAT guest sees the repo server on a bridge that may not be up yet: the dom0 fetches
+        // on loopback what the guest would.
+        let fetch_from = if guest.network.attach == Attach::Nat && self.config.repo_url.is_none() {
+            let local = format!("http://127.0.0.1:{}", self.config.repo_port);
+            self.config.tree_url(&os.id, &os.tree, &local)
+        } else {
+            tree_url.clone()
+        };
+        let installer = crate::installer::fetch(self.machine, self.config, os, &fetch_from)?;
         Ok(Source {
             tree_url,
             kernel: installer.kernel.display().to_string(),
@@ -98,12 +114,15 @@ pub fn check(env: &Env<'_>, src: &str, origin: &str) -> Result<Guest> {
         vg_free: Some(env.machine.vg_free()?),
         guests: env.registry.existing()?,
         hvm: Some(env.machine.hvm()?),
+        nat_subnet: Some(env.config.nat_subnet),
+        reserved_ports: vec![22, env.config.repo_port],
     };
     Guest::parse(src, env.registry.catalog(), &host)
         .map_err(|e| xenprov_core::exit::invalid(format!("{origin}:\n{e}")).into())
 }
 
-/// Adds the guest to the registry with its new disk; neither is left if the disk cannot be made.
+/// Adds the guest to the registry with its new disk, and the host's networks with what it needs
+/// (its NAT reservation and forwards, its VLAN's bridge); none of it is left if a step fails.
 pub(crate) fn add(env: &Env<'_>, guest: &Guest, now: u64) -> Result<()> {
     env.registry.create(guest, now)?;
     if let Err(e) = env
@@ -112,6 +131,12 @@ pub(crate) fn add(env: &Env<'_>, guest: &Guest, now: u64) -> Result<()> {
     {
         env.registry.remove(&guest.name)?;
         return Err(e.context(format!("creating the disk of guest `{}`", guest.name)));
+    }
+    if let Err(e) = crate::network::apply(env) {
+        env.machine.lv_remove(&guest.vg, &guest.lv_name())?;
+        env.registry.remove(&guest.name)?;
+        crate::network::apply(env)?;
+        return Err(e.context(format!("setting up the network of guest `{}`", guest.name)));
     }
     Ok(())
 }
@@ -162,7 +187,7 @@ pub fn build(env: &Env<'_>, guest: Guest, say: &mut dyn FnMut(String)) -> Result
         for_dom0: env.config.tree_url(&os.id, &os.tree, &local),
         for_guest: env
             .config
-            .tree_url(&os.id, &os.tree, &env.repo_url(&guest.bridge)?),
+            .tree_url(&os.id, &os.tree, &env.repo_url(&guest)?),
     };
     let now = (env.now)();
     add(env, &guest, now)?;
@@ -389,7 +414,9 @@ pub fn remove(env: &Env<'_>, name: &str, keep_disk: bool, force: bool) -> Result
     if !keep_disk {
         env.machine.lv_remove(&guest.vg, &guest.lv_name())?;
     }
-    env.registry.remove(name)
+    env.registry.remove(name)?;
+    // Its reservation and forwards go with it.
+    crate::network::apply(env).map(drop)
 }
 
 #[cfg(test)]
@@ -432,6 +459,18 @@ mod tests {
         }
         fn lv_remove(&self, vg: &str, lv: &str) -> Result<()> {
             self.log.borrow_mut().push(format!("lvremove {vg}/{lv}"));
+            Ok(())
+        }
+        fn apply_network(&self, r: &crate::network::Rendered, _: &Path) -> Result<()> {
+            let leases: Vec<String> = r
+                .net
+                .nat
+                .iter()
+                .flat_map(|n| n.leases.iter().map(|l| format!("{}={}", l.guest, l.ip)))
+                .collect();
+            self.log
+                .borrow_mut()
+                .push(format!("network nat [{}]", leases.join(" ")));
             Ok(())
         }
         fn fetch(&self, url: &str) -> Result<Vec<u8>> {
@@ -557,6 +596,7 @@ mod tests {
                     xen: p.join("xen"),
                     auto: p.join("xen/auto"),
                     console_log: p.join("console"),
+                    network: p.join("network"),
                 },
                 ..Config::default()
             };
@@ -628,6 +668,7 @@ mod tests {
                 format!("GET {dir}/linux"),
                 format!("GET {dir}/initrd.gz"),
                 "lvcreate dsk/web1-disk 8G".into(),
+                "network nat []".into(),
                 "xl create install.cfg".into()
             ]
         );
@@ -694,14 +735,18 @@ mod tests {
         assert!(e.to_string().contains("--force"), "{e}");
         assert_eq!(
             lab.fake.log.borrow().len(),
-            6,
+            7,
             "a refused rm touched something"
         );
         assert!(lab.dir.path().join("xen/web1.cfg").exists());
         remove(&env, "web1", false, true).unwrap();
         assert_eq!(
-            &lab.fake.log.borrow()[6..],
-            ["xl destroy web1", "lvremove dsk/web1-disk"]
+            &lab.fake.log.borrow()[7..],
+            [
+                "xl destroy web1",
+                "lvremove dsk/web1-disk",
+                "network nat []"
+            ]
         );
         assert!(!lab.dir.path().join("xen/web1.cfg").exists());
         assert!(fs::symlink_metadata(lab.dir.path().join("xen/auto/web1.cfg")).is_err());
@@ -741,6 +786,7 @@ mod tests {
             *lab.fake.log.borrow(),
             [
                 "lvcreate dsk/web1-disk 8G",
+                "network nat []",
                 "debootstrap web1 bookworm from http://127.0.0.1:8080/debian for http://10.0.2.15:8080/debian",
                 "xl create web1.cfg",
             ],
@@ -749,6 +795,53 @@ mod tests {
         let st = lab.registry.status("web1", 1000).unwrap();
         assert_eq!((st.state, st.token_sha256), (State::Installed, None));
         assert_eq!(list(&env).unwrap()[0].state, "running");
+    }
+
+    #[test]
+    fn a_nat_guest_reaches_the_repo_server_on_the_nat_bridge_and_its_lease_goes_with_it() {
+        let lab = Lab::new();
+        let env = lab.env();
+        let src = def("web1").replace("type = \"pvh\"", "type = \"pv\"\nmethod = \"debootstrap\"")
+            + "[network]\nattach = \"nat\"\n";
+        create(&env, &src, "web1.toml").unwrap();
+        // An installer guest behind the NAT: the dom0 fetches its installer on loopback.
+        let local: Vec<(String, Vec<u8>)> = lab
+            .fake
+            .served
+            .borrow()
+            .iter()
+            .map(|(u, b)| (u.replace("10.0.2.15", "127.0.0.1"), b.clone()))
+            .collect();
+        lab.fake.served.borrow_mut().extend(local);
+        let src2 = src
+            .replace("web1", "web2")
+            .replace("method = \"debootstrap\"\n", "");
+        create(&env, &src2, "web2.toml").unwrap();
+        let install =
+            fs::read_to_string(lab.registry.install_config_path("web2").unwrap()).unwrap();
+        assert!(
+            install.contains("url=http://10.213.0.1:8080/preseed/web2/")
+                && install.contains("bridge=xpnat0"),
+            "{install}"
+        );
+        let log = lab.fake.log.borrow().clone();
+        let has = |l: &str| log.iter().any(|x| x == l);
+        assert!(has("network nat [web1=10.213.0.2]"), "{log:?}");
+        assert!(
+            has(
+                "debootstrap web1 bookworm from http://127.0.0.1:8080/debian for http://10.213.0.1:8080/debian"
+            ),
+            "{log:?}"
+        );
+        assert!(
+            has("network nat [web1=10.213.0.2 web2=10.213.0.3]"),
+            "{log:?}"
+        );
+        remove(&env, "web1", false, true).unwrap();
+        assert_eq!(
+            lab.fake.log.borrow().last().unwrap(),
+            "network nat [web2=10.213.0.3]"
+        );
     }
 
     #[test]
@@ -874,8 +967,8 @@ mod tests {
         lab.fake.log.borrow_mut().retain(|l| !l.starts_with("GET "));
         assert_eq!(
             lab.fake.log.borrow().len(),
-            2,
-            "only web1's lvcreate and xl create ran"
+            3,
+            "only web1's lvcreate, network and xl create ran"
         );
         assert_eq!(lab.registry.names().unwrap(), ["web1"]);
     }

@@ -13,9 +13,9 @@ use xenprov_core::password;
 use xenprov_core::size::Size;
 use xenprov_guest::lifecycle::{self, Stopped};
 use xenprov_guest::ops::{self, Env};
-use xenprov_guest::{backup, storage, top};
+use xenprov_guest::{backup, network, storage, top};
 
-use crate::cli::{DefinitionFlags, Phase, SnapshotAction, What};
+use crate::cli::{DefinitionFlags, NetworkAction, Phase, SnapshotAction, What};
 
 pub fn fetch_installer(env: &Env<'_>, id: &str, repo_url: Option<String>) -> Result<()> {
     let os = env.registry.catalog().get(id).with_context(|| {
@@ -545,6 +545,53 @@ pub fn mount(env: &Env<'_>, name: &str, dir: &Path, partition: u32, rw: bool) ->
 pub fn umount(env: &Env<'_>, name: &str) -> Result<()> {
     let m = storage::umount(env, name)?;
     println!("{name}: unmounted from {}", m.dir.display());
+    Ok(())
+}
+
+pub fn network(env: &Env<'_>, action: NetworkAction, json: bool) -> Result<()> {
+    match action {
+        NetworkAction::Apply => {
+            let r = network::apply(env)?;
+            let nat = r.net.nat.as_ref().map_or(0, |n| n.leases.len());
+            println!(
+                "guest networks: {nat} NAT guest(s), {} VLAN bridge(s), {} routed uplink(s); rules in {}",
+                r.net.vlans.len(),
+                r.net.routed.len(),
+                env.config.paths.network.join("guests.nft").display()
+            );
+        }
+        NetworkAction::Show => {
+            let r = network::current(env)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r.net)?);
+            } else {
+                match &r.net.nat {
+                    Some(n) => {
+                        println!("NAT bridge {} {} ({})", n.bridge, n.gateway, n.subnet);
+                        for l in &n.leases {
+                            println!("  {:<16} {:<17} {}", l.guest, l.mac, l.ip);
+                        }
+                        for f in &n.forwards {
+                            println!(
+                                "  forward {}/{} -> {}:{} ({})",
+                                f.proto, f.port, f.to_ip, f.to_port, f.guest
+                            );
+                        }
+                    }
+                    None => println!("no NAT guests"),
+                }
+                for v in &r.net.vlans {
+                    println!("VLAN {} on {}: bridge {}", v.id, v.uplink, v.bridge);
+                }
+                for rt in &r.net.routed {
+                    for (g, ip) in &rt.guests {
+                        println!("routed {ip} ({g}) via {}", rt.uplink);
+                    }
+                }
+                print!("{}", r.ruleset);
+            }
+        }
+    }
     Ok(())
 }
 

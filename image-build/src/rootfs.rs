@@ -56,6 +56,10 @@ pub const PACKAGES: &[&str] = &[
     "man-db",
     // guests installed by `xenprov-guest new --method debootstrap`
     "debootstrap",
+    // guest networks: the NAT bridge's DHCP and DNS (dnsmasq without its system-wide service), the
+    // dom0's firewall, masquerading and port forwards (nftables)
+    "dnsmasq-base",
+    "nftables",
 ];
 
 const RECIPE: &str = include_str!("rootfs.rs");

@@ -24,6 +24,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use xenprov_core::guest::{Catalog, Existing, Guest, Host, check_guest_name};
+use xenprov_core::guest_net::Attach;
 use xenprov_core::render::Templates;
 
 use xenprov_core::guest_render::{Output, Source, render};
@@ -300,9 +301,15 @@ impl Registry {
             .into_iter()
             .map(|n| {
                 let g = self.guest(&n)?;
+                let nat_address = (g.network.attach == Attach::Nat)
+                    .then_some(g.network.address)
+                    .flatten()
+                    .map(|a| a.addr);
                 Ok(Existing {
                     name: g.name,
                     mac: g.mac,
+                    nat_address,
+                    forward: g.network.forward,
                 })
             })
             .collect()

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use xenprov_core::guest_net::{DEFAULT_NAT_SUBNET, check_nat_subnet};
+use xenprov_core::net::Cidr;
 use xenprov_core::reader::{Diags, Reader};
 
 pub const DEFAULT_PATH: &str = "/etc/xenprov/guests.toml";
@@ -29,6 +31,9 @@ pub struct Config {
     pub installer_cache: PathBuf,
     /// An install with no event for this long is failed.
     pub install_timeout: Duration,
+    /// The subnet behind the dom0's NAT (`network.attach = "nat"` guests); the dom0 is its first
+    /// address.
+    pub nat_subnet: Cidr,
     pub paths: Paths,
     /// A directory whose files replace the built-in templates of the same name.
     pub templates: Option<PathBuf>,
@@ -45,6 +50,9 @@ pub struct Paths {
     pub auto: PathBuf,
     /// xenconsoled's per-guest logs (`guest-NAME.log`).
     pub console_log: PathBuf,
+    /// The host side of guest networks that `xenprov-guest network apply` writes: the nftables
+    /// ruleset, the NAT bridge's DHCP settings and leases.
+    pub network: PathBuf,
 }
 
 impl Default for Paths {
@@ -54,6 +62,7 @@ impl Default for Paths {
             xen: "/etc/xen".into(),
             auto: "/etc/xen/auto".into(),
             console_log: "/var/log/xen/console".into(),
+            network: "/var/lib/xenprov/network".into(),
         }
     }
 }
@@ -69,6 +78,7 @@ impl Default for Config {
             installers: Vec::new(),
             installer_cache: "/var/cache/xenprov/installers".into(),
             install_timeout: Duration::from_secs(2 * 3600),
+            nat_subnet: DEFAULT_NAT_SUBNET,
             paths: Paths::default(),
             templates: None,
         }
@@ -171,6 +181,9 @@ impl Config {
                 humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}; e.g. \"90m\""))
             })
             .map_or(d.install_timeout, |a| a.value);
+        let nat_subnet = t
+            .parsed("nat-subnet", check_nat_subnet)
+            .map_or(d.nat_subnet, |a| a.value);
         let paths = match t.table("paths") {
             Some(p) => {
                 let get = |key, def: PathBuf| p.path(key).unwrap_or(def);
@@ -180,6 +193,7 @@ impl Config {
                     xen: get("xen", dp.xen),
                     auto: get("auto", dp.auto),
                     console_log: get("console-log", dp.console_log),
+                    network: get("network", dp.network),
                 };
                 p.finish();
                 v
@@ -198,6 +212,7 @@ impl Config {
             installers,
             installer_cache,
             install_timeout,
+            nat_subnet,
             paths,
             templates,
         })
