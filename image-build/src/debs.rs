@@ -70,6 +70,8 @@ const SPECS: &[Spec] = &[
             "iproute2",
             "nftables",
             "dnsmasq-base",
+            // Xen's vif-route, which routed guests use, calls ifconfig.
+            "net-tools",
         ],
         units: &[(
             "xenprov-guest-network.service",

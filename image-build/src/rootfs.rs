@@ -60,6 +60,8 @@ pub const PACKAGES: &[&str] = &[
     // dom0's firewall, masquerading and port forwards (nftables)
     "dnsmasq-base",
     "nftables",
+    // Xen's vif-route (routed guests) configures the vif with ifconfig
+    "net-tools",
 ];
 
 const RECIPE: &str = include_str!("rootfs.rs");
