@@ -1,8 +1,12 @@
 # shellcheck shell=bash
 # Day two on the host (sourced by tests/guests/e2e.sh, with its on_host, await, guest_says, timing and
-# fail): a Debian PV guest that the dom0 debootstraps into its disk goes from `new` to SSH, and then
-# through the verbs an admin uses on it, each judged from outside the tool — by xl, by the guest over
-# SSH, by the files on its disk:
+# fail): a Debian PV guest that the dom0 debootstraps into its disk, behind the dom0's NAT, goes from
+# `new` to SSH (day_two_new; e2e.sh then reboots the host, and day_two_nat shows its rules came back
+# with it), and then through the verbs an admin uses on it (day_two), each judged from outside the
+# tool — by xl, by the guest over SSH, by the files on its disk, by a machine on the uplink:
+#   NAT: the guest has its reserved address, fetches from the repo server and from a machine on the
+#   uplink (a network namespace on the dom0's bridge, which sees the dom0's address), and that machine
+#   reaches it only through its forwarded port;
 #   stop, list says stopped, mount shows its /etc/hostname, umount, start, mount refused while it runs;
 #   resize to a larger disk shows in the guest's df (online, by the grow hook the install put in it);
 #   set --memory shows in xl list; pause/unpause show in list;
@@ -53,8 +57,62 @@ root_bigger_than() { local b; b=$(guest_root_bytes 2>/dev/null) && [ -n "$b" ] &
 xl_mem() { on_host "xl list $DAY2" | awk 'NR == 2 { print $3 }'; }
 xl_mem_is() { [ "$(xl_mem)" = "$1" ]; }
 
-day_two() {
-    local start s rc before got
+# A machine on the uplink: network namespace `outside` on the dom0's bridge, with an address of the
+# uplink's subnet and a route to the NAT subnet through the dom0, as any neighbour could set; it
+# serves one file over HTTP (the repo server binary, in the namespace), whose access log names who
+# came.
+OUTSIDE_PORT=18091
+outside_up() {
+    # shellcheck disable=SC2016 # expanded in the dom0
+    on_host 'set -e
+        ip netns list | grep -qw outside && exit 0
+        dom0=$(ip -4 -o addr show dev xenbr0 | awk "{ print \$4 }")
+        subnet=$(xenprov-guest network show --json | sed -n "s/.*\"subnet\": \"\(.*\)\".*/\1/p")
+        ip netns add outside
+        ip link add xp-out type veth peer name xp-out-ns
+        ip link set xp-out master xenbr0 up
+        ip link set xp-out-ns netns outside
+        ip -n outside link set lo up
+        ip -n outside addr add "${dom0%.*/*}.200/${dom0#*/}" dev xp-out-ns
+        ip -n outside link set xp-out-ns up
+        ip -n outside route add "$subnet" via "${dom0%/*}"
+        mkdir -p /tmp/guests/outside && echo outside >/tmp/guests/outside/hello.txt
+        ip netns exec outside setsid /usr/sbin/xenprov-repo serve --listen "${dom0%.*/*}.200:'"$OUTSIDE_PORT"'" \
+            --root /tmp/guests/outside </dev/null >/tmp/guests/outside.log 2>&1 &
+        sleep 1'
+}
+dom0_uplink_ip() { on_host "ip -4 -o addr show dev xenbr0" | awk '{ split($4, a, "/"); print a[1] }'; }
+# Whether the machine on the uplink opens a TCP connection to HOST:PORT within 5 s.
+outside_connects() { on_host "ip netns exec outside timeout 5 bash -c 'exec 3<>/dev/tcp/$1/$2'" 2>/dev/null; }
+
+# NAT, judged from both sides: the guest's reserved address, out to the repo server and to the
+# uplink (masqueraded), and in only through the forward.
+day_two_nat() {
+    local got addr dom0
+    outside_up || fail "$DAY2: setting up the machine on the uplink"
+    addr=$(on_host "xenprov-guest network show --json" | /usr/bin/python3 -c "import json, sys
+print(next(l['ip'] for l in json.load(sys.stdin)['nat']['leases'] if l['guest'] == '$DAY2'))") ||
+        fail "$DAY2: no NAT reservation in network show"
+    got=$(in_guest "hostname -I") || fail "$DAY2: hostname -I in the guest"
+    grep -qw "$addr" <<<"$got" || fail "$DAY2: its addresses ($got) are not its reservation $addr"
+    in_guest "apt-get -q update >/dev/null" || fail "$DAY2: apt-get update through the repo server, from behind the NAT"
+    dom0=$(dom0_uplink_ip)
+    # shellcheck disable=SC2016 # expanded in the guest, which has bash but no curl
+    got=$(in_guest 'exec 3<>/dev/tcp/'"${dom0%.*}.200/$OUTSIDE_PORT"'; printf "GET /hello.txt HTTP/1.0\r\n\r\n" >&3; tail -n 1 <&3') ||
+        fail "$DAY2: reaching the uplink from behind the NAT"
+    [ "$got" = outside ] || fail "$DAY2: the machine on the uplink said '$got'"
+    on_host "grep -q 'peer=$dom0:' /tmp/guests/outside.log" ||
+        fail "$DAY2: the machine on the uplink did not see the dom0's address (masquerade): $(on_host 'tail -n 3 /tmp/guests/outside.log')"
+    ! outside_connects "$addr" 22 || fail "$DAY2: the machine on the uplink reached the NAT guest's own address"
+    got=$(on_host "ip netns exec outside timeout 10 bash -c 'exec 3<>/dev/tcp/$dom0/2222; head -c 7 <&3'") ||
+        fail "$DAY2: the forwarded port $dom0:2222 did not answer"
+    [ "$got" = SSH-2.0 ] || fail "$DAY2: the forwarded port answered '$got', not the guest's sshd"
+    echo "$DAY2: NAT $addr: out to the repo server and the uplink (seen as $dom0), in only through $dom0:2222"
+}
+
+# The day-two guest, from `new` to SSH and its NAT checks.
+day_two_new() {
+    local start s got
     seed_base
     start=$SECONDS
     on_host "xenprov-guest new $DAY2 --from /tmp/guests/$DAY2.toml" | tee "$OUT/$DAY2-new.log" ||
@@ -68,6 +126,53 @@ day_two() {
     # Its APT source is the repo server's verifying cache, as the guest reaches it.
     got=$(in_guest "cat /etc/apt/sources.list")
     grep -q ':8080/debian bookworm main' <<<"$got" || fail "$DAY2: its sources.list is '$got'"
+    day_two_nat
+    # shellcheck disable=SC2034 # read by e2e.sh, which sources this file
+    DAY2_UP=1
+}
+
+# With XENPROV_GUESTS_NETWORKS=1 (each guest is minutes under TCG, which CI's time does not hold): a routed
+# guest and a VLAN guest, one after the other, judged by the machine on the uplink. The routed one answers
+# at its own address (the dom0 answers ARP for it) and is seen by that machine with it; the VLAN one is
+# reached with tag 42 and not without.
+guest_up() {
+    local start=$SECONDS s
+    on_host "xenprov-guest new $1 --from /tmp/guests/$1.toml" >"$OUT/$1-new.log" 2>&1 || fail "$1: xenprov-guest new (see $OUT/$1-new.log)"
+    s=$(await "$1: SSH after new" 900 "$start" guest_says "$1")
+    timing "$1: new -> SSH (debootstrap)" "$s"
+}
+day_two_networks() {
+    local got
+    outside_up || fail "setting up the machine on the uplink"
+    guest_up deb-routed
+    got=$(on_host "ip netns exec outside timeout 10 bash -c 'exec 3<>/dev/tcp/10.0.2.50/22; head -c 7 <&3'") ||
+        fail "deb-routed: the machine on the uplink cannot reach its routed address"
+    [ "$got" = SSH-2.0 ] || fail "deb-routed: its address answered '$got'"
+    # shellcheck disable=SC2016 # expanded in the guest
+    got=$(on_host "bash /tmp/guests/guest-ssh.sh deb-routed $(printf '%q' 'exec 3<>/dev/tcp/'"$(dom0_uplink_ip | sed 's/\.[0-9]*$//').200/$OUTSIDE_PORT"'; printf "GET /hello.txt HTTP/1.0\r\n\r\n" >&3; tail -n 1 <&3')") ||
+        fail "deb-routed: reaching the uplink"
+    [ "$got" = outside ] || fail "deb-routed: the machine on the uplink said '$got'"
+    on_host "grep -q 'peer=10.0.2.50:' /tmp/guests/outside.log" || fail "deb-routed: the uplink did not see its own address"
+    on_host "xenprov-guest rm --force deb-routed" || fail "deb-routed: rm"
+    echo "deb-routed: reached at 10.0.2.50 from the uplink (proxy ARP), seen there with its own address"
+
+    guest_up deb-vlan
+    on_host "ip -n outside link add link xp-out-ns name xp-out-ns.42 type vlan id 42 &&
+        ip -n outside addr add 192.168.42.200/24 dev xp-out-ns.42 && ip -n outside link set xp-out-ns.42 up" ||
+        fail "deb-vlan: VLAN 42 on the machine on the uplink"
+    got=$(on_host "ip netns exec outside timeout 10 bash -c 'exec 3<>/dev/tcp/192.168.42.5/22; head -c 7 <&3'") ||
+        fail "deb-vlan: not reached in VLAN 42"
+    [ "$got" = SSH-2.0 ] || fail "deb-vlan: its address answered '$got'"
+    on_host "ip -n outside link del xp-out-ns.42 && ip -n outside addr add 192.168.42.201/24 dev xp-out-ns" ||
+        fail "deb-vlan: an untagged address on the machine on the uplink"
+    ! outside_connects 192.168.42.5 22 || fail "deb-vlan: reached without its VLAN tag"
+    on_host "ip -n outside addr del 192.168.42.201/24 dev xp-out-ns; xenprov-guest rm --force deb-vlan" || fail "deb-vlan: rm"
+    echo "deb-vlan: reached in VLAN 42 from the uplink, not untagged"
+}
+
+# The day-two verbs, on the guest day_two_new made.
+day_two() {
+    local start s rc before got
 
     # --- lifecycle, and offline access to the disk ---
     on_host "xenprov-guest stop $DAY2 --timeout 3m" || fail "$DAY2: stop"

@@ -12,8 +12,9 @@
 #              and the rest is real: the installer's domain ends, `xenprov-guest wait` switches to
 #              the run-phase config, GRUB boots the guest from its own disk (CI, PV)
 #     full:    d-i installs by itself (needs a mirror that serves udebs)
-#     daytwo:  only tests/guests/day-two.sh's debootstrap guest and its day-two verbs (standin runs
-#              them too, after the PV guest is up, so that both install paths are timed in one run)
+#     daytwo:  only tests/guests/day-two.sh's debootstrap guest (behind the dom0's NAT) and its day-two
+#              verbs (standin runs them too: the guest is made after the PV guest is up, so that both
+#              install paths are timed in one run and the host's reboot shows the NAT made again)
 #
 # Settings: XENPROV_GUESTS_OUT (out/guests), XENPROV_GUESTS_TYPES ("pv pvh"; add hvm to try HVM),
 # XENPROV_GUESTS_MIRROR (the Debian mirror the stand-in's base system is built from; default: this
@@ -23,6 +24,8 @@
 # in its domain (QEMU TCG's nested SVM faults now and then under PVH and HVM); any other failure is final.
 # XENPROV_GUESTS_HOST=DIR takes the host that tests/e2e/install.sh installed in DIR (its target.img,
 # answer disk, SSH key and admin password) instead of installing one (what CI does).
+# XENPROV_GUESTS_PVH_START=TRIES (standin): at the end, a PVH guest as far as its installer's start, on the
+# same boot. XENPROV_GUESTS_NETWORKS=1: after day two, a routed and a VLAN guest (tests/guests/day-two.sh).
 # Timings go to $OUT/timings.txt, logs (host serial, guest consoles, access log) to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -275,12 +278,11 @@ token_of() { on_host "sed -n 's|.*/preseed/$1/\([0-9a-f]\{32\}\).*|\1|p' /var/li
 access_log() { on_host "journalctl -u xenprov-repo -o cat --no-pager"; }
 served() { access_log | grep -cE "$1" || true; }
 # d-i's choose-mirror fetched the suite's Release from the repo server's /debian/, one peer per guest.
-mirror_checked() {
-    local n
-    n=$(access_log | grep -E 'path=/debian/dists/[a-z]+/(In)?Release status=200' |
-        grep -v 'peer=127\.' | sed 's/.*peer=\([0-9.]*\):.*/\1/' | sort -u | wc -l)
-    [ "$n" -ge "$1" ]
+mirror_peers() {
+    access_log | grep -E 'path=/debian/dists/[a-z]+/(In)?Release status=200' |
+        grep -v 'peer=127\.' | sed 's/.*peer=\([0-9.]*\):.*/\1/' | sort -u | wc -l
 }
+mirror_checked() { [ "$(mirror_peers)" -ge "$1" ]; }
 # The access log shows a 200 for $1's preseed (the token masked as `-`: only the right token gets a
 # 200) and never the token $2 itself. (grep -c, not -q: the log is read to its end, so no early exit
 # breaks the pipe under pipefail.)
@@ -343,25 +345,29 @@ fi
 boot_host
 setup_host
 if [ "$MODE" = daytwo ]; then
+    day_two_new
     day_two
+    [ -z "${XENPROV_GUESTS_NETWORKS:-}" ] || day_two_networks
     collect
     printf '%s\n' "${TIMINGS[@]}" | tee "$OUT/timings.txt"
     echo "guests e2e ($MODE): PASS (logs in $OUT)"
     exit 0
 fi
-declare -A STARTED TOKEN ROOT_UUID
-for t in $TYPES; do
-    g=deb-$t
+# installer_starts for guest $1 of type $2, tried again up to $3 times on a triple fault.
+start_installer() {
+    local g=$1 t=$2 tries=$3 try rc
     for ((try = 1; ; try++)); do
         rc=0
         installer_starts "$g" "$t" || rc=$?
         [ $rc -eq 0 ] && break
-        { [ $rc -eq 3 ] && [ "$try" -lt "$TRIES" ]; } || fail "$g: its installer did not start (try $try of $TRIES)"
+        { [ $rc -eq 3 ] && [ "$try" -lt "$tries" ]; } || fail "$g: its installer did not start (try $try of $tries)"
         timing "$g: try $try: triple fault in Xen's log after" $((SECONDS - STARTED[$g]))
         on_host "xenprov-guest rm $g && mv /var/log/xen/console/guest-$g.log /var/log/xen/console/guest-$g.try$try.log" ||
             fail "$g: removing the faulted try"
     done
-done
+}
+declare -A STARTED TOKEN ROOT_UUID
+for t in $TYPES; do start_installer "deb-$t" "$t" "$TRIES"; done
 # d-i checks its mirror, the repo server's verifying cache of the dom0's Debian mirror, and goes on to
 # download its components (which this machine's mirror does not have: 404).
 s=$(await "d-i fetched its suite's Release from the repo server" 600 "${STARTED[deb-${TYPES%% *}]}" mirror_checked "$(wc -w <<<"$TYPES")")
@@ -412,11 +418,16 @@ if [ "$MODE" != preseed ]; then
         (($(served "$inrelease") > before)) ||
             fail "$g: the guest's apt-get update did not reach the repo server"
     done
+    # The day-two guest (debootstrap, behind the NAT) comes now, so that the reboot shows its NAT rules and
+    # forward made again at boot; its resize and snapshots wait until the installer guests are gone.
+    [ "$MODE" != standin ] || day_two_new
     # Autostart: the host reboots; xendomains shuts the guests down (their consoles show systemd powering off) and
     # starts those linked in /etc/xen/auto again with the host. Each step has its own budget and timing, so that
     # a slow run says where the time went, and a failure shows the guest's console from its restart on.
     declare -A MARK
-    for t in $TYPES; do MARK[deb-$t]=$(on_host "wc -l </var/log/xen/console/guest-deb-$t.log"); done
+    for g in $(for t in $TYPES; do echo "deb-$t"; done) ${DAY2_UP:+$DAY2}; do
+        MARK[$g]=$(on_host "wc -l </var/log/xen/console/guest-$g.log")
+    done
     start=$SECONDS
     on_host 'systemctl reboot' || true
     SSH_OK=
@@ -455,7 +466,23 @@ if [ "$MODE" != preseed ]; then
     done
 fi
 # Day two once the installer guests are gone: its resize and snapshots need the volume group's room.
-[ "$MODE" != standin ] || day_two
+if [ "$MODE" = standin ]; then
+    s=$(AWAIT_REPORT="autostart_report $DAY2" await "$DAY2: SSH after the host's reboot (autostart)" 900 "$start" guest_says "$DAY2")
+    timing "$DAY2: host reboot -> SSH (autostart, NAT)" "$s"
+    day_two_nat
+    day_two
+    [ -z "${XENPROV_GUESTS_NETWORKS:-}" ] || day_two_networks
+fi
+# Then, on the same boot, a PVH guest as far as its installer's start (XENPROV_GUESTS_PVH_START=TRIES):
+# it boots on Xen as PVH, fetches its preseed with its token, reports started and checks its mirror.
+# QEMU TCG's nested SVM faults now and then under PVH: Xen logs it, and the test tries again.
+if [ "$MODE" = standin ] && [ -n "${XENPROV_GUESTS_PVH_START:-}" ]; then
+    before=$(mirror_peers)
+    start_installer deb-pvh pvh "$XENPROV_GUESTS_PVH_START"
+    s=$(await "deb-pvh: d-i fetched its suite's Release from the repo server" 600 "${STARTED[deb-pvh]}" mirror_checked $((before + 1)))
+    timing "deb-pvh: new -> d-i checked its mirror (repo server)" "$s"
+    on_host "xenprov-guest rm deb-pvh" || fail "deb-pvh: rm of its installer"
+fi
 collect
 printf '%s\n' "${TIMINGS[@]}" | tee "$OUT/timings.txt"
 echo "guests e2e ($MODE): PASS (logs in $OUT)"
