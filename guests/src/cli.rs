@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use xenprov_core::answer::{check_lvm_name, check_ssh_key};
 use xenprov_core::guest::{GuestType, Method, check_cpu_list, check_guest_name, check_package};
 use xenprov_core::net::{self, Cidr};
 use xenprov_core::password;
 use xenprov_core::size::Size;
+use xenprov_guest::lifecycle::Changes;
 use xenprov_guest::storage;
 use xenprov_registry::settings;
 
@@ -87,7 +88,7 @@ pub enum Phase {
     Run,
 }
 
-#[derive(clap::Args, Default)]
+#[derive(Args, Default)]
 pub struct DefinitionFlags {
     /// OS profile, e.g. debian12, rocky9.
     #[arg(long)]
@@ -141,6 +142,42 @@ pub struct DefinitionFlags {
     /// Start it with the host (a link in /etc/xen/auto).
     #[arg(long)]
     pub autostart: bool,
+}
+
+/// `set`'s flags: what changes, the rest as it is.
+#[derive(Args)]
+pub struct SetFlags {
+    /// Memory, e.g. 768M (at most maxmem while it runs).
+    #[arg(long, value_parser = size)]
+    memory: Option<Size>,
+    /// The most memory it may be given without a reboot (applies at its next boot).
+    #[arg(long, value_parser = size)]
+    maxmem: Option<Size>,
+    /// vCPUs (at most the host's physical CPUs).
+    #[arg(long)]
+    vcpus: Option<u32>,
+    /// Physical CPUs its vCPUs may run on, e.g. 0-1 or 0,2.
+    #[arg(long, value_parser = checked(check_cpu_list))]
+    cpus: Option<String>,
+    /// credit2 weight, 1 to 65535 (Xen's default 256).
+    #[arg(long)]
+    weight: Option<u32>,
+    /// credit2 cap in percent of one physical CPU, 0 for none.
+    #[arg(long)]
+    cap: Option<u32>,
+}
+
+impl From<SetFlags> for Changes {
+    fn from(f: SetFlags) -> Changes {
+        Changes {
+            memory: f.memory,
+            maxmem: f.maxmem,
+            vcpus: f.vcpus,
+            cpus: f.cpus,
+            weight: f.weight,
+            cap: f.cap,
+        }
+    }
 }
 
 // Parsed once per run; boxing the big variant would buy nothing.
@@ -262,24 +299,8 @@ pub enum Verb {
     Set {
         /// The guest to change.
         name: String,
-        /// Memory, e.g. 768M (at most maxmem while it runs).
-        #[arg(long, value_parser = size)]
-        memory: Option<Size>,
-        /// The most memory it may be given without a reboot (applies at its next boot).
-        #[arg(long, value_parser = size)]
-        maxmem: Option<Size>,
-        /// vCPUs (at most the host's physical CPUs).
-        #[arg(long)]
-        vcpus: Option<u32>,
-        /// Physical CPUs its vCPUs may run on, e.g. 0-1 or 0,2.
-        #[arg(long, value_parser = checked(check_cpu_list))]
-        cpus: Option<String>,
-        /// credit2 weight, 1 to 65535 (Xen's default 256).
-        #[arg(long)]
-        weight: Option<u32>,
-        /// credit2 cap in percent of one physical CPU, 0 for none.
-        #[arg(long)]
-        cap: Option<u32>,
+        #[command(flatten)]
+        changes: SetFlags,
     },
     /// Grow a guest's disk (live: the guest's root grows with it) or shrink it (the guest off,
     /// file system first).

@@ -81,26 +81,7 @@ fn run(cli: Cli) -> Result<()> {
         Verb::Console { name } => verbs::console(&env, &name),
         Verb::Save { name, file } => verbs::save(&env, &name, &file),
         Verb::Restore { file } => verbs::restore(&env, &file),
-        Verb::Set {
-            name,
-            memory,
-            maxmem,
-            vcpus,
-            cpus,
-            weight,
-            cap,
-        } => verbs::set(
-            &env,
-            &name,
-            &xenprov_guest::lifecycle::Changes {
-                memory,
-                maxmem,
-                vcpus,
-                cpus,
-                weight,
-                cap,
-            },
-        ),
+        Verb::Set { name, changes } => verbs::set(&env, &name, &changes.into()),
         Verb::Resize { name, size } => verbs::resize(&env, &name, size),
         Verb::Snapshot {
             name,
