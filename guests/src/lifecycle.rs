@@ -152,41 +152,52 @@ pub struct Changes {
 /// Checks the changed definition as a file would be checked, and against the host's CPUs; applies
 /// what Xen can change in the running domain; keeps the rest for its next boot. Returns what it did,
 /// a line each.
-pub fn set(env: &Env<'_>, name: &str, c: &Changes) -> Result<Vec<String>> {
-    let old = env.registry.guest(name)?;
+/// The guest's definition with `edit` made to it, read again as a file would be, so that what the
+/// OS and the other keys allow is checked as `new` checks it; the error names the guest.
+pub(crate) fn changed(
+    env: &Env<'_>,
+    old: &Guest,
+    edit: impl FnOnce(&mut dyn FnMut(&str, toml::Value)),
+) -> Result<Guest> {
     let mut t: toml::Table = toml::from_str(&old.to_toml()).context("the stored definition")?;
-    let mut put = |k: &str, v: toml::Value| {
+    edit(&mut |k, v| {
         t.insert(k.to_string(), v);
-    };
-    if let Some(m) = c.memory {
-        put("memory", m.to_string().into());
-        // maxmem follows memory up unless it is given: a guest cannot run above its maxmem.
-        if c.maxmem.is_none() && m > old.maxmem {
-            put("maxmem", m.to_string().into());
-        }
-    }
-    if let Some(m) = c.maxmem {
-        put("maxmem", m.to_string().into());
-    }
-    if let Some(n) = c.vcpus {
-        put("vcpus", i64::from(n).into());
-    }
-    if let Some(s) = &c.cpus {
-        put("cpus", s.clone().into());
-    }
-    if let Some(w) = c.weight {
-        put("weight", i64::from(w).into());
-    }
-    if let Some(cap) = c.cap {
-        put("cap", i64::from(cap).into());
-    }
+    });
     let src = toml::to_string(&t)?;
     let host = Host {
         vg: env.config.vg.clone(),
         ..Host::default()
     };
-    let new = Guest::parse(&src, env.registry.catalog(), &host).map_err(|e| {
-        xenprov_core::exit::invalid(format!("guest `{name}` with these changes:\n{e}"))
+    Guest::parse(&src, env.registry.catalog(), &host).map_err(|e| {
+        xenprov_core::exit::invalid(format!("guest `{}` with these changes:\n{e}", old.name)).into()
+    })
+}
+
+pub fn set(env: &Env<'_>, name: &str, c: &Changes) -> Result<Vec<String>> {
+    let old = env.registry.guest(name)?;
+    let new = changed(env, &old, |put| {
+        if let Some(m) = c.memory {
+            put("memory", m.to_string().into());
+            // maxmem follows memory up unless it is given: a guest cannot run above its maxmem.
+            if c.maxmem.is_none() && m > old.maxmem {
+                put("maxmem", m.to_string().into());
+            }
+        }
+        if let Some(m) = c.maxmem {
+            put("maxmem", m.to_string().into());
+        }
+        if let Some(n) = c.vcpus {
+            put("vcpus", i64::from(n).into());
+        }
+        if let Some(s) = &c.cpus {
+            put("cpus", s.clone().into());
+        }
+        if let Some(w) = c.weight {
+            put("weight", i64::from(w).into());
+        }
+        if let Some(cap) = c.cap {
+            put("cap", i64::from(cap).into());
+        }
     })?;
     let cpus = env.machine.host_cpus()?;
     if new.vcpus > cpus {

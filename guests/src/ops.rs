@@ -937,6 +937,25 @@ mod tests {
             "{run}"
         );
         assert_eq!(lab.registry.guest("web1").unwrap().memory, Size::mib(768));
+
+        // A disk below what the OS needs is refused before any tool runs, and the definition
+        // stays readable (found on the host: a shrink to 3G left a guest.toml that no longer read).
+        lab.fake.log.borrow_mut().clear();
+        let e = format!(
+            "{:#}",
+            crate::storage::resize(&env, "web1", Size::gib(3)).unwrap_err()
+        );
+        assert!(
+            e.contains("guest `web1` with these changes")
+                && e.contains("disk: 3G is less than the 4G the OS needs"),
+            "{e}"
+        );
+        assert!(
+            lab.fake.log.borrow().is_empty(),
+            "{:?}",
+            lab.fake.log.borrow()
+        );
+        assert_eq!(lab.registry.guest("web1").unwrap().disk, Size::gib(8));
     }
 
     #[test]

@@ -140,6 +140,7 @@ fn snapshot_rows(env: &Env<'_>, g: &Guest) -> Result<Vec<Snapshot>> {
 }
 
 /// What `resize` did.
+#[derive(Debug)]
 pub enum Resized {
     /// Grown; whether the guest was running (and so is told now).
     Grown {
@@ -153,9 +154,12 @@ pub enum Resized {
 
 pub fn resize(env: &Env<'_>, name: &str, to: Size) -> Result<Resized> {
     let g = env.registry.guest(name)?;
+    // The definition with the new size must still read (a disk below what the OS needs is
+    // refused), before anything changes.
+    let mut redefined =
+        crate::lifecycle::changed(env, &g, |put| put("disk", to.to_string().into()))?;
     let now = lv_bytes(env, &g)?;
     let lv = format!("{}/{}", g.vg, g.lv_name());
-    let mut redefined = g.clone();
     let out = if to > now {
         let free = vg_free(env, &g.vg)?;
         if Size(to.bytes() - now.bytes()) > free {
