@@ -543,7 +543,7 @@ fn read_guest(t: &Table<'_, '_>, catalog: &Catalog, host: &Host) -> Option<Guest
 
     let network = match t.table("network") {
         Some(n) => {
-            let v = read_network(&n, name.as_deref(), host);
+            let v = read_network(&n, host);
             n.finish();
             v
         }
@@ -896,15 +896,15 @@ fn read_words(
 }
 
 /// `[network]`: where the vif goes (`attach`), then the guest's address as that mode allows.
-fn read_network(t: &Table<'_, '_>, name: Option<&str>, host: &Host) -> Option<GuestNetwork> {
+fn read_network(t: &Table<'_, '_>, host: &Host) -> Option<GuestNetwork> {
     let attach = t.choice("attach", &ATTACH);
     if attach.is_none() && t.has("attach") {
         return None;
     }
     let attach = attach.unwrap_or_default();
-    let forward = read_forwards(t, attach, name, host);
+    let forward = read_forwards(t, attach, host);
     if attach == Attach::Nat {
-        return read_nat(t, name, host).map(|address| GuestNetwork {
+        return read_nat(t, host).map(|address| GuestNetwork {
             attach,
             address: Some(address),
             forward,
@@ -931,7 +931,7 @@ fn read_network(t: &Table<'_, '_>, name: Option<&str>, host: &Host) -> Option<Gu
 
 /// A NAT guest takes its address by DHCP from the dom0; `address` (given, or chosen here as the
 /// lowest free one of the NAT subnet) is the reservation, written into its definition.
-fn read_nat(t: &Table<'_, '_>, name: Option<&str>, host: &Host) -> Option<Cidr> {
+fn read_nat(t: &Table<'_, '_>, host: &Host) -> Option<Cidr> {
     let at = |key: &'static str| t.str(key).map_or(t.offset(), |a| a.offset);
     for key in ["gateway", "dns"] {
         if t.has(key) {
@@ -954,11 +954,11 @@ fn read_nat(t: &Table<'_, '_>, name: Option<&str>, host: &Host) -> Option<Cidr> 
         );
     }
     let subnet = host.nat_subnet.unwrap_or(guest_net::DEFAULT_NAT_SUBNET);
-    let taken: Vec<Ipv4Addr> = host
+    // The host's other guests (a guest of the same name is refused by `read_name`).
+    let reserved: Vec<(Ipv4Addr, &str)> = host
         .guests
         .iter()
-        .filter(|g| Some(g.name.as_str()) != name)
-        .filter_map(|g| g.nat_address)
+        .filter_map(|g| Some((g.nat_address?, g.name.as_str())))
         .collect();
     match t.parsed("address", str::parse::<Cidr>) {
         Some(a) => {
@@ -975,15 +975,9 @@ fn read_nat(t: &Table<'_, '_>, name: Option<&str>, host: &Host) -> Option<Cidr> 
                 None
             };
             let problem = problem.or_else(|| {
-                host.guests
-                    .iter()
-                    .find(|g| Some(g.name.as_str()) != name && g.nat_address == Some(ip))
-                    .map(|g| {
-                        format!(
-                            "{ip} is reserved for guest `{}`; remove address to get a free one",
-                            g.name
-                        )
-                    })
+                reserved.iter().find(|(r, _)| *r == ip).map(|(_, g)| {
+                    format!("{ip} is reserved for guest `{g}`; remove address to get a free one")
+                })
             });
             match problem {
                 Some(p) => {
@@ -994,7 +988,10 @@ fn read_nat(t: &Table<'_, '_>, name: Option<&str>, host: &Host) -> Option<Cidr> 
             }
         }
         None if t.has("address") => None,
-        None => match guest_net::free_nat_address(&subnet, &taken) {
+        None => match guest_net::free_nat_address(
+            &subnet,
+            &reserved.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+        ) {
             Some(addr) => Some(Cidr {
                 addr,
                 prefix: subnet.prefix,
@@ -1012,12 +1009,7 @@ fn read_nat(t: &Table<'_, '_>, name: Option<&str>, host: &Host) -> Option<Cidr> 
 }
 
 /// `forward`: NAT only; each dom0 port once on the host, and none the dom0 needs itself.
-fn read_forwards(
-    t: &Table<'_, '_>,
-    attach: Attach,
-    name: Option<&str>,
-    host: &Host,
-) -> Vec<Forward> {
+fn read_forwards(t: &Table<'_, '_>, attach: Attach, host: &Host) -> Vec<Forward> {
     let items = t.str_array("forward").unwrap_or_default();
     if attach != Attach::Nat {
         if let Some(a) = items.first() {
@@ -1053,7 +1045,6 @@ fn read_forwards(
         } else {
             host.guests
                 .iter()
-                .filter(|g| Some(g.name.as_str()) != name)
                 .find(|g| g.forward.iter().any(clash))
                 .map(|g| {
                     format!(

@@ -136,11 +136,7 @@ pub fn plan(nat_subnet: &Cidr, guests: &[Guest]) -> HostNet {
         forwards.sort_by(|a: &Forwarded, b| (a.proto, a.port).cmp(&(b.proto, b.port)));
         net.nat = Some(Nat {
             bridge: NAT_BRIDGE.to_string(),
-            subnet: Cidr {
-                addr: nat_subnet.addr,
-                prefix: nat_subnet.prefix,
-            }
-            .to_string(),
+            subnet: nat_subnet.to_string(),
             gateway: Cidr {
                 addr: gw,
                 prefix: nat_subnet.prefix,

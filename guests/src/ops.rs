@@ -92,8 +92,8 @@ impl Env<'_> {
         // A NAT guest sees the repo server on a bridge that may not be up yet: the dom0 fetches
         // on loopback what the guest would.
         let fetch_from = if guest.network.attach == Attach::Nat && self.config.repo_url.is_none() {
-            let local = format!("http://127.0.0.1:{}", self.config.repo_port);
-            self.config.tree_url(&os.id, &os.tree, &local)
+            self.config
+                .tree_url(&os.id, &os.tree, &self.config.local_repo_url())
         } else {
             tree_url.clone()
         };
@@ -181,10 +181,11 @@ pub fn build(env: &Env<'_>, guest: Guest, say: &mut dyn FnMut(String)) -> Result
         .clone()
         .expect("parse allows debootstrap only with a suite");
     // The dom0 reaches its own repo server on loopback; the guest, on its bridge.
-    let local = format!("http://127.0.0.1:{}", env.config.repo_port);
     let mirror = crate::debootstrap::Mirror {
         suite,
-        for_dom0: env.config.tree_url(&os.id, &os.tree, &local),
+        for_dom0: env
+            .config
+            .tree_url(&os.id, &os.tree, &env.config.local_repo_url()),
         for_guest: env
             .config
             .tree_url(&os.id, &os.tree, &env.repo_url(&guest)?),

@@ -26,7 +26,7 @@ pub fn fetch_installer(env: &Env<'_>, id: &str, repo_url: Option<String>) -> Res
     })?;
     let repo_url = repo_url
         .or_else(|| env.config.repo_url.clone())
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", env.config.repo_port));
+        .unwrap_or_else(|| env.config.local_repo_url());
     let tree_url = env.config.tree_url(&os.id, &os.tree, &repo_url);
     let i = xenprov_guest::installer::fetch(env.machine, env.config, os, &tree_url)?;
     println!(
@@ -650,13 +650,7 @@ pub fn prepare_base(
             os.title
         ),
     };
-    let mirror = mirror.unwrap_or_else(|| {
-        cfg.tree_url(
-            &os.id,
-            &os.tree,
-            &format!("http://127.0.0.1:{}", cfg.repo_port),
-        )
-    });
+    let mirror = mirror.unwrap_or_else(|| cfg.tree_url(&os.id, &os.tree, &cfg.local_repo_url()));
     let cache = xenprov_guest::debootstrap::cache_dir(cfg);
     let base =
         xenprov_guest::debootstrap::prepare(&suite, &mirror, &cache, &mut |l| eprintln!("{l}"))?;

@@ -218,6 +218,11 @@ impl Config {
         })
     }
 
+    /// The repo server as the dom0 itself reaches it: on loopback, at `repo-port`.
+    pub fn local_repo_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.repo_port)
+    }
+
     /// The install tree URL for an OS profile's tree, given the repo server's URL.
     pub fn tree_url(&self, os: &str, tree: &str, repo_url: &str) -> String {
         self.trees
