@@ -52,3 +52,4 @@ pub mod render;
 pub mod replace;
 pub mod size;
 pub mod text;
+pub mod xen;

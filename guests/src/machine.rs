@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use xenprov_core::guest::Guest;
 use xenprov_core::size::Size;
+use xenprov_core::xen::{Counters, info_field, parse_xl_list, parse_xl_uptime};
 use xenprov_sys::Cmd;
 
 use crate::debootstrap::Mirror;
@@ -28,17 +29,7 @@ pub struct Domain {
     pub run: Run,
 }
 
-/// What `xl list`'s State column says of a domain that exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Run {
-    /// Running or blocked (`r`, `b`, or nothing: waiting for a CPU).
-    Running,
-    Paused,
-    /// Shut down or dying: on its way out.
-    Ending,
-    Crashed,
-}
+pub use xenprov_core::xen::Run;
 
 pub trait Machine {
     /// Free space of every volume group.
@@ -58,7 +49,7 @@ pub trait Machine {
     fn lvm(&self, args: &[&str]) -> Result<String>;
     fn domains(&self) -> Result<Vec<Domain>>;
     /// Every domain's counters now, for `top`.
-    fn counters(&self) -> Result<Vec<crate::top::Counters>>;
+    fn counters(&self) -> Result<Vec<Counters>>;
     /// Physical CPUs Xen has (`xl info`'s nr_cpus).
     fn host_cpus(&self) -> Result<u32>;
     /// Whether process `pid` of the dom0 still runs.
@@ -134,7 +125,7 @@ impl Machine for Dom0 {
     fn host_cpus(&self) -> Result<u32> {
         let info = Cmd::new(&["xl", "info"]).run()?;
         info_field(&info, "nr_cpus")
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(|v| v.parse().ok())
             .ok_or_else(|| anyhow::anyhow!("`xl info` has no nr_cpus"))
     }
 
@@ -142,30 +133,8 @@ impl Machine for Dom0 {
         Path::new(&format!("/proc/{pid}")).exists()
     }
 
-    fn counters(&self) -> Result<Vec<crate::top::Counters>> {
-        let mut all = crate::top::parse_xl_list(&Cmd::new(&["xl", "list"]).run()?);
-        // blkback's and netback's counters, one directory per disk and per vif of a domain.
-        let sum = |dir: &str, prefix: &str, file: &str| -> u64 {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return 0;
-            };
-            entries
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-                .filter_map(|e| std::fs::read_to_string(e.path().join(file)).ok())
-                .filter_map(|v| v.trim().parse::<u64>().ok())
-                .sum()
-        };
-        for c in &mut all {
-            let vbd = format!("vbd-{}-", c.domid);
-            let vif = format!("vif{}.", c.domid);
-            let disks = "/sys/bus/xen-backend/devices";
-            c.read_bytes = sum(disks, &vbd, "statistics/rd_sect") * 512;
-            c.written_bytes = sum(disks, &vbd, "statistics/wr_sect") * 512;
-            c.net_tx_bytes = sum("/sys/class/net", &vif, "statistics/rx_bytes");
-            c.net_rx_bytes = sum("/sys/class/net", &vif, "statistics/tx_bytes");
-        }
-        Ok(all)
+    fn counters(&self) -> Result<Vec<Counters>> {
+        xenprov_sys::xen::counters()
     }
 
     fn debootstrap(
@@ -245,14 +214,6 @@ fn parse_vgs(out: &str) -> Result<BTreeMap<String, Size>> {
         .collect()
 }
 
-/// The value of `xl info`'s `KEY : VALUE` line.
-fn info_field<'a>(info: &'a str, key: &str) -> Option<&'a str> {
-    info.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        (k.trim() == key).then_some(v)
-    })
-}
-
 /// The words of `xl info`'s `virt_caps : pv hvm hap ...` line.
 fn parse_virt_caps(info: &str) -> Vec<String> {
     info_field(info, "virt_caps")
@@ -267,58 +228,14 @@ fn parse_ip_addr(out: &str) -> Option<Ipv4Addr> {
         .and_then(|a| a.split('/').next()?.parse().ok())
 }
 
-/// `xl uptime` prints `NAME ID [N day(s), ]H:MM:SS`.
-fn parse_uptime(s: &str) -> Option<u64> {
-    let (days, clock) = match s.split_once(',') {
-        Some((d, c)) => (d.split_whitespace().next()?.parse::<u64>().ok()?, c.trim()),
-        None => (0, s.trim()),
-    };
-    let hms: Vec<u64> = clock
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let secs = hms.iter().fold(0, |acc, x| acc * 60 + x);
-    Some(days * 86400 + secs)
-}
-
-/// `xl list` by name: Mem, VCPUs and the State column (`r-----`, `-b----`, `--p---`, `---s--`,
-/// `----c-`, `-----d`).
-fn parse_runs(list: &str) -> BTreeMap<String, (u64, u32, Run)> {
-    list.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (name, flags) = (f.first()?, f.get(4)?.as_bytes());
-            let (mem, vcpus) = (f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?);
-            let has = |i: usize, c: u8| flags.get(i) == Some(&c);
-            let run = if has(4, b'c') {
-                Run::Crashed
-            } else if has(3, b's') || has(5, b'd') {
-                Run::Ending
-            } else if has(2, b'p') {
-                Run::Paused
-            } else {
-                Run::Running
-            };
-            Some((name.to_string(), (mem, vcpus, run)))
-        })
-        .collect()
-}
-
 fn parse_domains(list_json: &str, states: &str, uptime: &str) -> Result<Vec<Domain>> {
-    let runs = parse_runs(states);
+    let runs: BTreeMap<String, Counters> = parse_xl_list(states)
+        .into_iter()
+        .map(|c| (c.name.clone(), c))
+        .collect();
     let v: serde_json::Value =
         serde_json::from_str(list_json).context("reading the JSON of `xl list -l`")?;
-    let mut ups = BTreeMap::new();
-    for line in uptime.lines().skip(1) {
-        let mut f = line.split_whitespace();
-        if let (Some(name), Some(_id)) = (f.next(), f.next()) {
-            let rest: Vec<&str> = f.collect();
-            if let Some(s) = parse_uptime(&rest.join(" ")) {
-                ups.insert(name.to_string(), s);
-            }
-        }
-    }
+    let ups = parse_xl_uptime(uptime);
     let mut out = Vec::new();
     for d in v.as_array().into_iter().flatten() {
         let cfg = &d["config"];
@@ -328,18 +245,18 @@ fn parse_domains(list_json: &str, states: &str, uptime: &str) -> Result<Vec<Doma
         let b = &cfg["b_info"];
         let max_vcpus = b["max_vcpus"].as_u64().unwrap_or(0) as u32;
         // A domain that ended between the two listings is not listed.
-        let Some(&(memory_mib, vcpus, run)) = runs.get(name) else {
+        let Some(now) = runs.get(name) else {
             continue;
         };
         out.push(Domain {
             name: name.to_string(),
             domid: d["domid"].as_u64().unwrap_or(0) as u32,
-            memory_mib,
-            vcpus,
+            memory_mib: now.memory_mib,
+            vcpus: now.vcpus,
             maxmem_mib: b["max_memkb"].as_u64().unwrap_or(0) / 1024,
             max_vcpus,
             uptime_secs: ups.get(name).copied(),
-            run,
+            run: now.run,
         });
     }
     Ok(out)
@@ -388,13 +305,6 @@ mod tests {
                 uptime_secs: Some(62),
                 run: Run::Paused,
             }
-        );
-        let runs = parse_runs(
-            "Name ID Mem VCPUs State Time(s)\na 1 1 1 -b---- 1\nb 2 1 1 ---s-- 1\nc 3 1 1 ----c- 1\nd 4 1 1 -----d 1\n",
-        );
-        assert_eq!(
-            runs.values().map(|r| r.2).collect::<Vec<_>>(),
-            [Run::Running, Run::Ending, Run::Crashed, Run::Ending]
         );
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use xenprov_core::guest::{Guest, Host, OsProfile};
 
-use crate::machine::{Domain, Machine, Run};
+use crate::machine::{Domain, Machine};
 use xenprov_core::guest::Method;
 use xenprov_core::guest_net::{Attach, nat_gateway};
 use xenprov_core::guest_render::{Output, Source, render, run_config};
@@ -34,10 +34,7 @@ impl Env<'_> {
     }
 
     fn console_log(&self, name: &str) -> PathBuf {
-        self.config
-            .paths
-            .console_log
-            .join(format!("guest-{name}.log"))
+        self.config.paths.console_log_of(name)
     }
 
     fn os(&self, guest: &Guest) -> Result<&OsProfile> {
@@ -312,33 +309,6 @@ pub struct Row {
     pub uptime_secs: Option<u64>,
 }
 
-/// What `list` says: the registry's state and the domain as Xen has it now, whoever started,
-/// paused or stopped it.
-fn shown_state(st: &Status, dom: Option<&Domain>, machine: &dyn Machine) -> &'static str {
-    match (st.state, dom) {
-        (State::Installed, Some(d)) if st.switched.is_some() => match d.run {
-            Run::Running => "running",
-            Run::Paused => "paused",
-            Run::Ending => "stopping",
-            Run::Crashed => "crashed",
-        },
-        (State::Defined, _) => "defined",
-        // Installed by the dom0 itself: installing while that process lives.
-        (State::Installing, _) if st.builder_pid.is_some() => {
-            if st.builder_pid.is_some_and(|p| machine.alive(p)) {
-                "installing"
-            } else {
-                "failed"
-            }
-        }
-        // The installer reports done before it powers off: a domain gone without it has failed.
-        (State::Installing, None) => "failed",
-        (State::Installing, Some(_)) | (State::Installed, Some(_)) => "installing",
-        (State::Installed, None) => "stopped",
-        (State::Failed, _) => "failed",
-    }
-}
-
 pub fn list(env: &Env<'_>) -> Result<Vec<Row>> {
     let domains = env.machine.domains()?;
     let now = (env.now)();
@@ -349,7 +319,10 @@ pub fn list(env: &Env<'_>) -> Result<Vec<Row>> {
             let r = env.registry.record(&name, now)?;
             let dom = domains.iter().find(|d| d.name == name);
             Ok(Row {
-                state: shown_state(&r.status, dom, env.machine).to_string(),
+                state: r
+                    .status
+                    .shown(dom.map(|d| d.run), |p| env.machine.alive(p))
+                    .to_string(),
                 os: r.guest.os.clone(),
                 kind: r.guest.kind.to_string(),
                 memory_mib: dom.map_or(r.guest.memory.as_mib(), |d| d.memory_mib),
@@ -378,7 +351,10 @@ pub fn show(env: &Env<'_>, name: &str) -> Result<Details> {
     let domain = env.domain(name)?;
     let log = env.registry.log_path(name)?;
     Ok(Details {
-        state: shown_state(&r.status, domain.as_ref(), env.machine).to_string(),
+        state: r
+            .status
+            .shown(domain.as_ref().map(|d| d.run), |p| env.machine.alive(p))
+            .to_string(),
         definition: r.guest,
         status: r.status,
         domain,
@@ -422,6 +398,7 @@ pub fn remove(env: &Env<'_>, name: &str, keep_disk: bool, force: bool) -> Result
 
 #[cfg(test)]
 mod tests {
+    use crate::machine::Run;
     use std::cell::RefCell;
     use std::collections::BTreeMap;
     use std::net::Ipv4Addr;
@@ -528,7 +505,7 @@ mod tests {
         fn host_cpus(&self) -> Result<u32> {
             Ok(2)
         }
-        fn counters(&self) -> Result<Vec<crate::top::Counters>> {
+        fn counters(&self) -> Result<Vec<xenprov_core::xen::Counters>> {
             Ok(Vec::new())
         }
         fn alive(&self, pid: u32) -> bool {

@@ -611,7 +611,7 @@ pub fn top(
         let now = env.machine.counters()?;
         let secs = at.elapsed().as_secs_f64();
         at = std::time::Instant::now();
-        let rows = top::rates(&before, &now, secs);
+        let rows = xenprov_core::xen::rates(&before, &now, secs);
         if json {
             println!("{}", serde_json::to_string(&rows)?);
         } else {

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use xenprov_core::guest::{Catalog, Existing, Guest, Host, check_guest_name};
 use xenprov_core::guest_net::Attach;
 use xenprov_core::render::Templates;
+use xenprov_core::xen::Run;
 
 use xenprov_core::guest_render::{Output, Source, render};
 
@@ -97,6 +98,46 @@ impl Status {
             message: None,
             switched: None,
             builder_pid: None,
+        }
+    }
+
+    /// The state a person is told (`list`, the status page): the registry's, and the domain as Xen
+    /// has it now (`run`, `None` when there is none), whoever started, paused or stopped it; `alive`
+    /// says whether a dom0 process still runs. One of defined, installing, running, paused,
+    /// stopping, crashed, stopped or failed.
+    pub fn shown(&self, run: Option<Run>, alive: impl Fn(u32) -> bool) -> &'static str {
+        match (self.state, run) {
+            (State::Installed, Some(r)) if self.switched.is_some() => match r {
+                Run::Running => "running",
+                Run::Paused => "paused",
+                Run::Ending => "stopping",
+                Run::Crashed => "crashed",
+            },
+            (State::Defined, _) => "defined",
+            // Installed by the dom0 itself: installing while that process lives.
+            (State::Installing, _) if self.builder_pid.is_some() => {
+                if self.builder_pid.is_some_and(alive) {
+                    "installing"
+                } else {
+                    "failed"
+                }
+            }
+            // The installer reports done before it powers off: a domain gone without it has failed.
+            (State::Installing, None) => "failed",
+            (State::Installing, Some(_)) | (State::Installed, Some(_)) => "installing",
+            (State::Installed, None) => "stopped",
+            (State::Failed, _) => "failed",
+        }
+    }
+
+    /// The registry's state alone, for where no domain can be known (a server off Xen): defined,
+    /// installing, installed or failed.
+    pub fn recorded(&self) -> &'static str {
+        match self.state {
+            State::Defined => "defined",
+            State::Installing => "installing",
+            State::Installed => "installed",
+            State::Failed => "failed",
         }
     }
 

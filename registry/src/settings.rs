@@ -55,6 +55,13 @@ pub struct Paths {
     pub network: PathBuf,
 }
 
+impl Paths {
+    /// The console log xenconsoled keeps of guest `name`.
+    pub fn console_log_of(&self, name: &str) -> PathBuf {
+        self.console_log.join(format!("guest-{name}.log"))
+    }
+}
+
 impl Default for Paths {
     fn default() -> Paths {
         Paths {
