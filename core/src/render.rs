@@ -34,8 +34,9 @@ pub fn shquote(s: &str) -> String {
 
 fn new_tera() -> Tera {
     let mut t = Tera::new();
-    // Only XML (libvirt domains) is escaped; shell, kickstart and config files must stay verbatim.
-    t.autoescape_on([".xml"]);
+    // Only XML (libvirt domains) and HTML (the status page) are escaped; shell, kickstart and
+    // config files must stay verbatim.
+    t.autoescape_on([".xml", ".html"]);
     t.register_filter("shquote", |s: &str, _: Kwargs, _: &State| shquote(s));
     t.register_filter("json", |v: tera::Value, _: Kwargs, _: &State| {
         serde_json::to_string(&v).unwrap_or_default()

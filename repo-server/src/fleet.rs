@@ -151,6 +151,7 @@ pub fn report(dir: &Path) {
     }
 }
 
+#[derive(Clone)]
 pub struct Fleet {
     dir: PathBuf,
     hosts: Arc<Hosts>,
@@ -177,6 +178,11 @@ impl Fleet {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Every host with its state, as `xenprov-repo hosts` lists them.
+    pub fn rows(&self) -> anyhow::Result<Vec<Row>> {
+        rows(&self.dir, &self.hosts)
     }
 
     /// Whether `path` is one of these routes; they shadow files of the tree of the same names.
@@ -394,7 +400,7 @@ fn script(text: String, head: bool) -> Response<Body> {
 }
 
 /// A host's row in `xenprov-repo hosts`.
-#[derive(serde::Serialize)]
+#[derive(Debug, serde::Serialize)]
 pub struct Row {
     pub name: String,
     #[serde(rename = "match")]
@@ -402,6 +408,8 @@ pub struct Row {
     pub state: &'static str,
     pub since: u64,
     pub last_event: Option<String>,
+    /// When the last event came (Unix seconds).
+    pub last_event_at: Option<u64>,
     pub problem: Option<String>,
 }
 
@@ -434,6 +442,7 @@ pub fn rows(dir: &Path, hosts: &Hosts) -> anyhow::Result<Vec<Row>> {
                 .events
                 .last()
                 .map(|l| format!("{:?}", l.event).to_lowercase()),
+            last_event_at: status.events.last().map(|l| l.at),
             problem: e.problem.or(status.message),
             name: e.name,
         });

@@ -4,6 +4,7 @@
 //! - `server/`: sockets, connections and their limits, the router, logs and metrics;
 //! - `provision`: the guests' install endpoints (kickstart, preseed, events) behind their tokens;
 //! - `fleet`: network installs of hosts (iPXE scripts, answers, events) from the host entries;
+//! - `status`: the status page at `/ui/`, its JSON at `/api/`, and the guests' series of `/metrics`;
 //! - `mounts`: the served namespace, the repo root at `/` and every mount at `/NAME/`;
 //! - `content/`: repository content, its verifying caches, mirrors and their snapshots;
 //! - `static_files/`: serving a `Tree` (a directory on disk, an ISO image), with path safety in `path`;
@@ -21,3 +22,4 @@ pub mod provision;
 pub mod server;
 pub mod settings;
 pub mod static_files;
+pub mod status;

@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 use xenprov_core::render::Templates;
+use xenprov_registry::settings::Paths;
 use xenprov_registry::{LOG_CAP, Refused, Registry};
 
 use crate::http::body::Body;
@@ -45,6 +46,17 @@ pub struct Provision {
     registry: Arc<Registry>,
 }
 
+/// The registry and templates named by xenprov-guest's own settings file at `path`, so that both
+/// tools always agree on where guests are, and the guest tool's paths (console logs).
+pub fn open_guest_registry(path: &Path) -> anyhow::Result<(Registry, Paths)> {
+    let cfg = xenprov_registry::settings::Config::load(path)?;
+    let templates = match &cfg.templates {
+        Some(dir) => Templates::with_overrides(dir)?,
+        None => Templates::builtin(),
+    };
+    Ok((Registry::open(&cfg.paths.registry, templates)?, cfg.paths))
+}
+
 /// Unix seconds, as the registries record them.
 pub(crate) fn now() -> u64 {
     SystemTime::now()
@@ -59,18 +71,9 @@ impl Provision {
         }
     }
 
-    /// The registry and templates named by xenprov-guest's own settings file, so both tools
-    /// always agree on where guests are.
-    pub fn from_guest_config(path: &Path) -> anyhow::Result<Provision> {
-        let cfg = xenprov_registry::settings::Config::load(path)?;
-        let templates = match &cfg.templates {
-            Some(dir) => Templates::with_overrides(dir)?,
-            None => Templates::builtin(),
-        };
-        Ok(Provision::new(Registry::open(
-            &cfg.paths.registry,
-            templates,
-        )?))
+    /// Routes over a registry the server shares with its status page.
+    pub fn shared(registry: Arc<Registry>) -> Provision {
+        Provision { registry }
     }
 
     pub async fn handle<B: RequestBody>(&self, req: Request<B>) -> Response<Body> {

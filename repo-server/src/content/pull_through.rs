@@ -19,6 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -172,6 +173,34 @@ pub struct PullThrough {
     catalog: RwLock<Catalog>,
     flights: Arc<SingleFlight<Result<(), Failure>>>,
     recovered: tokio::sync::OnceCell<()>,
+    tally: Tally,
+}
+
+/// What a cache fetched from its upstream since the server started: files verified (and their
+/// bytes), refused (a digest or signature that did not match, metadata that is not valid) and failed
+/// (not found, unreachable), for `/metrics` and the status page.
+#[derive(Debug, Default)]
+struct Tally {
+    verified: AtomicU64,
+    verified_bytes: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Tally {
+    fn verified(&self, bytes: u64) {
+        self.verified.fetch_add(1, Relaxed);
+        self.verified_bytes.fetch_add(bytes, Relaxed);
+    }
+}
+
+/// A cache's `Tally`, read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Fetches {
+    pub verified: u64,
+    pub verified_bytes: u64,
+    pub refused: u64,
+    pub failed: u64,
 }
 
 impl PullThrough {
@@ -206,11 +235,23 @@ impl PullThrough {
             catalog: RwLock::default(),
             flights: Arc::default(),
             recovered: tokio::sync::OnceCell::new(),
+            tally: Tally::default(),
         }))
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What it fetched since the server started.
+    pub fn fetches(&self) -> Fetches {
+        let t = &self.tally;
+        Fetches {
+            verified: t.verified.load(Relaxed),
+            verified_bytes: t.verified_bytes.load(Relaxed),
+            refused: t.refused.load(Relaxed),
+            failed: t.failed.load(Relaxed),
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -336,18 +377,25 @@ impl PullThrough {
         let result = self
             .flights
             .run(key, &upstream::runtime(), async move {
+                let had = this.store.contains(&exp.sha256);
                 this.upstream
                     .fetch_object(&rel_owned, &exp, &this.store)
                     .await
                     .map_err(|e| {
                         match &e {
-                            FetchError::Mismatch(m) => {
-                                tracing::error!("upstream {}: {m}", this.name)
+                            FetchError::Mismatch(m) => this.refused(m),
+                            e => {
+                                this.tally.failed.fetch_add(1, Relaxed);
+                                tracing::warn!("upstream {}: {e}", this.name)
                             }
-                            e => tracing::warn!("upstream {}: {e}", this.name),
                         }
                         Failure::from(e)
                     })?;
+                if !had {
+                    let path = this.store.object_path(&exp.sha256);
+                    this.tally
+                        .verified(std::fs::metadata(path).map_or(0, |m| m.len()));
+                }
                 let this2 = this.clone();
                 let sha = exp.sha256;
                 tokio::task::spawn_blocking(move || this2.parse_lists(Some(sha)))
@@ -462,7 +510,7 @@ impl PullThrough {
             }
         }
         for r in &refusals {
-            tracing::error!("upstream {}: {r}; not served", self.name);
+            self.refused(&format!("{r}; not served"));
         }
         let text = text.ok_or_else(|| {
             Failure::new(
@@ -474,7 +522,7 @@ impl PullThrough {
             .and_then(|r| r.check_valid(SystemTime::now()).map(|()| r))
             .map_err(|e| {
                 let message = format!("{}: {e}", self.upstream.url(&format!("{dir}/Release")));
-                tracing::error!("upstream {}: {message}; not served", self.name);
+                self.refused(&format!("{message}; not served"));
                 Failure::new(StatusCode::BAD_GATEWAY, message)
             })?;
         for (name, data) in &accepted {
@@ -516,9 +564,16 @@ impl PullThrough {
         Ok(())
     }
 
+    /// Logs what was refused, and counts it.
+    fn refused(&self, message: &str) {
+        self.tally.refused.fetch_add(1, Relaxed);
+        tracing::error!("upstream {}: {message}", self.name);
+    }
+
     /// Stores a verified metadata file and links its request path to it.
     fn keep_verified(&self, rel: &str, data: &[u8]) -> Result<(), Failure> {
         let sha = hash_bytes(data);
+        self.tally.verified(data.len() as u64);
         self.store
             .put(data, &sha)
             .and_then(|_| self.store.link(rel, &sha))
@@ -572,7 +627,7 @@ impl PullThrough {
                             "{}: not found, and a signed repomd.xml is required",
                             self.upstream.url(&asc_rel)
                         );
-                        tracing::error!("upstream {}: {m}", self.name);
+                        self.refused(&m);
                         Failure::new(StatusCode::BAD_GATEWAY, m)
                     })?,
             )
@@ -595,7 +650,7 @@ impl PullThrough {
         let rel = join_relative(prefix, "repodata/repomd.xml").unwrap_or_default();
         let refuse = |m: String| {
             let m = format!("{}: {m}", self.upstream.url(&rel));
-            tracing::error!("upstream {}: {m}; not served", self.name);
+            self.refused(&format!("{m}; not served"));
             Failure::new(StatusCode::BAD_GATEWAY, m)
         };
         if let Some(sig) = &asc {

@@ -50,6 +50,20 @@ impl ConnectionError {
     }
 }
 
+/// What `Metrics::totals` reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    /// Requests answered or abandoned.
+    pub requests: u64,
+    /// Answered with 1xx, 2xx, 3xx, 4xx and 5xx.
+    pub by_class: [u64; 5],
+    pub bytes_sent: u64,
+    pub connections_open: u64,
+    pub connections_total: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+}
+
 pub struct Metrics {
     responses: [AtomicU64; STATUS_COUNT],
     abandoned: AtomicU64,
@@ -128,6 +142,23 @@ impl Metrics {
             &self.cache_misses
         };
         counter.fetch_add(1, Relaxed);
+    }
+
+    /// The counters a person reads, for the status page and its traffic graph.
+    pub fn totals(&self) -> Totals {
+        let mut by_class = [0u64; 5];
+        for (i, counter) in self.responses.iter().enumerate() {
+            by_class[(i + STATUS_MIN) / 100 - 1] += counter.load(Relaxed);
+        }
+        Totals {
+            requests: by_class.iter().sum::<u64>() + self.abandoned.load(Relaxed),
+            by_class,
+            bytes_sent: self.bytes_sent.load(Relaxed),
+            connections_open: self.open_connections.load(Relaxed).max(0) as u64,
+            connections_total: self.accepted_connections.load(Relaxed),
+            cache_hits: self.cache_hits.load(Relaxed),
+            cache_misses: self.cache_misses.load(Relaxed),
+        }
     }
 
     pub fn render(&self) -> String {
@@ -245,6 +276,11 @@ mod tests {
         m.request_finished(Some(StatusCode::NOT_FOUND), 9);
         m.connection_opened();
         m.connection_error(ConnectionError::HeaderTimeout);
+        let t = m.totals();
+        assert_eq!(
+            (t.requests, t.by_class, t.bytes_sent),
+            (2, [0, 1, 0, 1, 0], 109)
+        );
         let text = m.render();
         for line in [
             "xenprov_repo_requests_total{status=\"200\"} 1",

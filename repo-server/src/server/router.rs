@@ -21,12 +21,16 @@ use crate::static_files::StaticFiles;
 use crate::static_files::cache::FileCache;
 use crate::static_files::path::SafePath;
 use crate::static_files::tree::Node;
+use crate::status::Status;
+use crate::status::sampler::{self, Sampler};
+use crate::status::snapshot::{Guests, Sources};
 
 pub struct Router {
     files: StaticFiles,
     metrics: Arc<Metrics>,
     provision: Option<Provision>,
     fleet: Option<Fleet>,
+    status: Option<Status>,
     upstreams: HashMap<OsString, Arc<PullThrough>>,
 }
 
@@ -37,6 +41,7 @@ impl Router {
             metrics,
             provision: None,
             fleet: None,
+            status: None,
             upstreams: HashMap::new(),
         }
     }
@@ -62,20 +67,43 @@ impl Router {
         self
     }
 
+    /// Adds the status page (`/ui/`), its JSON (`/api/`) and the guests' series of `/metrics`.
+    pub fn with_status(mut self, status: Status) -> Router {
+        self.status = Some(status);
+        self
+    }
+
     /// The routes for `config`: its root directory on disk with its mounts (`mounts`), and its file cache.
     pub fn from_config(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
         let crate::mounts::Served { tree, upstreams } = crate::mounts::build(config)?;
         let cache = FileCache::new(config.cache_max_file, config.cache_capacity);
-        let mut router = Router::new(StaticFiles::new(tree, cache, metrics.clone()), metrics)
-            .with_upstreams(upstreams);
-        if let Some(guests) = &config.guests {
-            router = router.with_provision(Provision::from_guest_config(guests)?);
+        let mut router = Router::new(
+            StaticFiles::new(tree, cache, metrics.clone()),
+            metrics.clone(),
+        )
+        .with_upstreams(upstreams.clone());
+        let mut guests = None;
+        if let Some(path) = &config.guests {
+            let (registry, paths) = crate::provision::open_guest_registry(path)?;
+            let registry = Arc::new(registry);
+            router = router.with_provision(Provision::shared(registry.clone()));
+            guests = Some(Guests { registry, paths });
         }
-        if let Some(fleet) = Fleet::from_config(config) {
+        let fleet = Fleet::from_config(config);
+        if let Some(fleet) = &fleet {
             crate::fleet::report(fleet.dir());
-            router = router.with_fleet(fleet);
+            router = router.with_fleet(fleet.clone());
         }
-        Ok(router)
+        let source = sampler::dom0().map(|()| Box::new(sampler::Xl) as Box<dyn sampler::Source>);
+        let sources = Sources {
+            started: crate::provision::now(),
+            sampler: Sampler::start(source, metrics.clone()),
+            metrics,
+            guests,
+            fleet,
+            upstreams,
+        };
+        Ok(router.with_status(Status::new(sources, config)))
     }
 
     pub async fn handle<B: RequestBody>(&self, req: Request<B>) -> Response<Body> {
@@ -89,9 +117,14 @@ impl Router {
         {
             return p.handle(req).await;
         }
+        if let Some(s) = &self.status
+            && Status::is_route(req.uri().path())
+        {
+            return s.handle(&req).await;
+        }
         match req.uri().path() {
             "/healthz" => self.health(&req),
-            "/metrics" => self.metrics(&req),
+            "/metrics" => self.metrics(&req).await,
             path => match self.upstream_of(path) {
                 Some((upstream, rel, path)) => self.through_cache(&req, upstream, &rel, path).await,
                 None => self.files.serve(&req).await,
@@ -150,11 +183,18 @@ impl Router {
         text_response(status, "text/plain; charset=utf-8", text.into(), head)
     }
 
-    fn metrics<B>(&self, req: &Request<B>) -> Response<Body> {
+    /// The server's counters, then the status's series (which read the registry: blocking pool).
+    async fn metrics<B>(&self, req: &Request<B>) -> Response<Body> {
         let Some(head) = get_or_head(req) else {
             return method_not_allowed("GET, HEAD");
         };
-        let text = self.metrics.render();
+        let mut text = self.metrics.render();
+        if let Some(s) = &self.status {
+            let s = s.clone();
+            if let Ok(more) = tokio::task::spawn_blocking(move || s.exposition()).await {
+                text.push_str(&more);
+            }
+        }
         text_response(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
