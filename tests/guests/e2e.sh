@@ -49,6 +49,8 @@ case $MODE in preseed | standin | full | daytwo) ;; *) echo "usage: $0 [preseed|
 need_cargo
 need_pkgs debootstrap squashfs-tools xorriso mtools grub-common grub-pc-bin grub-efi-amd64-bin tar \
     qemu-system-x86 qemu-utils ovmf dosfstools fdisk openssh-client openssl zstd cpio curl
+# The status page of the host, in a browser (standin mode's day-two guest).
+[ "$MODE" != standin ] || need_pkgs chromium chromium-driver python3-selenium
 
 fail() {
     echo "guests e2e: FAIL: $*" >&2
@@ -104,6 +106,27 @@ adopt_host() {
 }
 
 # --- the host running, reached over SSH on 127.0.0.1 only -------------------------------------------
+# The status page of the host's repo server, in Chromium here through an SSH tunnel to it: the day-two
+# guest, kept busy for a minute, shows running with a non-zero CPU and no console error, and /metrics
+# carries its series.
+status_page_on_host() {
+    local port fwd got axe
+    axe=$(bash tests/status/axe.sh)
+    port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "${SSH[@]}" -N -L "127.0.0.1:$port:127.0.0.1:8080" root@127.0.0.1 &
+    fwd=$!
+    for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.2; done
+    # Something for its CPU graph to show: an idle guest under TCG may round to 0.0%.
+    in_guest 'timeout 60 sh -c "while :; do :; done"' &
+    GUEST=$DAY2 /usr/bin/python3 tests/status/browser.py "http://127.0.0.1:$port" "$axe" "$OUT/status" host ||
+        { kill "$fwd"; fail "$DAY2: the status page does not show it running with CPU"; }
+    got=$(curl -sf "http://127.0.0.1:$port/metrics") || { kill "$fwd"; fail "the host's /metrics"; }
+    kill "$fwd"
+    grep -q "^xenprov_guest_cpu_seconds_total{guest=\"$DAY2\"} [0-9.]*$" <<<"$got" || fail "$DAY2: no CPU series in /metrics"
+    grep -qx "xenprov_guest_state{guest=\"$DAY2\",state=\"running\"} 1" <<<"$got" || fail "$DAY2: /metrics does not say running"
+    grep -q '^xenprov_host_memory_free_bytes [0-9]*$' <<<"$got" || fail "no host memory in /metrics"
+}
+
 SSH=(ssh -q -p "$SSH_PORT" -i "$OUT/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
     -o ConnectTimeout=10 -o BatchMode=yes)
 on_host() { "${SSH[@]}" root@127.0.0.1 "$@"; }
@@ -470,6 +493,7 @@ if [ "$MODE" = standin ]; then
     s=$(AWAIT_REPORT="autostart_report $DAY2" await "$DAY2: SSH after the host's reboot (autostart)" 900 "$start" guest_says "$DAY2")
     timing "$DAY2: host reboot -> SSH (autostart, NAT)" "$s"
     day_two_nat
+    status_page_on_host
     day_two
     [ -z "${XENPROV_GUESTS_NETWORKS:-}" ] || day_two_networks
 fi

@@ -156,9 +156,16 @@ fn rate(v: f64) -> String {
 /// The last `POINTS` values as a line, newest at the right, scaled to their largest (or to `floor`,
 /// so that a quiet guest's noise is not drawn as a mountain). Empty when there is nothing to draw.
 pub fn sparkline(values: &[f64], floor: f64, label: &str) -> String {
-    if values.is_empty() {
-        return String::new();
-    }
+    let one;
+    let values = match values {
+        [] => return String::new(),
+        // One rate is drawn as a short level line.
+        [v] => {
+            one = [*v, *v];
+            &one[..]
+        }
+        v => v,
+    };
     let (w, h) = (120.0, 24.0);
     let max = values.iter().copied().fold(floor, f64::max);
     let step = w / (POINTS - 1) as f64;
@@ -200,7 +207,11 @@ fn guest(g: &GuestRow, now: u64) -> GuestView {
         state: g.state,
         problem: g.problem.clone(),
         kind: g.kind.clone(),
-        os: g.os.clone(),
+        os: if g.managed {
+            g.os.clone()
+        } else {
+            "(not in the registry: made with xl)".into()
+        },
         memory: human(g.memory_mib << 20),
         vcpus: g.vcpus,
         uptime: g.uptime_secs.map(duration).unwrap_or_default(),
@@ -208,9 +219,11 @@ fn guest(g: &GuestRow, now: u64) -> GuestView {
         disk: graph(&v(&h.disk_bytes_per_sec), 64e3, "Disk I/O", rate),
         net: graph(&v(&h.net_bytes_per_sec), 16e3, "Network", rate),
         install: g.install.as_ref().map(|i| InstallView {
-            last: i.events.last().map_or("no event yet".into(), |e| {
-                format!("{:?}", e.event).to_lowercase()
-            }),
+            last: match (i.events.last(), &i.message) {
+                (Some(e), _) => format!("{:?}", e.event).to_lowercase(),
+                (None, Some(_)) => "failed".into(),
+                (None, None) => "no event yet".into(),
+            },
             tree: i.tree.clone(),
             started: i.started.map(|t| time(t, now)),
             events: i

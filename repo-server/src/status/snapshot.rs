@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use xenprov_core::xen::Counters;
+use xenprov_core::xen::{Counters, Run};
 use xenprov_registry::settings::Paths;
 use xenprov_registry::{Event, Registry, State};
 
@@ -84,6 +84,8 @@ pub struct GuestRow {
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// A guest of the registry; a domain made with xl by hand is not.
+    pub managed: bool,
     #[serde(rename = "type")]
     pub kind: String,
     pub os: String,
@@ -135,6 +137,31 @@ pub struct Traffic {
     pub totals: Totals,
     pub bytes_per_sec: Vec<f64>,
     pub requests_per_sec: Vec<f64>,
+}
+
+/// A domain that is not a guest of the registry.
+fn unmanaged(d: &Counters, sampled: &Sampled, now: u64) -> GuestRow {
+    GuestRow {
+        name: d.name.clone(),
+        state: match d.run {
+            Run::Running => "running",
+            Run::Paused => "paused",
+            Run::Ending => "stopping",
+            Run::Crashed => "crashed",
+        },
+        problem: None,
+        managed: false,
+        kind: String::new(),
+        os: String::new(),
+        memory_mib: d.memory_mib,
+        vcpus: d.vcpus,
+        domid: Some(d.domid),
+        uptime_secs: sampled.started.get(&d.name).map(|s| now.saturating_sub(*s)),
+        cpu_seconds: Some(d.cpu_secs),
+        history: sampled.history.get(&d.name).cloned().unwrap_or_default(),
+        install: None,
+        console_log: false,
+    }
 }
 
 /// Whether the domains are known: Xen was read, and the last reading did not fail.
@@ -197,6 +224,7 @@ impl Guests {
                     GuestRow {
                         state: shown(st, dom, xen),
                         problem: None,
+                        managed: true,
                         kind: r.guest.kind.to_string(),
                         os: r.guest.os.clone(),
                         memory_mib: dom.map_or(r.guest.memory.as_mib(), |d| d.memory_mib),
@@ -213,6 +241,7 @@ impl Guests {
                 Err(e) => GuestRow {
                     state: "unreadable",
                     problem: Some(format!("{e:#}")),
+                    managed: true,
                     kind: String::new(),
                     os: String::new(),
                     memory_mib: 0,
@@ -235,10 +264,24 @@ impl Sources {
     /// the mounts as they were last described.
     pub fn gather(&self, content: Vec<Item>, now: u64) -> Snapshot {
         let sampled = self.sampler.read();
-        let guests = self
+        let xen = xen_known(&self.sampler, &sampled);
+        let mut guests = self
             .guests
             .as_ref()
-            .map(|g| Section::of(g.rows(&sampled, xen_known(&self.sampler, &sampled), now)));
+            .map(|g| Section::of(g.rows(&sampled, xen, now)));
+        if xen {
+            // Domains made with xl by hand are shown too, after the registry's.
+            let section = guests.get_or_insert_with(|| Section::of(Ok(Vec::new())));
+            let known: std::collections::BTreeSet<String> =
+                section.rows.iter().map(|r| r.name.clone()).collect();
+            let others: Vec<GuestRow> = sampled
+                .domains
+                .values()
+                .filter(|d| d.name != "Domain-0" && !known.contains(&d.name))
+                .map(|d| unmanaged(d, &sampled, now))
+                .collect();
+            section.rows.extend(others);
+        }
         let content = content
             .into_iter()
             .map(|item| Content {
