@@ -240,3 +240,20 @@ fn hex_sha256(s: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
+
+#[tokio::test]
+async fn status_page_off_serves_none_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        root: dir.path().to_owned(),
+        status_page: false,
+        ..Config::default()
+    };
+    let router = Router::from_config(&config, Arc::new(Metrics::default())).unwrap();
+    for path in ["/ui/", "/api/status", "/ui/app.js"] {
+        let (st, _) = send(&router, Method::GET, path, "").await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, m) = send(&router, Method::GET, "/metrics", "").await;
+    assert!(m.contains("xenprov_repo_requests_total") && !m.contains("xenprov_build_info"));
+}

@@ -94,6 +94,9 @@ impl Router {
             crate::fleet::report(fleet.dir());
             router = router.with_fleet(fleet.clone());
         }
+        if !config.status_page {
+            return Ok(router);
+        }
         let source = sampler::dom0().map(|()| Box::new(sampler::Xl) as Box<dyn sampler::Source>);
         let sources = Sources {
             started: crate::provision::now(),

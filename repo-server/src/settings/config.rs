@@ -50,6 +50,9 @@ pub struct Config {
     pub sendfile: bool,
     /// Write one log line per request (tracing target `xenprov_repo::access`).
     pub access_log: bool,
+    /// Serve the host's status page at `/ui/` and its JSON at `/api/status`, and the guests' series in
+    /// `/metrics`; off, `/ui/` and `/api/` are 404 and `/metrics` has the server's counters only.
+    pub status_page: bool,
     /// Event-loop threads; 0 runs one per CPU.
     pub workers: usize,
     /// ISO images served in place, each at `/NAME/`.
@@ -105,6 +108,7 @@ impl Default for Config {
             cache_capacity: 8 << 20,
             sendfile: true,
             access_log: true,
+            status_page: true,
             workers: 0,
             iso: Vec::new(),
             upstream: Vec::new(),
@@ -159,6 +163,9 @@ pub struct ServeArgs {
     /// Log every request [default: true]
     #[arg(long, value_name = "BOOL")]
     pub access_log: Option<bool>,
+    /// Serve the status page at /ui/ and /api/status [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub status_page: Option<bool>,
     /// Event-loop threads, 0 for one per CPU [default: 0]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -221,6 +228,7 @@ impl ServeArgs {
             cache_capacity,
             sendfile,
             access_log,
+            status_page,
             workers,
             cache,
             mirrors,
@@ -337,6 +345,7 @@ impl Config {
                 .map_or(d.cache_capacity, |a| a.value),
             sendfile: t.bool("sendfile").unwrap_or(d.sendfile),
             access_log: t.bool("access-log").unwrap_or(d.access_log),
+            status_page: t.bool("status-page").unwrap_or(d.status_page),
             workers: count("workers", 0).unwrap_or(d.workers),
             iso,
             upstream,
@@ -495,7 +504,7 @@ mod tests {
         let file = dir.path().join("repo.toml");
         std::fs::write(
             &file,
-            "root = \"/srv/r\"\nlisten = \"127.0.0.1:9000\"\nidle-timeout = \"2m\"\naccess-log = false\n",
+            "root = \"/srv/r\"\nlisten = \"127.0.0.1:9000\"\nidle-timeout = \"2m\"\naccess-log = false\nstatus-page = false\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -504,6 +513,7 @@ mod tests {
             ..ServeArgs::default()
         };
         let config = args.config().unwrap();
+        assert!(!config.status_page);
         assert_eq!(config.root, Path::new("/srv/r"));
         assert_eq!(config.listen, "[::1]:8081".parse().unwrap());
         assert_eq!(config.idle_timeout, Duration::from_secs(120));

@@ -166,11 +166,10 @@ impl Sampled {
         self.error = None;
     }
 
-    /// Whether `xl uptime` must be read again: a domain is new, or has a new id.
-    fn needs_uptimes(&self, seen: &BTreeMap<String, u32>) -> bool {
-        seen.iter()
-            .any(|(n, id)| self.domains.get(n).is_none_or(|c| c.domid != *id))
-            || seen.len() != self.started.len()
+    /// Whether `xl uptime` must be read again: nothing was read yet, or a domain has no start
+    /// (it is new, or restarted under a new id, which `record` forgets the start of).
+    fn needs_uptimes(&self) -> bool {
+        self.at == 0 || self.started.len() != self.domains.len()
     }
 }
 
@@ -212,23 +211,15 @@ impl Sampler {
         let mut last = Instant::now();
         let mut sent = metrics.totals();
         let mut round = 0u64;
-        let mut seen = BTreeMap::new();
         loop {
             if let Some(src) = source.as_mut() {
-                let uptimes = self.read().needs_uptimes(&seen);
+                let uptimes = self.read().needs_uptimes();
                 let reading = src.read(round.is_multiple_of(INFO_EVERY), uptimes);
                 let secs = last.elapsed().as_secs_f64();
                 last = Instant::now();
                 let mut st = self.write();
                 match reading {
-                    Ok(r) => {
-                        seen = r
-                            .counters
-                            .iter()
-                            .map(|c| (c.name.clone(), c.domid))
-                            .collect();
-                        st.record(r, secs, now());
-                    }
+                    Ok(r) => st.record(r, secs, now()),
                     Err(e) => st.error = Some(format!("{e:#}")),
                 }
             }
@@ -289,10 +280,7 @@ mod tests {
         let h = &s.history["web1"];
         assert_eq!(h.cpu_percent, [50.0]);
         assert_eq!(h.disk_bytes_per_sec, [1000.0]);
-        assert!(
-            s.needs_uptimes(&[("web1".to_string(), 3)].into()),
-            "no start known yet"
-        );
+        assert!(s.needs_uptimes(), "no start known yet");
         s.record(
             Reading {
                 counters: vec![dom("web1", 3, 13.0, 5000)],
@@ -316,12 +304,15 @@ mod tests {
                 nr_cpus: 2
             })
         );
-        assert!(!s.needs_uptimes(&[("web1".to_string(), 3)].into()));
-        assert!(s.needs_uptimes(&[("web1".to_string(), 4)].into()));
+        assert!(!s.needs_uptimes());
         // Restarted under a new id: its graph and start begin again.
         s.record(reading(vec![dom("web1", 4, 0.5, 0)]), 5.0, 115);
         assert!(!s.history.contains_key("web1"));
         assert!(!s.started.contains_key("web1"));
+        assert!(
+            s.needs_uptimes(),
+            "the restarted domain's start is read again"
+        );
         for _ in 0..POINTS + 5 {
             push(&mut s.traffic_bytes_per_sec, 1.0);
         }
