@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes every reader of untrusted input (fuzz/: ISO images, APT and RPM metadata, answer files, guest
-# definitions, request paths, Range headers) for FUZZ_SECONDS each (default 20: a smoke run within CI's time; longer by hand), from the seeds in
+# definitions, request paths, Range headers) for FUZZ_SECONDS each (default 10: a smoke run within CI's time; longer by hand), from the seeds in
 # fuzz/corpus/TARGET; FUZZ_TARGETS="a b" runs only those. CI has only the stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz's -Z flags
 # (sanitizer, coverage) through. A crash, a panic, a hang (FUZZ_TIMEOUT s for one input) or an allocation
 # over the RSS limit fails the suite and names the reproducer. The instrumented build (8-10 min cold on
@@ -15,7 +15,7 @@ need_cargo
 need_pkgs build-essential
 
 toolchain=${FUZZ_TOOLCHAIN:-stable}
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-10}
 timeout=${FUZZ_TIMEOUT:-10}
 cargo_fuzz_version=0.13.2
 export RUSTC_BOOTSTRAP=1
