@@ -269,7 +269,13 @@ fn locked_update<S, T>(
 where
     S: Clone + PartialEq,
 {
-    let lock = File::create(lock).with_context(|| format!("locking {}", lock.display()))?;
+    // Opened, not truncated: a read through here (the status page, a scrape) writes nothing to disk.
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .with_context(|| format!("locking {}", lock.display()))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
     let mut st = load()?;
     let before = st.clone();
