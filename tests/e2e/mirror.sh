@@ -187,6 +187,16 @@ boot_both() {
 boot_second() {
     boot second-only uefi 1
     grep -aEq 'RAID1 DEGRADED: /dev/md/([^ ]*:)?pv ' "$OUT/second-only.serial.log" || fail "second disk only: no banner for the degraded arrays"
+    # The host's status page says it too: each array with one of its two disks.
+    wait_ssh
+    "${SSH[@]}" admin@127.0.0.1 'curl -sf http://127.0.0.1:8080/api/status' >"$OUT/second-only.status.json" ||
+        fail "second disk only: the repo server's /api/status does not answer"
+    /usr/bin/python3 - "$OUT/second-only.status.json" <<'PY' || fail "second disk only: /api/status does not show the degraded arrays (see $OUT/second-only.status.json)"
+import json, sys
+arrays = json.load(open(sys.argv[1]))["host"]["arrays"]
+assert len(arrays) >= 2 and all(a["raid_disks"] == 2 and a["degraded"] == 1 for a in arrays), arrays
+print("second disk only: /api/status: " + ", ".join(f"{a['device']} ({a.get('name')}) {a['level']} {a['state']}, {a['degraded']} of {a['raid_disks']} missing" for a in arrays))
+PY
     qemu_stop second-only
 }
 
