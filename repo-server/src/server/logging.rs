@@ -23,11 +23,14 @@ use crate::http::access_log::ACCESS_TARGET;
 const BATCH_BYTES: usize = 64 << 10;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// `RUST_LOG` wins; otherwise info, with the access log on or off as configured.
+/// `RUST_LOG` wins; otherwise info, with the access log on or off as configured. The tools the
+/// status sampler runs every few seconds (`xl list`) are logged only when they fail.
 pub fn init(access_log: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         let access = if access_log { "info" } else { "off" };
-        EnvFilter::new(format!("info,{ACCESS_TARGET}={access}"))
+        EnvFilter::new(format!(
+            "info,xenprov_sys::command=warn,{ACCESS_TARGET}={access}"
+        ))
     });
     let journal = stderr_is_journal()
         .then(|| tracing_journald::layer().ok())

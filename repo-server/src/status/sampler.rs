@@ -220,7 +220,14 @@ impl Sampler {
                 let mut st = self.write();
                 match reading {
                     Ok(r) => st.record(r, secs, now()),
-                    Err(e) => st.error = Some(format!("{e:#}")),
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        // Once per new failure, not every few seconds while it lasts.
+                        if st.error.as_ref() != Some(&e) {
+                            tracing::warn!("status: reading Xen: {e}");
+                        }
+                        st.error = Some(e);
+                    }
                 }
             }
             let totals = metrics.totals();
