@@ -1,5 +1,5 @@
 //! Network values found in answer files and guest definitions: addresses with a prefix, MACs,
-//! host names and interface names.
+//! host names and interface names; URLs as they may be shown.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -95,6 +95,19 @@ string_serde!(Cidr, "Cidr", {
 });
 
 /// An IPv4 unicast address usable as a gateway or name server.
+/// `url` without the user and password of its authority (`http://user:pw@host/` → `http://host/`),
+/// for pages and listings that must not show a credential.
+pub fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]).into(),
+        None => url.into(),
+    }
+}
+
 pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
     match s.parse::<IpAddr>() {
         Ok(IpAddr::V4(a)) if !a.is_unspecified() && !a.is_broadcast() && !a.is_multicast() => Ok(a),
@@ -211,6 +224,22 @@ pub fn check_ifname(s: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn urls_are_shown_without_their_credentials() {
+        for (url, shown) in [
+            (
+                "http://user:secret@mirror.example/debian",
+                "http://mirror.example/debian",
+            ),
+            ("https://u@h:8443/p?x=a@b", "https://h:8443/p?x=a@b"),
+            ("http://mirror.example/a@b", "http://mirror.example/a@b"),
+            ("http://10.0.2.2:8080", "http://10.0.2.2:8080"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(super::without_userinfo(url), shown, "{url}");
+        }
+    }
+
     use super::*;
 
     #[test]

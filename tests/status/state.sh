@@ -4,8 +4,10 @@
 #   status_state [GUESTS]: guests.toml, a registry with web1 (installed, run once: stopped here, as
 #   no domain of it exists), web2 (installing, armed with token $TOKEN), web3 (failed, with its
 #   message) and GUESTS more defined guests (bulk-N); a console log of web1; host entries rack-a1 and
-#   rack-a2; an ISO image with a kernel. Sets TOKEN, and ARGS for `xenprov-repo serve`.
+#   rack-a2; an ISO image with a kernel; an upstream whose URL has UPSTREAM_PASSWORD in it. Sets TOKEN
+#   and ARGS for `xenprov-repo serve`.
 TOKEN=status-page-test-token-0123456789abcdef
+UPSTREAM_PASSWORD=upstream-password-not-shown
 status_state() {
     local extra=${1:-0} now reg i
     now=$(date +%s)
@@ -34,6 +36,8 @@ status_state() {
     head -c 50000 /dev/urandom >"$T/iso/boot/initrd.img"
     xorriso -as mkisofs -quiet -R -V XENPROV_TEST -o "$T/installer.iso" "$T/iso"
     # shellcheck disable=SC2034 # read by the scripts that source this file
+    # An upstream whose URL carries a password, which no page may show (nothing listens there).
     ARGS=(--root "$T/root" --iso "installer=$T/installer.iso" --guests "$T/guests.toml"
-        --hosts "$T/hosts" --hosts-state "$T/state")
+        --hosts "$T/hosts" --hosts-state "$T/state" --cache "$T/cache"
+        --upstream "deb=http://mirror-user:$UPSTREAM_PASSWORD@127.0.0.1:9/debian")
 }

@@ -2,8 +2,9 @@
 # The status page in a real browser: headless Chromium (Debian's) against the real server with a
 # guest registry, a fleet and an ISO in known states (tests/status/state.sh). It loads with no
 # console error, shows them, follows install events without a reload, passes axe-core with nothing
-# serious, and reads without JavaScript; /api/status and /metrics say the same. Screenshots are
-# kept in out/status/. Loopback only.
+# serious, and reads without JavaScript; /api/status and /metrics say the same; no password hash,
+# token or upstream password on any of them or in the log. Screenshots are kept in out/status/.
+# Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/deps.sh
@@ -30,6 +31,8 @@ curl -sf "$base/api/status" >"$T/status.json" || fail "/api/status does not answ
     fail "/api/status: rack-a1 is not armed"
 jq -e '.content[] | select(.kind == "iso" and .name == "installer")' "$T/status.json" >/dev/null ||
     fail "/api/status: no ISO"
+[ "$(jq -r '.content[] | select(.name == "deb") | .source' "$T/status.json")" = http://127.0.0.1:9/debian ] ||
+    fail "/api/status: the upstream's URL is not shown without its user and password"
 jq -e '.host.no_xen' "$T/status.json" >/dev/null || fail "/api/status does not say there is no Xen"
 curl -sf "$base/metrics" | grep -qx 'xenprov_guest_state{guest="web3",state="failed"} 1' ||
     fail "/metrics: no state series for web3"
@@ -37,7 +40,7 @@ hash=$(sed -n "s/^root-password-hash = '\(.*\)'$/\1/p" tests/guests/deb-pv.toml)
 digest=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
 for path in /ui/ /api/status /metrics; do
     curl -sf "$base$path" >"$T/page"
-    for secret in "$hash" "$TOKEN" "$digest"; do
+    for secret in "$hash" "$TOKEN" "$digest" "$UPSTREAM_PASSWORD"; do
         grep -qF -- "$secret" "$T/page" && fail "$path holds a secret"
     done
 done
@@ -46,4 +49,9 @@ step "Chromium: no console error, the known states, events without a reload, axe
 TOKEN=$TOKEN /usr/bin/python3 tests/status/browser.py "$base" "$axe" out/status check ||
     fail "the status page in Chromium"
 grep -q "$TOKEN" "$T/server.log" && fail "the token is in the server's log"
+grep -q "$UPSTREAM_PASSWORD" "$T/server.log" && fail "the upstream's password is in the server's log"
+curl -s -o /dev/null "$base/deb/dists/bookworm/InRelease" # a fetch that fails, and says so in the log
+log_has "upstream deb: http://127.0.0.1:9/debian/dists/bookworm/InRelease: " ||
+    fail "the failed fetch is not logged with the upstream's URL"
+grep -q "$UPSTREAM_PASSWORD" "$T/server.log" && fail "a failed fetch logged the upstream's password"
 echo "status page: PASS"

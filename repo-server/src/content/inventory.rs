@@ -90,6 +90,7 @@ pub fn items(config: &Config) -> Vec<Item> {
             Ok(tree) => format!("cache {}: {}", dir.display(), summary(&detect(&tree))),
             Err(_) => format!("cache {}: empty", dir.display()),
         };
+        let url = xenprov_core::net::without_userinfo(&url).into_owned();
         out.push(item("upstream", &up.name, url, holds));
     }
     for m in &config.mirror {

@@ -254,8 +254,9 @@ impl PullThrough {
         }
     }
 
-    pub fn url(&self) -> &str {
-        self.upstream.base().as_str()
+    /// The upstream's URL, as logs and pages show it (no user or password).
+    pub fn url(&self) -> String {
+        self.upstream.url("")
     }
 
     /// The directory served at `/NAME/`.

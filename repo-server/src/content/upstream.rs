@@ -55,11 +55,14 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(url: &str) -> anyhow::Result<Upstream> {
-        let mut base =
-            reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("upstream URL {url:?}: {e}"))?;
+        let mut base = reqwest::Url::parse(url).map_err(|e| {
+            let shown = xenprov_core::net::without_userinfo(url);
+            anyhow::anyhow!("upstream URL {shown:?}: {e}")
+        })?;
         anyhow::ensure!(
             matches!(base.scheme(), "http" | "https"),
-            "upstream URL {url}: only http and https are supported"
+            "upstream URL {}: only http and https are supported",
+            xenprov_core::net::without_userinfo(url)
         );
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
@@ -73,13 +76,15 @@ impl Upstream {
         Ok(Upstream { base, client })
     }
 
-    pub fn base(&self) -> &reqwest::Url {
-        &self.base
+    /// The URL of a path below the base as messages and logs show it: without the user and password
+    /// a base URL may carry.
+    pub fn url(&self, rel: &str) -> String {
+        xenprov_core::net::without_userinfo(&self.request_url(rel)).into_owned()
     }
 
-    /// The URL of a path below the base: bytes that a URL path cannot carry as they are (`%`, `?`, `#`,
-    /// spaces, non-ASCII) are percent-encoded, so the upstream sees the same file name.
-    pub fn url(&self, rel: &str) -> String {
+    /// The URL of a path below the base, as requested: bytes that a URL path cannot carry as they are
+    /// (`%`, `?`, `#`, spaces, non-ASCII) are percent-encoded, so the upstream sees the same file name.
+    fn request_url(&self, rel: &str) -> String {
         let mut url = self.base.to_string();
         for &b in rel.as_bytes() {
             if b.is_ascii_graphic() && !matches!(b, b'%' | b'?' | b'#' | b'"' | b'<' | b'>' | b'\\')
@@ -95,7 +100,7 @@ impl Upstream {
     /// A small file (metadata) whole, or `None` when the upstream does not have it.
     pub async fn get_small(&self, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
         let url = self.url(rel);
-        let mut resp = self.send(&url, 0).await?;
+        let mut resp = self.send(rel, 0).await?;
         match resp.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(None),
@@ -105,7 +110,7 @@ impl Upstream {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| FetchError::Unreachable(format!("{url}: {e:#}")))?
+            .map_err(|e| FetchError::Unreachable(format!("{url}: {:#}", e.without_url())))?
         {
             data.extend_from_slice(&chunk);
             if data.len() as u64 > limit {
@@ -162,7 +167,7 @@ impl Upstream {
             file.set_len(0).map_err(local)?;
             have = 0;
         }
-        let resp = self.send(&url, have).await?;
+        let resp = self.send(rel, have).await?;
         let mut writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file));
         match resp.status() {
             StatusCode::PARTIAL_CONTENT if have > 0 => {
@@ -201,8 +206,9 @@ impl Upstream {
                 Err(e) => {
                     let _ = writer.flush();
                     return Err(FetchError::Unreachable(format!(
-                        "{url}: cut off after {} bytes (kept to resume): {e:#}",
-                        writer.len()
+                        "{url}: cut off after {} bytes (kept to resume): {:#}",
+                        writer.len(),
+                        e.without_url()
                     )));
                 }
             };
@@ -245,14 +251,16 @@ impl Upstream {
         Ok(())
     }
 
-    async fn send(&self, url: &str, from: u64) -> Result<reqwest::Response, FetchError> {
-        let mut req = self.client.get(url);
+    /// GET of `rel` from byte `from`; errors name the URL as `url` shows it.
+    async fn send(&self, rel: &str, from: u64) -> Result<reqwest::Response, FetchError> {
+        let url = self.url(rel);
+        let mut req = self.client.get(self.request_url(rel));
         if from > 0 {
             req = req.header(RANGE, format!("bytes={from}-"));
         }
         req.send()
             .await
-            .map_err(|e| FetchError::Unreachable(format!("{url}: {e:#}")))
+            .map_err(|e| FetchError::Unreachable(format!("{url}: {:#}", e.without_url())))
     }
 }
 

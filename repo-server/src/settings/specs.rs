@@ -33,7 +33,7 @@ impl IsoSpec {
 }
 
 /// Top-level names the server answers itself.
-const RESERVED: &[&str] = &["healthz", "metrics", "ks", "preseed", "events"];
+const RESERVED: &[&str] = &["healthz", "metrics", "ks", "preseed", "events", "ui", "api"];
 
 /// Refuses a mount name that is not one plain, visible path component, or that a route owns.
 pub fn check_name(kind: &str, name: &str) -> Result<(), String> {

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use xenprov_core::net::without_userinfo;
 use xenprov_core::xen::{Counters, Run};
 use xenprov_registry::settings::Paths;
 use xenprov_registry::{Event, Registry, State};
@@ -209,7 +210,10 @@ impl Guests {
                     let dom = sampled.domains.get(&name);
                     let st = &r.status;
                     let install = (st.state != State::Defined).then(|| Install {
-                        tree: st.source.as_ref().map(|s| s.tree_url.clone()),
+                        tree: st
+                            .source
+                            .as_ref()
+                            .map(|s| without_userinfo(&s.tree_url).into_owned()),
                         started: st.install_started,
                         events: st
                             .events
