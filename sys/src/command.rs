@@ -163,12 +163,14 @@ impl Cmd {
         Ok(stdout)
     }
 
-    /// Runs to completion with its output going where this program's goes: for the long tools of a
-    /// build (debootstrap, apt-get, mksquashfs), whose progress is worth seeing as it happens.
+    /// Runs to completion with its output shown on this program's standard error: for the long tools
+    /// of a build (debootstrap, apt-get, mksquashfs), whose progress is worth seeing as it happens.
+    /// Never on standard output, which is a verb's result (`prepare-base` prints the path it made).
     pub fn run_shown(self) -> Result<()> {
         tracing::info!("$ {}", self.display());
         let status = self
             .command()
+            .stdout(std::io::stderr())
             .status()
             .with_context(|| format!("running {}", self.program()))?;
         if !status.success() {
