@@ -222,6 +222,8 @@ fn guest(g: &GuestRow, now: u64) -> GuestView {
             last: match (i.events.last(), &i.message) {
                 (Some(e), _) => format!("{:?}", e.event).to_lowercase(),
                 (None, Some(_)) => "failed".into(),
+                // Installed by the dom0 itself (debootstrap): no installer to send events.
+                (None, None) if g.state != "installing" => "installed by the dom0".into(),
                 (None, None) => "no event yet".into(),
             },
             tree: i.tree.clone(),
