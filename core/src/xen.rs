@@ -20,6 +20,16 @@ pub enum Run {
 }
 
 impl Run {
+    /// The word a person is told: running, paused, stopping or crashed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Run::Running => "running",
+            Run::Paused => "paused",
+            Run::Ending => "stopping",
+            Run::Crashed => "crashed",
+        }
+    }
+
     /// The State column's flags (`r-----`, `-b----`, `--p---`, `---s--`, `----c-`, `-----d`).
     pub fn of_flags(flags: &str) -> Run {
         let has = |i: usize, c: u8| flags.as_bytes().get(i) == Some(&c);

@@ -130,7 +130,7 @@ impl Machine for Dom0 {
     }
 
     fn alive(&self, pid: u32) -> bool {
-        Path::new(&format!("/proc/{pid}")).exists()
+        xenprov_sys::command::alive(pid)
     }
 
     fn counters(&self) -> Result<Vec<Counters>> {

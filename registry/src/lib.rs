@@ -48,6 +48,17 @@ pub enum Event {
     Failed,
 }
 
+impl Event {
+    /// The event's word, as installers post it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Started => "started",
+            Event::Done => "done",
+            Event::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Logged {
     pub at: u64,
@@ -107,12 +118,7 @@ impl Status {
     /// stopping, crashed, stopped or failed.
     pub fn shown(&self, run: Option<Run>, alive: impl Fn(u32) -> bool) -> &'static str {
         match (self.state, run) {
-            (State::Installed, Some(r)) if self.switched.is_some() => match r {
-                Run::Running => "running",
-                Run::Paused => "paused",
-                Run::Ending => "stopping",
-                Run::Crashed => "crashed",
-            },
+            (State::Installed, Some(r)) if self.switched.is_some() => r.as_str(),
             (State::Defined, _) => "defined",
             // Installed by the dom0 itself: installing while that process lives.
             (State::Installing, _) if self.builder_pid.is_some() => {

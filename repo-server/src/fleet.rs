@@ -438,10 +438,7 @@ pub fn rows(dir: &Path, hosts: &Hosts) -> anyhow::Result<Vec<Row>> {
                 state_word(status.state)
             },
             since: status.since,
-            last_event: status
-                .events
-                .last()
-                .map(|l| format!("{:?}", l.event).to_lowercase()),
+            last_event: status.events.last().map(|l| l.event.as_str().to_string()),
             last_event_at: status.events.last().map(|l| l.at),
             problem: e.problem.or(status.message),
             name: e.name,

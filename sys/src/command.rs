@@ -180,6 +180,11 @@ impl Cmd {
     }
 }
 
+/// Whether process `pid` of this machine still runs.
+pub fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Fails early, naming the Debian package, when a tool that is shelled out to is missing.
 pub fn require(tools: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<String> = tools

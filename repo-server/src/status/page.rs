@@ -220,7 +220,7 @@ fn guest(g: &GuestRow, now: u64) -> GuestView {
         net: graph(&v(&h.net_bytes_per_sec), 16e3, "Network", rate),
         install: g.install.as_ref().map(|i| InstallView {
             last: match (i.events.last(), &i.message) {
-                (Some(e), _) => format!("{:?}", e.event).to_lowercase(),
+                (Some(e), _) => e.event.as_str().into(),
                 (None, Some(_)) => "failed".into(),
                 // Installed by the dom0 itself (debootstrap): no installer to send events.
                 (None, None) if g.state != "installing" => "installed by the dom0".into(),
@@ -232,7 +232,7 @@ fn guest(g: &GuestRow, now: u64) -> GuestView {
                 .events
                 .iter()
                 .map(|e| EventView {
-                    event: format!("{:?}", e.event).to_lowercase(),
+                    event: e.event.as_str().into(),
                     at: time(e.at, now),
                 })
                 .collect(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use xenprov_core::net::without_userinfo;
-use xenprov_core::xen::{Counters, Run};
+use xenprov_core::xen::Counters;
 use xenprov_registry::settings::Paths;
 use xenprov_registry::{Event, Registry, State};
 
@@ -77,7 +77,7 @@ pub struct Host {
     pub arrays: Vec<Array>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct GuestRow {
     pub name: String,
     /// defined, installing, running, paused, stopping, crashed, stopped or failed; unreadable
@@ -144,24 +144,14 @@ pub struct Traffic {
 fn unmanaged(d: &Counters, sampled: &Sampled, now: u64) -> GuestRow {
     GuestRow {
         name: d.name.clone(),
-        state: match d.run {
-            Run::Running => "running",
-            Run::Paused => "paused",
-            Run::Ending => "stopping",
-            Run::Crashed => "crashed",
-        },
-        problem: None,
-        managed: false,
-        kind: String::new(),
-        os: String::new(),
+        state: d.run.as_str(),
         memory_mib: d.memory_mib,
         vcpus: d.vcpus,
         domid: Some(d.domid),
         uptime_secs: sampled.started.get(&d.name).map(|s| now.saturating_sub(*s)),
         cpu_seconds: Some(d.cpu_secs),
         history: sampled.history.get(&d.name).cloned().unwrap_or_default(),
-        install: None,
-        console_log: false,
+        ..GuestRow::default()
     }
 }
 
@@ -176,8 +166,7 @@ pub fn shown(st: &xenprov_registry::Status, dom: Option<&Counters>, xen: bool) -
     if !xen {
         return st.recorded();
     }
-    let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
-    st.shown(dom.map(|d| d.run), alive)
+    st.shown(dom.map(|d| d.run), xenprov_sys::command::alive)
 }
 
 /// Where a snapshot's parts come from.
@@ -246,17 +235,8 @@ impl Guests {
                     state: "unreadable",
                     problem: Some(format!("{e:#}")),
                     managed: true,
-                    kind: String::new(),
-                    os: String::new(),
-                    memory_mib: 0,
-                    vcpus: 0,
-                    domid: None,
-                    uptime_secs: None,
-                    cpu_seconds: None,
-                    history: History::default(),
-                    install: None,
-                    console_log: false,
                     name,
+                    ..GuestRow::default()
                 },
             })
             .collect())
