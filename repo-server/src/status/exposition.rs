@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use crate::content::pull_through::Fetches;
 use crate::status::host;
 use crate::status::snapshot::{Sources, shown, xen_known};
 
@@ -47,15 +48,19 @@ pub fn render(sources: &Sources, now: u64) -> String {
         "xenprov_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    if !sources.upstreams.is_empty() {
+    let fetches: Vec<(&str, Fetches)> = sources
+        .upstreams
+        .iter()
+        .map(|u| (u.name(), u.fetches()))
+        .collect();
+    if !fetches.is_empty() {
         family(
             &mut out,
             "xenprov_repo_upstream_fetches_total",
             "counter",
             "Files fetched from each upstream: verified, refused (digest, signature or validity) or failed (not found, unreachable).",
         );
-        for u in &sources.upstreams {
-            let f = u.fetches();
+        for (name, f) in &fetches {
             for (result, n) in [
                 ("verified", f.verified),
                 ("refused", f.refused),
@@ -64,7 +69,7 @@ pub fn render(sources: &Sources, now: u64) -> String {
                 let _ = writeln!(
                     out,
                     "xenprov_repo_upstream_fetches_total{{upstream=\"{}\",result=\"{result}\"}} {n}",
-                    label(u.name())
+                    label(name)
                 );
             }
         }
@@ -74,12 +79,12 @@ pub fn render(sources: &Sources, now: u64) -> String {
             "counter",
             "Bytes fetched from each upstream and verified.",
         );
-        for u in &sources.upstreams {
+        for (name, f) in &fetches {
             let _ = writeln!(
                 out,
                 "xenprov_repo_upstream_verified_bytes_total{{upstream=\"{}\"}} {}",
-                label(u.name()),
-                u.fetches().verified_bytes
+                label(name),
+                f.verified_bytes
             );
         }
     }

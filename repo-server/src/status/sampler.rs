@@ -187,10 +187,7 @@ impl Sampler {
             Ok(s) => (Some(s), None),
             Err(why) => (None, Some(why)),
         };
-        let sampler = Arc::new(Sampler {
-            state: RwLock::default(),
-            no_xen,
-        });
+        let sampler = Arc::new(Sampler::fixed(no_xen));
         let s = sampler.clone();
         std::thread::Builder::new()
             .name("status-sampler".into())
@@ -199,7 +196,8 @@ impl Sampler {
         sampler
     }
 
-    /// A sampler that never reads: for in-process tests and benchmarks, which `record` into it.
+    /// A sampler with nothing read, that reads nothing itself: what `start` gives its thread, and
+    /// what in-process tests and benchmarks `record` into.
     pub fn fixed(no_xen: Option<String>) -> Sampler {
         Sampler {
             state: RwLock::default(),
