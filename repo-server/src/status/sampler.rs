@@ -207,7 +207,7 @@ impl Sampler {
 
     fn run(&self, mut source: Option<Box<dyn Source>>, metrics: &Metrics) {
         let mut last = Instant::now();
-        let mut sent = metrics.totals();
+        let (mut sent, mut sent_at) = (metrics.totals(), Instant::now());
         let mut round = 0u64;
         loop {
             if let Some(src) = source.as_mut() {
@@ -230,7 +230,9 @@ impl Sampler {
             }
             let totals = metrics.totals();
             {
-                let secs = EVERY.as_secs_f64();
+                // The real interval: EVERY plus however long reading Xen took.
+                let secs = sent_at.elapsed().as_secs_f64();
+                sent_at = Instant::now();
                 let mut st = self.write();
                 let bytes = totals.bytes_sent.saturating_sub(sent.bytes_sent) as f64 / secs;
                 let reqs = totals.requests.saturating_sub(sent.requests) as f64 / secs;
